@@ -1,0 +1,156 @@
+//! The typed shape of Keel's configuration. Field names are the TOML keys; see
+//! `config/default.toml` for every default and what it is for.
+
+use crate::Secret;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The value of `KEEL_ENV` the settings were loaded for (`development` when unset).
+    #[serde(default = "default_env")]
+    pub env: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub cache: CacheSettings,
+    pub queue: QueueSettings,
+    pub telemetry: TelemetrySettings,
+    pub admin: AdminSettings,
+}
+
+fn default_env() -> String {
+    "development".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub json_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: Secret<String>,
+    pub pool_size: usize,
+    pub acquire_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: Secret<String>,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+impl RedisSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    pub l1_capacity: u64,
+    pub l1_ttl_ms: u64,
+    pub l2_ttl_secs: u64,
+    pub ttl_jitter_percent: u8,
+}
+
+impl CacheSettings {
+    pub fn l1_ttl(&self) -> Duration {
+        Duration::from_millis(self.l1_ttl_ms)
+    }
+    pub fn l2_ttl(&self) -> Duration {
+        Duration::from_secs(self.l2_ttl_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueSettings {
+    pub concurrency: usize,
+    pub default_max_attempts: u32,
+    pub default_timeout_secs: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+    pub reconcile_interval_ms: u64,
+    pub redeliver_after_secs: u64,
+    pub poll_interval_ms: u64,
+    pub retain_succeeded_hours: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+impl QueueSettings {
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_secs(self.default_timeout_secs)
+    }
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_secs(self.backoff_max_secs)
+    }
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_millis(self.reconcile_interval_ms)
+    }
+    pub fn redeliver_after(&self) -> Duration {
+        Duration::from_secs(self.redeliver_after_secs)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+    Compact,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub service_name: String,
+    pub otlp_endpoint: String,
+    pub otlp_timeout_ms: u64,
+}
+
+impl TelemetrySettings {
+    /// The OTLP endpoint, or `None` when export is off.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        Some(self.otlp_endpoint.trim()).filter(|e| !e.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    pub token: Secret<String>,
+}
+
+impl AdminSettings {
+    /// The admin bearer token, or `None` when the admin endpoints are disabled.
+    pub fn token(&self) -> Option<&str> {
+        Some(self.token.expose().as_str()).filter(|t| !t.is_empty())
+    }
+}

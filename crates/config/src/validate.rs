@@ -1,0 +1,88 @@
+//! Checks that serde cannot express: ranges, URL schemes, relations between keys.
+//! Each failure names the key, so a bad deployment stops with one actionable line.
+
+use crate::{ConfigError, Settings};
+
+impl Settings {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        scheme("database.url", db.url.expose(), &["postgres://", "postgresql://"])?;
+        at_least("database.pool_size", db.pool_size as u64, 1)?;
+        at_least("database.acquire_timeout_ms", db.acquire_timeout_ms, 1)?;
+        at_least("database.connect_timeout_ms", db.connect_timeout_ms, 1)?;
+        at_least("database.statement_timeout_ms", db.statement_timeout_ms, 1)?;
+
+        let redis = &self.redis;
+        scheme("redis.url", redis.url.expose(), &["redis://", "rediss://"])?;
+        at_least("redis.pool_size", redis.pool_size as u64, 1)?;
+        at_least("redis.timeout_ms", redis.timeout_ms, 1)?;
+        if redis.key_prefix.is_empty() || redis.key_prefix.contains(char::is_whitespace) {
+            return Err(invalid("redis.key_prefix", "must be non-empty and without spaces"));
+        }
+
+        let s = &self.server;
+        at_least("server.json_limit_bytes", s.json_limit_bytes as u64, 1024)?;
+        if s.host.trim().is_empty() {
+            return Err(invalid("server.host", "must not be empty"));
+        }
+
+        let c = &self.cache;
+        at_least("cache.l1_capacity", c.l1_capacity, 1)?;
+        at_least("cache.l1_ttl_ms", c.l1_ttl_ms, 1)?;
+        at_least("cache.l2_ttl_secs", c.l2_ttl_secs, 1)?;
+        if c.ttl_jitter_percent > 50 {
+            return Err(invalid("cache.ttl_jitter_percent", "must be between 0 and 50"));
+        }
+
+        let q = &self.queue;
+        at_least("queue.concurrency", q.concurrency as u64, 1)?;
+        at_least("queue.default_max_attempts", u64::from(q.default_max_attempts), 1)?;
+        at_least("queue.default_timeout_secs", q.default_timeout_secs, 1)?;
+        at_least("queue.backoff_base_ms", q.backoff_base_ms, 1)?;
+        at_least("queue.reconcile_interval_ms", q.reconcile_interval_ms, 10)?;
+        at_least("queue.redeliver_after_secs", q.redeliver_after_secs, 1)?;
+        at_least("queue.poll_interval_ms", q.poll_interval_ms, 10)?;
+        if q.backoff_max_secs * 1000 < q.backoff_base_ms {
+            return Err(invalid(
+                "queue.backoff_max_secs",
+                "must not be shorter than queue.backoff_base_ms",
+            ));
+        }
+
+        let t = &self.telemetry;
+        if let Some(endpoint) = t.otlp_endpoint() {
+            scheme("telemetry.otlp_endpoint", endpoint, &["http://", "https://"])?;
+        }
+        if t.service_name.trim().is_empty() {
+            return Err(invalid("telemetry.service_name", "must not be empty"));
+        }
+        if let Some(token) = self.admin.token()
+            && token.len() < 16
+        {
+            return Err(invalid("admin.token", "must be at least 16 characters when set"));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(invalid(key, &format!("must be at least {min} (got {value})")));
+    }
+    Ok(())
+}
+
+/// Checks the URL scheme without echoing the value: URLs may carry passwords.
+fn scheme(key: &str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    if allowed.iter().any(|p| value.starts_with(p)) {
+        return Ok(());
+    }
+    Err(invalid(key, &format!("must start with {}", allowed.join(" or "))))
+}

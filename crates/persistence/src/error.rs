@@ -1,0 +1,95 @@
+//! The one place where database failures are classified.
+//!
+//! Domains turn a [`DbError`] into their own error enum; the HTTP layer maps each class to a
+//! status: `NotFound` → 404, `Conflict` → 409, `Busy` → 503 with `Retry-After` (the pool
+//! was exhausted: shed load fast instead of queueing requests forever), `Unavailable` →
+//! 503, anything else → 500 with the cause logged, never shown.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The row does not exist (or is not visible to the caller's tenant).
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write; `constraint` names it so callers can say
+    /// which field clashed.
+    #[error("conflict on {}", constraint.as_deref().unwrap_or("a unique constraint"))]
+    Conflict { constraint: Option<String> },
+    /// A foreign key or check constraint refused the write.
+    #[error("constraint {} violated", constraint.as_deref().unwrap_or("(unnamed)"))]
+    Constraint { constraint: Option<String> },
+    /// No pooled connection became free within the acquire timeout.
+    #[error("database busy: no connection available within the acquire timeout")]
+    Busy,
+    /// The database cannot be reached (connect failure, closed connection).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The statement ran longer than the server-side `statement_timeout`.
+    #[error("database statement timed out")]
+    Timeout,
+    /// Anything else: a bug or an unexpected state; logged with its cause, shown as 500.
+    #[error("database error: {0}")]
+    Query(#[source] DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(kind, info) => {
+                let constraint = info.constraint_name().map(str::to_owned);
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => DbError::Conflict { constraint },
+                    DatabaseErrorKind::ForeignKeyViolation
+                    | DatabaseErrorKind::CheckViolation
+                    | DatabaseErrorKind::NotNullViolation => DbError::Constraint { constraint },
+                    DatabaseErrorKind::ClosedConnection => {
+                        DbError::Unavailable(info.message().to_owned())
+                    }
+                    // 57014 query_canceled: what statement_timeout raises.
+                    _ if info.message().contains("canceling statement due to statement timeout") => {
+                        DbError::Timeout
+                    }
+                    _ => DbError::Query(DieselError::DatabaseError(kind, info)),
+                }
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        use deadpool::managed::PoolError;
+        match err {
+            PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => DbError::Busy,
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl DbError {
+    /// True when retrying later may succeed (the caller should answer 503 + `Retry-After`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DbError::Busy | DbError::Unavailable(_) | DbError::Timeout)
+    }
+}
+
+/// Shorthand for `Result<T, DbError>`.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// `.optional()` for [`DbResult`]: turns `NotFound` into `Ok(None)`.
+pub trait OptionalExt<T> {
+    fn optional(self) -> DbResult<Option<T>>;
+}
+
+impl<T> OptionalExt<T> for DbResult<T> {
+    fn optional(self) -> DbResult<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

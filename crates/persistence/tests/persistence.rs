@@ -1,0 +1,182 @@
+//! The pool, migrations, error mapping and transactions against a real PostgreSQL, each
+//! test in its own database cloned from the migrated template.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use keel_config::{DatabaseSettings, Secret};
+use keel_persistence::schema::queue_jobs;
+use keel_persistence::testing::TestDatabase;
+use keel_persistence::{DbError, DbPool, pending_migrations};
+use std::time::{Duration, Instant};
+
+fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
+    DatabaseSettings {
+        url: Secret::new(url.to_owned()),
+        pool_size,
+        acquire_timeout_ms: 200,
+        connect_timeout_ms: 2000,
+        statement_timeout_ms: 300,
+    }
+}
+
+async fn setup(pool_size: usize) -> (TestDatabase, DbPool) {
+    let db = TestDatabase::new().await.expect("test database");
+    let pool = DbPool::new(&settings(db.url(), pool_size)).expect("pool");
+    (db, pool)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_database_is_fully_migrated() {
+    let (_db, pool) = setup(2).await;
+    let mut conn = pool.get().await.expect("connection");
+    let pending = pending_migrations(&mut conn).await.expect("readable");
+    assert!(pending.is_empty(), "pending: {pending:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_databases_are_isolated_and_dropped() {
+    let first = TestDatabase::new().await.expect("db");
+    let second = TestDatabase::new().await.expect("db");
+    assert_ne!(first.name(), second.name());
+    let name = first.name().to_owned();
+    drop(first);
+    let pool = DbPool::new(&settings(second.url(), 1)).expect("pool");
+    let mut conn = pool.get().await.expect("conn");
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left: N = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result(&mut conn)
+        .await
+        .expect("query");
+    assert_eq!(left.n, 0, "dropped database still exists");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_matches_the_migrated_database() {
+    let (_db, pool) = setup(1).await;
+    let mut conn = pool.get().await.expect("conn");
+    // Every column diesel knows must exist with a loadable type.
+    let rows = queue_jobs::table
+        .select(queue_jobs::all_columns)
+        .limit(0)
+        .execute(&mut conn)
+        .await;
+    assert!(rows.is_ok(), "{rows:?}");
+}
+
+async fn insert_job(
+    conn: &mut diesel_async::AsyncPgConnection,
+    kind: &str,
+    unique_key: Option<&str>,
+) -> Result<usize, DbError> {
+    diesel::sql_query(
+        "INSERT INTO queue_jobs (id, kind, payload, max_attempts, timeout_ms, unique_key) \
+         VALUES (gen_random_uuid(), $1, '{}', 1, 1000, $2)",
+    )
+    .bind::<diesel::sql_types::Text, _>(kind)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(unique_key)
+    .execute(conn)
+    .await
+    .map_err(DbError::from)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unique_violation_is_a_conflict_naming_the_constraint() {
+    let (_db, pool) = setup(1).await;
+    let mut conn = pool.get().await.expect("conn");
+    insert_job(&mut conn, "test.thing", Some("k")).await.expect("first");
+    let err = insert_job(&mut conn, "test.thing", Some("k")).await.expect_err("dup");
+    match err {
+        DbError::Conflict { constraint } => {
+            assert_eq!(constraint.as_deref(), Some("queue_jobs_kind_unique_key"))
+        }
+        other => panic!("expected conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_violation_is_a_constraint_error() {
+    let (_db, pool) = setup(1).await;
+    let mut conn = pool.get().await.expect("conn");
+    let err = insert_job(&mut conn, "NotAJobName", None).await.expect_err("bad kind");
+    assert!(matches!(err, DbError::Constraint { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_row_is_not_found() {
+    let (_db, pool) = setup(1).await;
+    let mut conn = pool.get().await.expect("conn");
+    let err = queue_jobs::table
+        .select(queue_jobs::kind)
+        .filter(queue_jobs::kind.eq("none.such"))
+        .first::<String>(&mut conn)
+        .await
+        .map_err(DbError::from)
+        .expect_err("empty table");
+    assert!(matches!(err, DbError::NotFound), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_transaction_leaves_no_row() {
+    let (_db, pool) = setup(1).await;
+    let result: Result<(), DbError> = pool
+        .transaction(|conn| {
+            Box::pin(async move {
+                insert_job(conn, "test.thing", Some("a")).await?;
+                insert_job(conn, "test.thing", Some("a")).await?; // conflict: rolls back both
+                Ok(())
+            })
+        })
+        .await;
+    assert!(matches!(result, Err(DbError::Conflict { .. })), "{result:?}");
+    let mut conn = pool.get().await.expect("conn");
+    let count: i64 = queue_jobs::table.count().get_result(&mut conn).await.expect("count");
+    assert_eq!(count, 0);
+    drop(conn); // the pool has one connection; the next transaction needs it
+
+    let ok: Result<(), DbError> = pool
+        .transaction(|conn| Box::pin(async move { insert_job(conn, "test.thing", None).await.map(|_| ()) }))
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let mut conn = pool.get().await.expect("conn");
+    let count: i64 = queue_jobs::table.count().get_result(&mut conn).await.expect("count");
+    assert_eq!(count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_pool_fails_fast_with_busy() {
+    let (_db, pool) = setup(1).await;
+    let _held = pool.get().await.expect("the only connection");
+    let started = Instant::now();
+    let Err(err) = pool.get().await else { panic!("pool is exhausted") };
+    assert!(matches!(err, DbError::Busy), "{err:?}");
+    assert!(err.is_transient());
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let status = pool.status();
+    assert_eq!((status.max_size, status.in_use), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_statement_is_cancelled_by_the_server() {
+    let (_db, pool) = setup(1).await;
+    let mut conn = pool.get().await.expect("conn");
+    let err = diesel::sql_query("SELECT pg_sleep(5)")
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)
+        .expect_err("statement_timeout is 300 ms");
+    assert!(matches!(err, DbError::Timeout), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_is_unavailable_not_a_panic() {
+    let mut s = settings("postgres://postgres@127.0.0.1:1/keel", 1);
+    s.connect_timeout_ms = 500;
+    let pool = DbPool::new(&s).expect("pool builds lazily");
+    let Err(err) = pool.get().await else { panic!("nothing listens on port 1") };
+    assert!(matches!(err, DbError::Unavailable(_)), "{err:?}");
+}

@@ -1,0 +1,81 @@
+//! Per-request span and metrics for actix-web.
+//!
+//! Mounted with `actix_web::middleware::from_fn(keel_telemetry::http::observe)`. Every
+//! request gets a server span that continues an incoming `traceparent`, carries the
+//! request id, method, route template and status, and is counted in
+//! `keel_http_requests_total` / `keel_http_request_duration_seconds`. The response carries
+//! `traceresponse` (W3C Trace Context level 2) so a caller can find the trace.
+
+use crate::propagation::{self, TraceContext};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The label for requests that matched no route: keeps the label set bounded whatever
+/// paths scanners try.
+const UNMATCHED: &str = "unmatched";
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let request_id = header(&req, "x-request-id").unwrap_or_default();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        url.path = %req.path(),
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+    );
+    if let Some(traceparent) = header(&req, "traceparent") {
+        let remote = TraceContext {
+            traceparent,
+            tracestate: header(&req, "tracestate"),
+        };
+        propagation::set_parent(&span, &remote);
+    }
+
+    let result = next.call(req).instrument(span.clone()).await;
+
+    let (status, route) = match &result {
+        Ok(res) => (res.status(), res.request().match_pattern()),
+        Err(err) => (err.as_response_error().status_code(), None),
+    };
+    let route = route.unwrap_or_else(|| UNMATCHED.to_owned());
+    span.record("http.route", route.as_str());
+    span.record("otel.name", format!("{method} {route}"));
+    span.record("http.response.status_code", status.as_u16());
+
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("keel_http_requests_total", &labels).increment(1);
+    metrics::histogram!("keel_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+
+    let mut res = result?;
+    if let Some(cx) = propagation::from_span(&span)
+        && let Ok(value) = HeaderValue::from_str(&cx.traceparent)
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("traceresponse"), value);
+    }
+    Ok(res)
+}
+
+fn header(req: &ServiceRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

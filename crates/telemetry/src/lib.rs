@@ -1,0 +1,52 @@
+//! Keel's observability: the `tracing` subscriber, OpenTelemetry traces (exported over
+//! OTLP when an endpoint is configured), Prometheus metrics, W3C trace-context
+//! propagation into jobs, and the request middleware that ties them to HTTP.
+//!
+//! Only this crate and the binary touch OpenTelemetry APIs; every other crate emits
+//! `tracing` spans/events (dotted field names: `org.id`, `job.kind`) and `metrics` macros.
+
+pub mod http;
+mod logging;
+pub mod metrics;
+pub mod propagation;
+mod traces;
+
+pub use logging::init_for_tests;
+
+use keel_config::TelemetrySettings;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// What [`init`] installed; call [`Telemetry::shutdown`] last, to flush spans.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("telemetry: could not build the OTLP exporter: {0}")]
+    Exporter(String),
+    #[error("telemetry: invalid log filter {filter:?}: {reason}")]
+    Filter { filter: String, reason: String },
+    #[error("telemetry: a global subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the global subscriber (pretty/JSON/compact logs + OpenTelemetry layer), the
+/// W3C propagator and the Prometheus recorder. Never blocks on the collector: spans are
+/// exported in the background and dropped if it is unreachable.
+pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
+    let provider = traces::provider(settings)?;
+    logging::install(settings, &provider)?;
+    metrics::install();
+    Ok(Telemetry { provider })
+}
+
+impl Telemetry {
+    /// Flushes buffered spans (bounded by the exporter timeout) and stops the exporter.
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!(error = %e, "trace provider shutdown");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The global `tracing` subscriber.
+
+use crate::TelemetryError;
+use keel_config::{LogFormat, TelemetrySettings};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+/// One subscriber: an env-filter, the log formatter chosen by `telemetry.log_format`, and
+/// the OpenTelemetry layer that turns spans into exported traces. `RUST_LOG`, when set,
+/// overrides `telemetry.log_filter` for a debugging session.
+pub(crate) fn install(
+    settings: &TelemetrySettings,
+    provider: &SdkTracerProvider,
+) -> Result<(), TelemetryError> {
+    let filter_spec = std::env::var("RUST_LOG").unwrap_or_else(|_| settings.log_filter.clone());
+    let filter = EnvFilter::try_new(&filter_spec).map_err(|e| TelemetryError::Filter {
+        filter: filter_spec.clone(),
+        reason: e.to_string(),
+    })?;
+    let fmt = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
+        LogFormat::Compact => tracing_subscriber::fmt::layer().compact().boxed(),
+    };
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("keel"))
+        .with_error_records_to_exceptions(true);
+    // One filter for both layers: what is not logged is not exported either.
+    Registry::default()
+        .with(filter)
+        .with(otel)
+        .with(fmt)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// For tests: installs the same stack once per process (quiet unless `RUST_LOG` is set),
+/// so spans get trace ids and metrics are recorded. Later calls do nothing.
+pub fn init_for_tests() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let settings = TelemetrySettings {
+            log_format: LogFormat::Compact,
+            log_filter: "warn".to_owned(),
+            service_name: "keel-test".to_owned(),
+            otlp_endpoint: String::new(),
+            otlp_timeout_ms: 100,
+        };
+        if let Ok(provider) = crate::traces::provider(&settings) {
+            let _ = install(&settings, &provider);
+        }
+        crate::metrics::install();
+    });
+}
