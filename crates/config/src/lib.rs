@@ -8,6 +8,7 @@
 mod secret;
 mod settings;
 mod validate;
+pub mod testing;
 
 pub use secret::Secret;
 pub use settings::*;

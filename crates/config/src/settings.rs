@@ -131,6 +131,8 @@ pub enum LogFormat {
 pub struct TelemetrySettings {
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// Which spans become OpenTelemetry spans (trace context, export), independent of logs.
+    pub trace_filter: String,
     pub service_name: String,
     pub otlp_endpoint: String,
     pub otlp_timeout_ms: u64,

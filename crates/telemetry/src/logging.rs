@@ -30,14 +30,18 @@ pub(crate) fn install(
         LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
         LogFormat::Compact => tracing_subscriber::fmt::layer().compact().boxed(),
     };
+    let trace_filter = EnvFilter::try_new(&settings.trace_filter).map_err(|e| TelemetryError::Filter {
+        filter: settings.trace_filter.clone(),
+        reason: e.to_string(),
+    })?;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("keel"))
         .with_error_records_to_exceptions(true);
-    // One filter for both layers: what is not logged is not exported either.
+    // Separate filters: quiet logs must not switch off the spans that carry trace
+    // context into jobs and to the collector.
     Registry::default()
-        .with(filter)
-        .with(otel)
-        .with(fmt)
+        .with(otel.with_filter(trace_filter))
+        .with(fmt.with_filter(filter))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)
 }
@@ -50,6 +54,7 @@ pub fn init_for_tests() {
         let settings = TelemetrySettings {
             log_format: LogFormat::Compact,
             log_filter: "warn".to_owned(),
+            trace_filter: "info".to_owned(),
             service_name: "keel-test".to_owned(),
             otlp_endpoint: String::new(),
             otlp_timeout_ms: 100,

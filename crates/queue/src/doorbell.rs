@@ -1,0 +1,132 @@
+//! Doorbells: job ids pushed to apalis queues in Redis after the job row commits.
+//!
+//! A doorbell carries no payload, only the id of a `queue_jobs` row, so a lost, duplicated
+//! or stale doorbell can never lose or corrupt a job: the row is the record, the claim is
+//! conditional, and the reconciler rings again for rows nobody claimed.
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::{ConnectionManager, RedisStorage};
+use chrono::{DateTime, Utc};
+use keel_config::RedisSettings;
+use redis::aio::ConnectionManagerConfig;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The apalis task: "job `job_id` may be ready, go and claim it".
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Doorbell {
+    pub job_id: Uuid,
+}
+
+/// A doorbell to push: which queue, which row, and from when it may be claimed.
+#[derive(Debug, Clone)]
+pub(crate) struct Ring {
+    pub kind: String,
+    pub job_id: Uuid,
+    pub run_at: DateTime<Utc>,
+}
+
+/// Pushes doorbells over one lazily opened, self-reconnecting Redis connection. Opening
+/// it lazily keeps `keel serve` starting (and answering) while Redis is down: enqueues
+/// still commit, and the reconciler rings once Redis is back.
+pub(crate) struct Doorbells {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Doorbells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doorbells").field("prefix", &self.prefix).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DoorbellError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("apalis push failed: {0}")]
+    Push(String),
+}
+
+impl Doorbells {
+    pub fn new(settings: &RedisSettings) -> Result<Self, DoorbellError> {
+        Ok(Self {
+            client: redis::Client::open(settings.url.expose().as_str())?,
+            conn: OnceCell::new(),
+            prefix: settings.key_prefix.clone(),
+            timeout: settings.timeout(),
+        })
+    }
+
+    /// The connection, opened on first use (bounded by the Redis timeout).
+    pub async fn connection(&self) -> Result<ConnectionManager, DoorbellError> {
+        let conn = tokio::time::timeout(
+            self.timeout * 2,
+            self.conn.get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                self.client.get_connection_manager_with_config(config).await
+            }),
+        )
+        .await
+        .map_err(|_| DoorbellError::Timeout(self.timeout * 2))??;
+        Ok(conn.clone())
+    }
+
+    /// The apalis storage of one job kind's queue.
+    pub fn storage(&self, conn: ConnectionManager, kind: &str) -> RedisStorage<Doorbell> {
+        RedisStorage::new(conn).with_config(queue_config(&self.prefix, kind))
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Pushes each ring; failures are counted and logged, never returned: the reconciler
+    /// re-rings any row that stays unclaimed.
+    pub async fn ring(&self, rings: &[Ring]) {
+        if rings.is_empty() {
+            return;
+        }
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                metrics::counter!("keel_queue_doorbell_errors_total").increment(rings.len() as u64);
+                tracing::debug!(error = %e, count = rings.len(), "doorbells not pushed; the reconciler will ring");
+                return;
+            }
+        };
+        for ring in rings {
+            let mut storage = self.storage(conn.clone(), &ring.kind);
+            let task = TaskBuilder::new(Doorbell { job_id: ring.job_id })
+                .run_at_time(SystemTime::from(ring.run_at))
+                .build();
+            let pushed = tokio::time::timeout(self.timeout, storage.push_task(task)).await;
+            let error = match pushed {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("timed out after {:?}", self.timeout),
+            };
+            metrics::counter!("keel_queue_doorbell_errors_total").increment(1);
+            tracing::debug!(job.id = %ring.job_id, job.kind = %ring.kind, %error, "doorbell not pushed");
+        }
+    }
+}
+
+/// One apalis queue per job kind, named `{prefix}:jobs:{kind}`, so kinds do not block
+/// each other and every key lives under the deployment's prefix. Results and events are
+/// not kept: Postgres has the record.
+pub(crate) fn queue_config(prefix: &str, kind: &str) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(format!("{prefix}:jobs:{kind}"))
+        .persist_results(false)
+        .emit_events(false)
+}
