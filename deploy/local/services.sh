@@ -33,7 +33,7 @@ is_root() { [[ "$(id -u)" == 0 ]]; }
 
 # Decodes %XX escapes (user names and passwords in URLs).
 urldecode() {
-    local s="${1//+/ }"
+    local s="${1//\\/\\\\}"
     printf '%b' "${s//%/\\x}"
 }
 
@@ -131,13 +131,23 @@ apt_install() {
         have sudo || die "installing $* needs root: run as root or install sudo"
         sudo=(sudo)
     fi
+    local apt_log="$LOCAL/apt.log"
+    mkdir -p "$LOCAL"
     if [[ "$APT_UPDATED" == 0 ]]; then
         log "apt-get update"
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$apt_log" 2>&1 || {
+            tail -n 20 "$apt_log" >&2
+            die "apt-get update failed; see $apt_log"
+        }
         APT_UPDATED=1
     fi
-    log "apt-get install -y $*"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+    log "apt-get install -y $* (log: $apt_log)"
+    # 9>&-: servers a package's scripts start must not inherit the lock.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+        >>"$apt_log" 2>&1 </dev/null 9>&- || {
+        tail -n 20 "$apt_log" >&2
+        die "apt-get install $* failed; see $apt_log"
+    }
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------
@@ -163,13 +173,14 @@ pg_bindir() {
 }
 
 # Runs a command as the user that owns the local cluster (PostgreSQL refuses to run as root).
+# From / because that user may not be allowed into the current directory.
 as_pg() {
     if ! is_root; then
         "$@"
     elif have runuser; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
-        su -s /bin/sh postgres -c "$(printf '%q ' "$@")"
+        (cd / && su -s /bin/sh postgres -c "$(printf '%q ' "$@")")
     fi
 }
 
@@ -190,7 +201,7 @@ pg_prepare_base() {
     if is_root; then
         getent passwd postgres >/dev/null || die "no 'postgres' system user: install the postgresql package"
         chown postgres: "$PG_BASE"
-        if ! as_pg test -w "$PG_BASE"; then
+        if ! as_pg test -w "$PG_BASE" 2>/dev/null; then
             PG_BASE="$(pg_base_fallback)"
             log "the postgres user cannot reach $LOCAL; keeping the cluster in $PG_BASE"
             mkdir -p "$PG_BASE"
@@ -203,19 +214,23 @@ pg_prepare_base() {
 pg_start_local() {
     is_local_host "$PG_HOST" || die "PostgreSQL at $PG_HOST:$PG_PORT does not answer, and $PG_HOST is not this machine: start it, or point KEEL__DATABASE__URL at a reachable server"
 
-    pg_prepare_base
-    local data="$PG_BASE/data" logfile="$PG_BASE/postgres.log" bindir
-    bindir="$(pg_bindir "$data")"
-    if [[ -z "$bindir" ]]; then
+    if [[ -z "$(pg_bindir /nonexistent)" ]]; then
         apt_install postgresql postgresql-client
         # The Debian package may start its own cluster on the default port.
         if pg_reachable; then
             log "PostgreSQL started by its package at $PG_HOST:$PG_PORT"
             return
         fi
-        bindir="$(pg_bindir "$data")"
-        [[ -n "$bindir" ]] || die "PostgreSQL is installed but initdb was not found under /usr/lib/postgresql/*/bin"
+        [[ -n "$(pg_bindir /nonexistent)" ]] || die "PostgreSQL is installed but initdb was not found under /usr/lib/postgresql/*/bin"
     fi
+
+    local running
+    running="$(pg_local_running)"
+    [[ -z "$running" ]] || die "a PostgreSQL started from here already runs on another port (pid ${running%% *}); run '$0 stop' first"
+
+    pg_prepare_base
+    local data="$PG_BASE/data" logfile="$PG_BASE/postgres.log" bindir
+    bindir="$(pg_bindir "$data")"
 
     if [[ ! -f "$data/PG_VERSION" ]]; then
         log "initdb $data"
@@ -230,7 +245,7 @@ pg_start_local() {
     # Unix sockets are off: everything connects over TCP, and a deep work tree would
     # exceed the socket path limit.
     if ! as_pg "$bindir/pg_ctl" -D "$data" -l "$logfile" -w -t "$START_TIMEOUT_SECS" \
-        -o "-c listen_addresses='$PG_HOST' -p $PG_PORT -c unix_socket_directories=''" start >/dev/null; then
+        -o "-c listen_addresses='$PG_HOST' -p $PG_PORT -c unix_socket_directories=''" start >/dev/null 9>&-; then
         tail -n 20 "$logfile" >&2 || true
         die "PostgreSQL did not start; see $logfile"
     fi
@@ -255,8 +270,8 @@ pg_find_admin() {
     elif [[ "$(pg_sql postgres '' postgres 2>/dev/null <<<"$query")" == t ]]; then
         ADMIN=(pg_sql postgres '' postgres)
     elif is_root && is_local_host "$PG_HOST" &&
-        [[ "$(runuser -u postgres -- psql -X -q -t -A -p "$PG_PORT" -d postgres 2>/dev/null <<<"$query")" == t ]]; then
-        ADMIN=(runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres)
+        [[ "$(as_pg psql -X -q -t -A -p "$PG_PORT" -d postgres 2>/dev/null <<<"$query")" == t ]]; then
+        ADMIN=(as_pg psql -X -q -t -A -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres)
     else
         die "cannot log in to PostgreSQL at $PG_HOST:$PG_PORT as '$PG_USER' or as an administrator to create the role or database; create them yourself"
     fi
@@ -265,7 +280,7 @@ pg_find_admin() {
 pg_ensure_role_and_database() {
     if ! have psql; then
         log "psql not found: cannot check that database '$PG_DB' exists (install postgresql-client)"
-        return
+        return 1
     fi
     # Fast path: the URL's user reaches the URL's database.
     if pg_sql "$PG_USER" "$PG_PASSWORD" "$PG_DB" >/dev/null 2>&1 <<<'SELECT 1'; then
@@ -311,8 +326,9 @@ ensure_postgres() {
     if ! have psql && have apt-get; then
         apt_install postgresql-client
     fi
-    pg_ensure_role_and_database
-    log "database '$PG_DB' is ready ($(masked "$DATABASE_URL"))"
+    if pg_ensure_role_and_database; then
+        log "database '$PG_DB' is ready ($(masked "$DATABASE_URL"))"
+    fi
 }
 
 pg_local_running() {
@@ -344,7 +360,7 @@ REDIS_DIR="$LOCAL/redis"
 
 redis_start_local() {
     is_local_host "$REDIS_HOST" || die "Redis at $REDIS_HOST:$REDIS_PORT does not answer, and $REDIS_HOST is not this machine: start it, or point KEEL__REDIS__URL at a reachable server"
-    if ! have redis-server || ! have redis-cli; then
+    if ! have redis-server; then
         apt_install redis-server
         # The Debian package may start its own server on the default port.
         if redis_reachable; then
@@ -360,7 +376,7 @@ redis_start_local() {
     redis-server --daemonize yes --port "$REDIS_PORT" --bind "$bind" --dir "$REDIS_DIR" \
         --save "" --appendonly no \
         --pidfile "$REDIS_DIR/redis-$REDIS_PORT.pid" --logfile "$REDIS_DIR/redis-$REDIS_PORT.log" \
-        "${auth[@]}" >/dev/null ||
+        "${auth[@]}" >/dev/null 9>&- ||
         die "redis-server did not start; see $REDIS_DIR/redis-$REDIS_PORT.log"
 }
 
@@ -412,10 +428,11 @@ stop_redis() {
 
 cmd_ensure() {
     mkdir -p "$LOCAL"
-    # Two runs at once (e.g. parallel recipes) must not both start a server.
+    # Two runs at once (e.g. parallel recipes) must not both start a server. Every server
+    # started below gets `9>&-` so that it does not keep holding this lock.
     if have flock; then
         exec 9>"$LOCAL/services.lock"
-        flock 9
+        flock -w 120 9 || die "another 'services.sh ensure' has held $LOCAL/services.lock for 2 minutes"
     fi
     ensure_postgres
     ensure_redis

@@ -27,6 +27,8 @@ fn default_env() -> String {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// Port of `keel work`'s own health and metrics endpoints.
+    pub worker_port: u16,
     pub workers: usize,
     pub json_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,

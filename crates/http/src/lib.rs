@@ -1,1 +1,19 @@
-//! placeholder
+//! HTTP pieces every domain shares: the error body ([`ApiError`]), request ids, the JSON
+//! extractor with precise 400/413/415/422 errors, keyset pagination and the
+//! authenticated-caller extractor.
+
+pub mod auth;
+mod error;
+pub mod json;
+pub mod pagination;
+pub mod request_id;
+
+pub use auth::{Authenticated, Authenticator, Caller};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use json::Json;
+pub use pagination::{Page, PageQuery, Paginated};
+
+/// Fallback for requests that match no route: the standard 404 body.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found("no route matches this path"))
+}

@@ -1,0 +1,11 @@
+//! The composition root: builds the shared platform, mounts every domain's routes and job
+//! handlers, and runs the API server, the workers, or both, until a signal stops them.
+
+pub mod cli;
+pub mod jobs;
+pub mod platform;
+pub mod routes;
+pub mod run;
+pub mod server;
+
+pub use platform::Platform;

@@ -1,0 +1,28 @@
+//! The shared services every part of the process uses, built once from settings.
+
+use keel_cache::Cache;
+use keel_config::Settings;
+use keel_persistence::DbPool;
+use keel_queue::Queue;
+use std::sync::Arc;
+
+/// Pool, cache and queue handle. Cheap to clone; nothing here connects eagerly, so a
+/// process starts (and reports itself not ready) while Postgres or Redis is down.
+#[derive(Clone, Debug)]
+pub struct Platform {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub cache: Cache,
+    pub queue: Queue,
+}
+
+impl Platform {
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let pool = DbPool::new(&settings.database)?;
+        let redis = keel_cache::redis_pool(&settings.redis)?;
+        let cache = Cache::new(&settings.cache, &settings.redis, redis)?;
+        let queue = Queue::new(&settings, pool.clone())?;
+        Ok(Self { settings, pool, cache, queue })
+    }
+}

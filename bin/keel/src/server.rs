@@ -1,0 +1,74 @@
+//! The HTTP server: middleware, routes, graceful stop.
+
+use crate::platform::Platform;
+use crate::routes;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which routes a server mounts: `keel work` serves only health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: API, docs, admin, health, metrics.
+    Api,
+    /// Health and metrics only (a worker process's operations port).
+    Operations,
+}
+
+/// Mounts the routes of the domains; `keel` passes every domain's `http::configure`,
+/// tests pass their own.
+pub type Domains = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// The domains this binary composes. Each domain crate's `http::configure` is added
+/// here when it lands.
+pub fn domains(_platform: &Platform) -> Domains {
+    Arc::new(|_cfg: &mut web::ServiceConfig| {})
+}
+
+/// Builds and starts the server on `listener`; returns the server future (drive it to
+/// completion) and its handle (to stop it gracefully).
+pub fn start(
+    platform: Platform,
+    listener: TcpListener,
+    surface: Surface,
+    domains: Domains,
+) -> std::io::Result<(Server, ServerHandle)> {
+    let settings = platform.settings.clone();
+    let json_limit = settings.server.json_limit_bytes;
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let data = web::Data::new(platform);
+    let server = HttpServer::new(move || {
+        let domains = domains.clone();
+        App::new()
+            .app_data(data.clone())
+            .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
+            .configure(|cfg| {
+                cfg.service(routes::health::live)
+                    .service(routes::health::ready)
+                    .service(routes::metrics::metrics);
+                if surface == Surface::Api {
+                    cfg.configure(routes::docs::configure)
+                        .configure(routes::admin::configure)
+                        .service(web::scope("/api/v1").configure(|cfg| domains(cfg)));
+                }
+            })
+            .default_service(web::to(keel_http::not_found))
+            .wrap(from_fn(keel_telemetry::http::observe))
+            .wrap(from_fn(keel_http::request_id::middleware))
+    })
+    .workers(workers)
+    // Signals are handled by the binary, which stops the server and the workers together.
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    Ok((server, handle))
+}

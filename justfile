@@ -1,0 +1,63 @@
+# Keel's everyday commands; `just` alone lists them.
+# Keel reads its settings from config/*.toml and KEEL__SECTION__KEY environment variables
+# (e.g. KEEL__DATABASE__URL, KEEL__REDIS__URL, KEEL__SERVER__PORT).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Make PostgreSQL and Redis reachable at Keel's URLs (starts local ones under .local/ if needed)
+services:
+    deploy/local/services.sh ensure
+
+# Show whether PostgreSQL and Redis answer, and which ones were started from here
+services-status:
+    deploy/local/services.sh status
+
+# Stop the PostgreSQL and Redis that `just services` started under .local/ (never others)
+services-stop:
+    deploy/local/services.sh stop
+
+# Run the API and the workers in one process on http://127.0.0.1:8080 (release build)
+run: services
+    cargo run --release -p keel -- migrate
+    cargo run --release -p keel -- all
+
+# Run the HTTP API only (release build)
+serve: services
+    cargo run --release -p keel -- migrate
+    cargo run --release -p keel -- serve
+
+# Run the background workers only (release build)
+work: services
+    cargo run --release -p keel -- migrate
+    cargo run --release -p keel -- work
+
+# Apply pending database migrations
+migrate: services
+    cargo run -p keel -- migrate
+
+# Run the test suite against real PostgreSQL and Redis; extra args go to cargo test
+test *args: services
+    eval "$(deploy/local/services.sh test-env)" && cargo test --workspace "$@"
+
+# Check formatting and clippy warnings, as CI does
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format all the code
+fmt:
+    cargo fmt --all
+
+# Create an empty diesel migration, e.g. `just new-migration accounts_create_users`
+new-migration name:
+    @[[ "$1" =~ ^[a-z0-9_]+$ ]] || { echo "migration name: lowercase letters, digits and _ only (domain first, e.g. accounts_create_users)" >&2; exit 1; }
+    @dir="migrations/$(date -u +%Y-%m-%d-%H%M%S)_$1" && mkdir -p "$dir" && printf -- '-- Your SQL goes here\n' >"$dir/up.sql" && printf -- '-- This file should undo anything in `up.sql`\n' >"$dir/down.sql" && echo "created $dir/up.sql and $dir/down.sql"
+
+# Measure Keel's routes against a plaintext hello world; writes docs/benchmarks.md
+bench *args:
+    deploy/bench/bench.sh "$@"
