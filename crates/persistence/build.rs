@@ -14,7 +14,11 @@ fn main() {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
-        let name = path.strip_prefix(&dir).unwrap_or(path).to_string_lossy().into_owned();
+        let name = path
+            .strip_prefix(&dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
         for b in name.bytes().chain(fs::read(path).unwrap_or_default()) {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -24,7 +28,9 @@ fn main() {
 }
 
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

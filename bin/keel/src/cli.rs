@@ -8,7 +8,11 @@ use std::io::Write;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about = "Keel: API server and job workers in one binary")]
+#[command(
+    name = "keel",
+    version,
+    about = "Keel: API server and job workers in one binary"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +58,8 @@ impl Cli {
             Command::Work => run::run(Platform::new(settings)?, Role::Work).await,
             Command::All => run::run(Platform::new(settings)?, Role::All).await,
             Command::Migrate => {
-                let applied = keel_persistence::run_migrations(settings.database.url.expose()).await?;
+                let applied =
+                    keel_persistence::run_migrations(settings.database.url.expose()).await?;
                 tracing::info!(count = applied.len(), ?applied, "migrations applied");
                 Ok(())
             }
@@ -67,7 +72,11 @@ async fn jobs(platform: Platform, cmd: JobsCommand) -> anyhow::Result<()> {
     let queue = &platform.queue;
     let mut out = std::io::stdout().lock();
     match cmd {
-        JobsCommand::Counts => writeln!(out, "{}", serde_json::to_string_pretty(&queue.counts().await?)?)?,
+        JobsCommand::Counts => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&queue.counts().await?)?
+        )?,
         JobsCommand::Dead { limit } => {
             for job in queue.dead_jobs(limit, None).await? {
                 writeln!(out, "{}", serde_json::to_string(&job)?)?;

@@ -15,7 +15,10 @@ fn main() -> ExitCode {
         }
     };
     // Multi-threaded: diesel-async's migration harness needs `block_in_place`.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("keel: cannot start the async runtime: {e}");

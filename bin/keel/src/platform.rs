@@ -23,6 +23,11 @@ impl Platform {
         let redis = keel_cache::redis_pool(&settings.redis)?;
         let cache = Cache::new(&settings.cache, &settings.redis, redis)?;
         let queue = Queue::new(&settings, pool.clone())?;
-        Ok(Self { settings, pool, cache, queue })
+        Ok(Self {
+            settings,
+            pool,
+            cache,
+            queue,
+        })
     }
 }

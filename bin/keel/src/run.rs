@@ -28,7 +28,12 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
     let workers = match role {
         Role::Work | Role::All => {
             let registry = crate::jobs::registry(&platform)?;
-            Some(Workers::start(settings.clone(), platform.queue.clone(), platform.cache.clone(), registry))
+            Some(Workers::start(
+                settings.clone(),
+                platform.queue.clone(),
+                platform.cache.clone(),
+                registry,
+            ))
         }
         Role::Serve => None,
     };
@@ -63,7 +68,10 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
 /// Resolves on the first SIGTERM or SIGINT; names the signal.
 pub async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers, never stop on our own.
         return std::future::pending().await;
     };

@@ -5,6 +5,8 @@
 //! domain crate does: the `Json` extractor, validation, enqueueing in a transaction, the
 //! pool's 503.
 
+#![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl as _;
 use keel::Platform;
@@ -35,7 +37,10 @@ impl Job for MakeWidget {
     const NAME: &'static str = "test.make_widget";
 }
 
-async fn create_widget(platform: web::Data<Platform>, body: Json<NewWidget>) -> Result<HttpResponse, ApiError> {
+async fn create_widget(
+    platform: web::Data<Platform>,
+    body: Json<NewWidget>,
+) -> Result<HttpResponse, ApiError> {
     let widget = body.into_inner();
     if widget.name.trim().is_empty() {
         return Err(ApiError::validation("name", "must not be empty"));
@@ -48,11 +53,15 @@ async fn create_widget(platform: web::Data<Platform>, body: Json<NewWidget>) -> 
         .await?;
     let id = enqueued.id;
     platform.queue.ring([enqueued]).await;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "job_id": id, "quantity": widget.quantity })))
+    Ok(HttpResponse::Accepted()
+        .json(serde_json::json!({ "job_id": id, "quantity": widget.quantity })))
 }
 
 /// Holds a pooled connection for `ms` milliseconds.
-async fn hold(platform: web::Data<Platform>, query: web::Query<Hold>) -> Result<HttpResponse, ApiError> {
+async fn hold(
+    platform: web::Data<Platform>,
+    query: web::Query<Hold>,
+) -> Result<HttpResponse, ApiError> {
     let _conn = platform.pool.get().await?;
     tokio::time::sleep(Duration::from_millis(query.ms)).await;
     Ok(HttpResponse::NoContent().finish())
@@ -90,9 +99,15 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let platform = Platform::new(settings).expect("platform");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (server, _handle) = server::start(platform.clone(), listener, Surface::Api, test_domain()).expect("server");
+    let (server, _handle) =
+        server::start(platform.clone(), listener, Surface::Api, test_domain()).expect("server");
     tokio::spawn(server);
-    TestApp { base, client: reqwest::Client::new(), platform, _db: db }
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        platform,
+        _db: db,
+    }
 }
 
 impl TestApp {
@@ -101,10 +116,19 @@ impl TestApp {
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
-    async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .header("content-type", content_type)
@@ -118,16 +142,31 @@ impl TestApp {
 /// Asserts the standard error body and returns it; its request id must match the header.
 async fn error_body(res: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status);
-    let header_id = res.headers().get("x-request-id").expect("x-request-id").to_str().expect("ascii").to_owned();
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let body: Value = res.json().await.expect("JSON error body");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
     body
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A `redis-server` of the test's own, so stopping it affects nobody else.
@@ -139,7 +178,16 @@ struct OwnRedis {
 impl OwnRedis {
     fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
@@ -176,7 +224,10 @@ async fn wait_for_status(app: &TestApp, path: &str, status: u16, within: Duratio
         if got == status {
             return body;
         }
-        assert!(Instant::now() < deadline, "{path} stayed {got}, wanted {status}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "{path} stayed {got}, wanted {status}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -189,9 +240,21 @@ async fn every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept() {
     let res = app.get("/health/live").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
-    let res = app.client.get(app.url("/health/live")).header("x-request-id", "abc-123").send().await.expect("req");
+    let res = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("req");
     assert_eq!(res.headers()["x-request-id"], "abc-123");
-    let res = app.client.get(app.url("/health/live")).header("x-request-id", "bad id!").send().await.expect("req");
+    let res = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .expect("req");
     assert_ne!(res.headers()["x-request-id"], "bad id!");
 }
 
@@ -200,7 +263,11 @@ async fn ready_goes_503_when_redis_is_unreachable_and_back_when_it_returns() {
     let port = free_port();
     let mut redis = OwnRedis::start(port);
     let url = redis.url();
-    let app = spawn_app(&[("KEEL__REDIS__URL", &url), ("KEEL__REDIS__TIMEOUT_MS", "300")]).await;
+    let app = spawn_app(&[
+        ("KEEL__REDIS__URL", &url),
+        ("KEEL__REDIS__TIMEOUT_MS", "300"),
+    ])
+    .await;
     let body = wait_for_status(&app, "/health/ready", 200, Duration::from_secs(5)).await;
     assert_eq!(body["checks"]["redis"]["ok"], true);
     assert_eq!(body["checks"]["migrations"]["ok"], true);
@@ -223,26 +290,60 @@ async fn bad_input_gets_the_error_body_with_the_right_status() {
     let app = spawn_app(&[("KEEL__SERVER__JSON_LIMIT_BYTES", "1024")]).await;
     let path = "/api/v1/test/widgets";
 
-    let malformed = app.post_raw(path, "application/json", r#"{"name": "w", "quantity": "#).await;
+    let malformed = app
+        .post_raw(path, "application/json", r#"{"name": "w", "quantity": "#)
+        .await;
     error_body(malformed, 400, "bad_request").await;
 
-    let wrong_type = app.post_raw(path, "application/json", r#"{"name": "w", "quantity": "many"}"#).await;
+    let wrong_type = app
+        .post_raw(
+            path,
+            "application/json",
+            r#"{"name": "w", "quantity": "many"}"#,
+        )
+        .await;
     let body = error_body(wrong_type, 422, "validation_failed").await;
     assert_eq!(body["error"]["field"], "quantity");
 
-    let negative = app.post_raw(path, "application/json", r#"{"name": "w", "quantity": -1}"#).await;
-    assert_eq!(error_body(negative, 422, "validation_failed").await["error"]["field"], "quantity");
+    let negative = app
+        .post_raw(path, "application/json", r#"{"name": "w", "quantity": -1}"#)
+        .await;
+    assert_eq!(
+        error_body(negative, 422, "validation_failed").await["error"]["field"],
+        "quantity"
+    );
 
-    let missing = app.post_raw(path, "application/json", r#"{"quantity": 1}"#).await;
-    assert_eq!(error_body(missing, 422, "validation_failed").await["error"]["field"], "name");
+    let missing = app
+        .post_raw(path, "application/json", r#"{"quantity": 1}"#)
+        .await;
+    assert_eq!(
+        error_body(missing, 422, "validation_failed").await["error"]["field"],
+        "name"
+    );
 
-    let invalid = app.post_raw(path, "application/json", r#"{"name": " ", "quantity": 1}"#).await;
-    assert_eq!(error_body(invalid, 422, "validation_failed").await["error"]["field"], "name");
+    let invalid = app
+        .post_raw(path, "application/json", r#"{"name": " ", "quantity": 1}"#)
+        .await;
+    assert_eq!(
+        error_body(invalid, 422, "validation_failed").await["error"]["field"],
+        "name"
+    );
 
     let oversize = format!(r#"{{"name": "{}", "quantity": 1}}"#, "x".repeat(2000));
-    error_body(app.post_raw(path, "application/json", oversize).await, 413, "payload_too_large").await;
+    error_body(
+        app.post_raw(path, "application/json", oversize).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
 
-    let form = app.post_raw(path, "application/x-www-form-urlencoded", "name=w&quantity=1").await;
+    let form = app
+        .post_raw(
+            path,
+            "application/x-www-form-urlencoded",
+            "name=w&quantity=1",
+        )
+        .await;
     error_body(form, 415, "unsupported_media_type").await;
 
     error_body(app.get("/api/v1/nothing/here").await, 404, "not_found").await;
@@ -252,13 +353,19 @@ async fn bad_input_gets_the_error_body_with_the_right_status() {
     // Nothing was enqueued by any rejected request.
     let counts = app.platform.queue.counts().await.expect("counts");
     assert!(counts.is_empty(), "{counts:?}");
-    let ok = app.post_raw(path, "application/json", r#"{"name": "w", "quantity": 2}"#).await;
+    let ok = app
+        .post_raw(path, "application/json", r#"{"name": "w", "quantity": 2}"#)
+        .await;
     assert_eq!(ok.status(), 202);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exhausted_pool_answers_503_with_retry_after_quickly() {
-    let app = spawn_app(&[("KEEL__DATABASE__POOL_SIZE", "1"), ("KEEL__DATABASE__ACQUIRE_TIMEOUT_MS", "200")]).await;
+    let app = spawn_app(&[
+        ("KEEL__DATABASE__POOL_SIZE", "1"),
+        ("KEEL__DATABASE__ACQUIRE_TIMEOUT_MS", "200"),
+    ])
+    .await;
     let holder = {
         let (client, url) = (app.client.clone(), app.url("/api/v1/test/hold?ms=1500"));
         tokio::spawn(async move { client.get(url).send().await.expect("hold").status() })
@@ -266,8 +373,17 @@ async fn an_exhausted_pool_answers_503_with_retry_after_quickly() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let res = app.get("/api/v1/test/hold?ms=0").await;
-    assert!(started.elapsed() < Duration::from_secs(1), "waited {:?}", started.elapsed());
-    assert_eq!(res.headers().get("retry-after").map(|v| v.to_str().expect("ascii")), Some("1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("1")
+    );
     error_body(res, 503, "unavailable").await;
     assert_eq!(holder.await.expect("join"), 204);
 }
@@ -283,32 +399,57 @@ fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
 async fn metrics_parse_as_prometheus_text_and_count_a_request_just_made() {
     let app = spawn_app(&[]).await;
     let series = r#"keel_http_requests_total{method="GET",route="/health/live",status="200"}"#;
-    let before = sample(&app.get("/metrics").await.text().await.expect("text"), series).unwrap_or(0.0);
+    let before = sample(
+        &app.get("/metrics").await.text().await.expect("text"),
+        series,
+    )
+    .unwrap_or(0.0);
     assert_eq!(app.get("/health/live").await.status(), 200);
     let res = app.get("/metrics").await;
-    assert!(res.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
     let text = res.text().await.expect("text");
 
     // Every line is a comment (# HELP / # TYPE) or `name{labels} value`.
     for line in text.lines().filter(|l| !l.is_empty()) {
         if let Some(comment) = line.strip_prefix('#') {
-            assert!(comment.starts_with(" HELP ") || comment.starts_with(" TYPE "), "bad comment: {line}");
+            assert!(
+                comment.starts_with(" HELP ") || comment.starts_with(" TYPE "),
+                "bad comment: {line}"
+            );
             continue;
         }
         let (series_part, value) = line.rsplit_once(' ').expect("a value");
-        assert!(value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value), "bad value: {line}");
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value: {line}"
+        );
         let name = series_part.split('{').next().expect("name");
         assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') && !name.is_empty(),
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.is_empty(),
             "bad metric name: {line}"
         );
         if let Some(labels) = series_part.strip_prefix(name) {
-            assert!(labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')), "bad labels: {line}");
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "bad labels: {line}"
+            );
         }
     }
     let after = sample(&text, series).expect("the request is counted");
     assert!(after >= before + 1.0, "before {before}, after {after}");
-    for family in ["keel_http_request_duration_seconds_bucket", "keel_db_pool_size", "keel_db_pool_in_use", "keel_db_pool_waiting"] {
+    for family in [
+        "keel_http_request_duration_seconds_bucket",
+        "keel_db_pool_size",
+        "keel_db_pool_in_use",
+        "keel_db_pool_waiting",
+    ] {
         assert!(text.contains(family), "{family} missing");
     }
 }
@@ -326,12 +467,26 @@ async fn an_incoming_traceparent_is_continued_by_the_request_and_the_job_it_enqu
         .await
         .expect("request");
     assert_eq!(res.status(), 202);
-    let traceresponse = res.headers()["traceresponse"].to_str().expect("ascii").to_owned();
-    assert_eq!(traceresponse.split('-').nth(1), Some(trace_id), "{traceresponse}");
-    assert!(!traceresponse.contains("b7ad6b7169203331"), "the server span is a child, not the caller's span");
+    let traceresponse = res.headers()["traceresponse"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        traceresponse.split('-').nth(1),
+        Some(trace_id),
+        "{traceresponse}"
+    );
+    assert!(
+        !traceresponse.contains("b7ad6b7169203331"),
+        "the server span is a child, not the caller's span"
+    );
 
     let body: Value = res.json().await.expect("json");
-    let job_id: uuid::Uuid = body["job_id"].as_str().expect("job id").parse().expect("uuid");
+    let job_id: uuid::Uuid = body["job_id"]
+        .as_str()
+        .expect("job id")
+        .parse()
+        .expect("uuid");
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
@@ -344,23 +499,47 @@ async fn an_incoming_traceparent_is_continued_by_the_request_and_the_job_it_enqu
         .await
         .expect("job row");
     let stored = row.trace_context.expect("trace context stored");
-    assert_eq!(stored["traceparent"].as_str().and_then(|t| t.split('-').nth(1)), Some(trace_id), "{stored}");
+    assert_eq!(
+        stored["traceparent"]
+            .as_str()
+            .and_then(|t| t.split('-').nth(1)),
+        Some(trace_id),
+        "{stored}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_and_the_docs_ui_are_served() {
     let app = spawn_app(&[]).await;
-    let doc: Value = app.get("/api/openapi.json").await.json().await.expect("json");
+    let doc: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/health/live", "/health/ready", "/metrics", "/admin/jobs/counts", "/admin/jobs/{id}/retry"] {
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/admin/jobs/counts",
+        "/admin/jobs/{id}/retry",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     let ui = app.get("/api/docs/").await;
     assert_eq!(ui.status(), 200);
-    assert!(ui.text().await.expect("html").contains("swagger"), "the UI page");
+    assert!(
+        ui.text().await.expect("html").contains("swagger"),
+        "the UI page"
+    );
     let asset = app.get("/api/docs/swagger-ui-bundle.js").await;
-    assert_eq!(asset.status(), 200, "UI assets are served by the binary itself");
+    assert_eq!(
+        asset.status(),
+        200,
+        "UI assets are served by the binary itself"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,9 +550,21 @@ async fn admin_job_endpoints_need_the_admin_token() {
     let token = "correct-horse-battery-staple";
     let app = spawn_app(&[("KEEL__ADMIN__TOKEN", token)]).await;
     error_body(app.get("/admin/jobs/counts").await, 401, "unauthorized").await;
-    let wrong = app.client.get(app.url("/admin/jobs/counts")).bearer_auth("nope").send().await.expect("req");
+    let wrong = app
+        .client
+        .get(app.url("/admin/jobs/counts"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("req");
     error_body(wrong, 401, "unauthorized").await;
-    let ok = app.client.get(app.url("/admin/jobs/counts")).bearer_auth(token).send().await.expect("req");
+    let ok = app
+        .client
+        .get(app.url("/admin/jobs/counts"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(ok.status(), 200);
     let missing = app
         .client
@@ -383,8 +574,17 @@ async fn admin_job_endpoints_need_the_admin_token() {
         .await
         .expect("req");
     error_body(missing, 404, "not_found").await;
-    let dead = app.client.get(app.url("/admin/jobs/dead?limit=500")).bearer_auth(token).send().await.expect("req");
-    assert_eq!(error_body(dead, 422, "validation_failed").await["error"]["field"], "limit");
+    let dead = app
+        .client
+        .get(app.url("/admin/jobs/dead?limit=500"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        error_body(dead, 422, "validation_failed").await["error"]["field"],
+        "limit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -416,7 +616,12 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while client.get(format!("{base}/health/live")).send().await.is_err() {
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "keel did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -426,37 +631,85 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
         let url = format!("{base}/health/ready");
         async move {
             let started = Instant::now();
-            let res = client.get(url).send().await.expect("the in-flight request got an answer");
-            (res.status().as_u16(), started.elapsed(), res.json::<Value>().await.expect("json"))
+            let res = client
+                .get(url)
+                .send()
+                .await
+                .expect("the in-flight request got an answer");
+            (
+                res.status().as_u16(),
+                started.elapsed(),
+                res.json::<Value>().await.expect("json"),
+            )
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(sent.success());
 
     let (status, took, body) = slow.await.expect("join");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["checks"]["redis"]["ok"], false);
-    assert!(took >= Duration::from_millis(1000), "the request was slow ({took:?})");
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "the request was slow ({took:?})"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
     assert!(exit.success(), "keel exited with {exit:?}");
     // New connections are refused once it has stopped.
-    assert!(client.get(format!("{base}/health/live")).send().await.is_err());
+    assert!(
+        client
+            .get(format!("{base}/health/live"))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[test]
 fn domain_crates_do_not_depend_on_each_other() {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata json");
-    let domains = ["keel-accounts", "keel-exports", "keel-uploads", "keel-notifications"];
-    let shared = ["keel-config", "keel-persistence", "keel-cache", "keel-queue", "keel-telemetry", "keel-http"];
+    let domains = [
+        "keel-accounts",
+        "keel-exports",
+        "keel-uploads",
+        "keel-notifications",
+    ];
+    let shared = [
+        "keel-config",
+        "keel-persistence",
+        "keel-cache",
+        "keel-queue",
+        "keel-telemetry",
+        "keel-http",
+    ];
     let packages = metadata["packages"].as_array().expect("packages");
-    assert!(packages.iter().any(|p| p["name"] == "keel-queue"), "metadata lists the workspace");
+    assert!(
+        packages.iter().any(|p| p["name"] == "keel-queue"),
+        "metadata lists the workspace"
+    );
     for package in packages {
         let name = package["name"].as_str().unwrap_or_default();
         let deps: Vec<&str> = package["dependencies"]
@@ -466,12 +719,21 @@ fn domain_crates_do_not_depend_on_each_other() {
             .filter_map(|d| d["name"].as_str())
             .collect();
         if domains.contains(&name) {
-            let crossing: Vec<_> = deps.iter().filter(|d| domains.contains(d) && **d != name).collect();
-            assert!(crossing.is_empty(), "{name} depends on domain crate(s) {crossing:?}: declare a trait instead");
+            let crossing: Vec<_> = deps
+                .iter()
+                .filter(|d| domains.contains(d) && **d != name)
+                .collect();
+            assert!(
+                crossing.is_empty(),
+                "{name} depends on domain crate(s) {crossing:?}: declare a trait instead"
+            );
         }
         if shared.contains(&name) {
             let upward: Vec<_> = deps.iter().filter(|d| domains.contains(d)).collect();
-            assert!(upward.is_empty(), "shared crate {name} depends on domain crate(s) {upward:?}");
+            assert!(
+                upward.is_empty(),
+                "shared crate {name} depends on domain crate(s) {upward:?}"
+            );
         }
     }
 }

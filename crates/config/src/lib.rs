@@ -7,8 +7,8 @@
 
 mod secret;
 mod settings;
-mod validate;
 pub mod testing;
+mod validate;
 
 pub use secret::Secret;
 pub use settings::*;
@@ -54,11 +54,18 @@ impl Loader {
         Self::new(dir, env_name, vars)
     }
 
-    pub fn new(dir: impl AsRef<Path>, env_name: impl Into<String>, vars: HashMap<String, String>) -> Self {
+    pub fn new(
+        dir: impl AsRef<Path>,
+        env_name: impl Into<String>,
+        vars: HashMap<String, String>,
+    ) -> Self {
         Self {
             dir: dir.as_ref().to_owned(),
             env_name: env_name.into(),
-            vars: vars.into_iter().filter(|(k, _)| k.starts_with("KEEL__")).collect(),
+            vars: vars
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("KEEL__"))
+                .collect(),
         }
     }
 

@@ -6,7 +6,11 @@ use crate::{ConfigError, Settings};
 impl Settings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let db = &self.database;
-        scheme("database.url", db.url.expose(), &["postgres://", "postgresql://"])?;
+        scheme(
+            "database.url",
+            db.url.expose(),
+            &["postgres://", "postgresql://"],
+        )?;
         at_least("database.pool_size", db.pool_size as u64, 1)?;
         at_least("database.acquire_timeout_ms", db.acquire_timeout_ms, 1)?;
         at_least("database.connect_timeout_ms", db.connect_timeout_ms, 1)?;
@@ -17,7 +21,10 @@ impl Settings {
         at_least("redis.pool_size", redis.pool_size as u64, 1)?;
         at_least("redis.timeout_ms", redis.timeout_ms, 1)?;
         if redis.key_prefix.is_empty() || redis.key_prefix.contains(char::is_whitespace) {
-            return Err(invalid("redis.key_prefix", "must be non-empty and without spaces"));
+            return Err(invalid(
+                "redis.key_prefix",
+                "must be non-empty and without spaces",
+            ));
         }
 
         let s = &self.server;
@@ -31,12 +38,19 @@ impl Settings {
         at_least("cache.l1_ttl_ms", c.l1_ttl_ms, 1)?;
         at_least("cache.l2_ttl_secs", c.l2_ttl_secs, 1)?;
         if c.ttl_jitter_percent > 50 {
-            return Err(invalid("cache.ttl_jitter_percent", "must be between 0 and 50"));
+            return Err(invalid(
+                "cache.ttl_jitter_percent",
+                "must be between 0 and 50",
+            ));
         }
 
         let q = &self.queue;
         at_least("queue.concurrency", q.concurrency as u64, 1)?;
-        at_least("queue.default_max_attempts", u64::from(q.default_max_attempts), 1)?;
+        at_least(
+            "queue.default_max_attempts",
+            u64::from(q.default_max_attempts),
+            1,
+        )?;
         at_least("queue.default_timeout_secs", q.default_timeout_secs, 1)?;
         at_least("queue.backoff_base_ms", q.backoff_base_ms, 1)?;
         at_least("queue.reconcile_interval_ms", q.reconcile_interval_ms, 10)?;
@@ -51,7 +65,11 @@ impl Settings {
 
         let t = &self.telemetry;
         if let Some(endpoint) = t.otlp_endpoint() {
-            scheme("telemetry.otlp_endpoint", endpoint, &["http://", "https://"])?;
+            scheme(
+                "telemetry.otlp_endpoint",
+                endpoint,
+                &["http://", "https://"],
+            )?;
         }
         if t.service_name.trim().is_empty() {
             return Err(invalid("telemetry.service_name", "must not be empty"));
@@ -59,7 +77,10 @@ impl Settings {
         if let Some(token) = self.admin.token()
             && token.len() < 16
         {
-            return Err(invalid("admin.token", "must be at least 16 characters when set"));
+            return Err(invalid(
+                "admin.token",
+                "must be at least 16 characters when set",
+            ));
         }
         Ok(())
     }
@@ -74,7 +95,10 @@ fn invalid(key: &str, reason: &str) -> ConfigError {
 
 fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
     if value < min {
-        return Err(invalid(key, &format!("must be at least {min} (got {value})")));
+        return Err(invalid(
+            key,
+            &format!("must be at least {min} (got {value})"),
+        ));
     }
     Ok(())
 }
@@ -84,5 +108,8 @@ fn scheme(key: &str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
     if allowed.iter().any(|p| value.starts_with(p)) {
         return Ok(());
     }
-    Err(invalid(key, &format!("must start with {}", allowed.join(" or "))))
+    Err(invalid(
+        key,
+        &format!("must start with {}", allowed.join(" or ")),
+    ))
 }

@@ -22,7 +22,9 @@ fn defaults_load_and_validate() {
 
 #[test]
 fn environment_file_overrides_defaults() {
-    let s = loader("production").load().expect("production config is valid");
+    let s = loader("production")
+        .load()
+        .expect("production config is valid");
     assert_eq!(s.telemetry.log_format, LogFormat::Json);
     assert_eq!(s.server.host, "0.0.0.0");
 }

@@ -48,9 +48,11 @@ impl FromRequest for Authenticated {
         let token = bearer(req);
         let authenticator = req.app_data::<AuthenticatorData>().cloned();
         Box::pin(async move {
-            let token = token.ok_or_else(|| ApiError::unauthorized("send credentials as Authorization: Bearer <token>"))?;
-            let authenticator =
-                authenticator.ok_or_else(|| ApiError::unauthorized("authentication is not available"))?;
+            let token = token.ok_or_else(|| {
+                ApiError::unauthorized("send credentials as Authorization: Bearer <token>")
+            })?;
+            let authenticator = authenticator
+                .ok_or_else(|| ApiError::unauthorized("authentication is not available"))?;
             authenticator.authenticate(&token).await.map(Authenticated)
         })
     }

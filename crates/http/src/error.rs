@@ -60,7 +60,11 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code: code.into(),
@@ -76,8 +80,15 @@ impl ApiError {
     }
 
     /// 422 naming the field that failed and why.
-    pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+    pub fn validation(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        );
         e.field = Some(field.into());
         e
     }
@@ -99,13 +110,18 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later")
-            .retry_after(retry_after_secs)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+        )
+        .retry_after(retry_after_secs)
     }
 
     /// 503: a dependency is saturated or down; clients should retry after a pause.
     pub fn unavailable(message: impl Into<Cow<'static, str>>, retry_after_secs: u64) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(retry_after_secs)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .retry_after(retry_after_secs)
     }
 
     /// 500 with a generic message; `cause` is logged (with its chain) but never sent.
@@ -118,7 +134,11 @@ impl ApiError {
             source = s.source();
         }
         tracing::error!(error = %chain, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; quote the request id when reporting it")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; quote the request id when reporting it",
+        )
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {
@@ -149,7 +169,11 @@ impl ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message.to_string(),
-                request_id: self.request_id.clone().or_else(request_id::current).unwrap_or_default(),
+                request_id: self
+                    .request_id
+                    .clone()
+                    .or_else(request_id::current)
+                    .unwrap_or_default(),
                 field: self.field.as_ref().map(|f| f.to_string()),
             },
         }
@@ -158,7 +182,13 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -172,7 +202,11 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after_secs {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
-        if let Some(id) = self.request_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+        if let Some(id) = self
+            .request_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
             res.insert_header((request_id::HEADER, id));
         }
         res.json(self.body())
@@ -201,7 +235,10 @@ pub(crate) fn for_status(status: StatusCode) -> ApiError {
         401 => ("unauthorized", "authentication required"),
         403 => ("forbidden", "not allowed"),
         404 => ("not_found", "no such resource"),
-        405 => ("method_not_allowed", "this method is not allowed on this resource"),
+        405 => (
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
         406 => ("not_acceptable", "no acceptable representation"),
         408 => ("request_timeout", "the request took too long to arrive"),
         413 => ("payload_too_large", "the request body is too large"),
@@ -210,7 +247,10 @@ pub(crate) fn for_status(status: StatusCode) -> ApiError {
         422 => ("validation_failed", "the request is not acceptable"),
         429 => ("rate_limited", "too many requests"),
         503 => ("unavailable", "temporarily unavailable"),
-        s if s >= 500 => ("internal", "internal error; quote the request id when reporting it"),
+        s if s >= 500 => (
+            "internal",
+            "internal error; quote the request id when reporting it",
+        ),
         _ => ("error", "the request failed"),
     };
     ApiError::new(status, code, message)

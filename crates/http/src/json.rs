@@ -43,7 +43,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<actix_web::mime::Mime>().ok())
-            .is_some_and(|m| m.subtype() == actix_web::mime::JSON || m.suffix() == Some(actix_web::mime::JSON));
+            .is_some_and(|m| {
+                m.subtype() == actix_web::mime::JSON || m.suffix() == Some(actix_web::mime::JSON)
+            });
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -59,7 +61,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             }
             let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
                 if body.len() + chunk.len() > limit {
                     return Err(too_large(limit));
                 }
@@ -81,7 +84,13 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 let message = strip_position(&inner.to_string());
                 // serde reports a missing field at its parent; name the field itself.
                 let field = missing_field(&message)
-                    .map(|f| if path == "." { f.to_owned() } else { format!("{path}.{f}") })
+                    .map(|f| {
+                        if path == "." {
+                            f.to_owned()
+                        } else {
+                            format!("{path}.{f}")
+                        }
+                    })
                     .unwrap_or(path);
                 ApiError::validation(field, message)
             }
@@ -136,7 +145,8 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig, json_limit: usize) {
 
 fn json_payload_error(err: JsonPayloadError) -> ApiError {
     match err {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => too_large(limit),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => too_large(limit),
         JsonPayloadError::ContentType => unsupported_media_type(),
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             ApiError::validation("body", strip_position(&e.to_string()))
@@ -178,7 +188,9 @@ mod tests {
 
     #[test]
     fn a_wrong_type_names_the_nested_field() {
-        let err = parse::<Order>(br#"{"email":"a@b.c","items":[{"quantity":1},{"quantity":"two"}]}"#).unwrap_err();
+        let err =
+            parse::<Order>(br#"{"email":"a@b.c","items":[{"quantity":1},{"quantity":"two"}]}"#)
+                .unwrap_err();
         assert_eq!(err.status().as_u16(), 422);
         assert_eq!(err.field(), Some("items[1].quantity"));
     }

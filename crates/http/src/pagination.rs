@@ -37,7 +37,10 @@ impl PageQuery {
     pub fn parse<K: DeserializeOwned>(&self) -> Result<Page<K>, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::validation(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
@@ -68,11 +71,22 @@ pub struct Paginated<T> {
 impl<T> Paginated<T> {
     /// Builds the page from up to `page.fetch_limit()` rows, with the cursor taken from
     /// the last item served when more rows exist.
-    pub fn from_rows<K: Serialize, P>(mut rows: Vec<T>, page: &Page<P>, key_of: impl Fn(&T) -> K) -> Self {
+    pub fn from_rows<K: Serialize, P>(
+        mut rows: Vec<T>,
+        page: &Page<P>,
+        key_of: impl Fn(&T) -> K,
+    ) -> Self {
         let more = rows.len() > page.limit as usize;
         rows.truncate(page.limit as usize);
-        let next_cursor = if more { rows.last().map(|last| encode(&key_of(last))) } else { None };
-        Self { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|last| encode(&key_of(last)))
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 }
 
@@ -91,17 +105,36 @@ mod tests {
 
     #[test]
     fn limits_are_capped_and_cursors_round_trip() {
-        let q = PageQuery { limit: Some(101), cursor: None };
+        let q = PageQuery {
+            limit: Some(101),
+            cursor: None,
+        };
         assert_eq!(q.parse::<i64>().unwrap_err().field(), Some("limit"));
-        let q = PageQuery { limit: Some(0), cursor: None };
+        let q = PageQuery {
+            limit: Some(0),
+            cursor: None,
+        };
         assert!(q.parse::<i64>().is_err());
-        let q = PageQuery { limit: None, cursor: Some("garbage!".into()) };
+        let q = PageQuery {
+            limit: None,
+            cursor: Some("garbage!".into()),
+        };
         assert_eq!(q.parse::<i64>().unwrap_err().field(), Some("cursor"));
 
-        let page: Page<i64> = PageQuery { limit: Some(2), cursor: None }.parse().unwrap();
+        let page: Page<i64> = PageQuery {
+            limit: Some(2),
+            cursor: None,
+        }
+        .parse()
+        .unwrap();
         let p = Paginated::from_rows(vec![1, 2, 3], &page, |n| *n);
         assert_eq!(p.items, [1, 2]);
-        let next: Page<i64> = PageQuery { limit: Some(2), cursor: p.next_cursor }.parse().unwrap();
+        let next: Page<i64> = PageQuery {
+            limit: Some(2),
+            cursor: p.next_cursor,
+        }
+        .parse()
+        .unwrap();
         assert_eq!(next.after, Some(2));
         let last = Paginated::from_rows(vec![3], &next, |n| *n);
         assert!(last.next_cursor.is_none());

@@ -35,12 +35,18 @@ pub fn current() -> Option<String> {
 fn generate() -> String {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("{:012x}{:08x}", *PREFIX & 0xffff_ffff_ffff, NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:012x}{:08x}",
+        *PREFIX & 0xffff_ffff_ffff,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn acceptable(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 pub async fn middleware(
@@ -58,7 +64,11 @@ pub async fn middleware(
     req.headers_mut().insert(HEADER, value.clone());
 
     let result = REQUEST_ID
-        .scope(id.clone(), async move { next.call(req).await.map(|res| shape(res.map_into_boxed_body())) })
+        .scope(id.clone(), async move {
+            next.call(req)
+                .await
+                .map(|res| shape(res.map_into_boxed_body()))
+        })
         .await;
     match result {
         Ok(mut res) => {
@@ -67,7 +77,9 @@ pub async fn middleware(
         }
         // An error that escaped every handler is rendered by actix after this returns,
         // outside the scope: carry the id in the error itself.
-        Err(err) => Err(for_status(err.as_response_error().status_code()).with_request_id(id).into()),
+        Err(err) => Err(for_status(err.as_response_error().status_code())
+            .with_request_id(id)
+            .into()),
     }
 }
 
@@ -79,7 +91,9 @@ fn shape(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("application/problem+json"));
+        .is_some_and(|ct| {
+            ct.starts_with("application/json") || ct.starts_with("application/problem+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

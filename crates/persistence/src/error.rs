@@ -48,7 +48,10 @@ impl From<DieselError> for DbError {
                         DbError::Unavailable(info.message().to_owned())
                     }
                     // 57014 query_canceled: what statement_timeout raises.
-                    _ if info.message().contains("canceling statement due to statement timeout") => {
+                    _ if info
+                        .message()
+                        .contains("canceling statement due to statement timeout") =>
+                    {
                         DbError::Timeout
                     }
                     _ => DbError::Query(DieselError::DatabaseError(kind, info)),
@@ -72,7 +75,10 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
 impl DbError {
     /// True when retrying later may succeed (the caller should answer 503 + `Retry-After`).
     pub fn is_transient(&self) -> bool {
-        matches!(self, DbError::Busy | DbError::Unavailable(_) | DbError::Timeout)
+        matches!(
+            self,
+            DbError::Busy | DbError::Unavailable(_) | DbError::Timeout
+        )
     }
 }
 

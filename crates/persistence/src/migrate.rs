@@ -32,7 +32,10 @@ pub async fn run_migrations(url: &str) -> DbResult<Vec<String>> {
 pub fn embedded_versions() -> DbResult<Vec<String>> {
     let migrations = MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .map_err(|e| DbError::Unavailable(format!("embedded migrations unreadable: {e}")))?;
-    Ok(migrations.iter().map(|m| m.name().version().to_string()).collect())
+    Ok(migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
 }
 
 #[derive(diesel::QueryableByName)]

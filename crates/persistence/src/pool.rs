@@ -25,7 +25,9 @@ pub struct DbPool {
 
 impl std::fmt::Debug for DbPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbPool").field("status", &self.pool.status()).finish()
+        f.debug_struct("DbPool")
+            .field("status", &self.pool.status())
+            .finish()
     }
 }
 

@@ -56,9 +56,10 @@ impl TestDatabase {
         // makes CREATE DATABASE fail; a short retry covers it.
         let mut tries = 0;
         loop {
-            let created = diesel::sql_query(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#))
-                .execute(&mut admin)
-                .await;
+            let created =
+                diesel::sql_query(format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#))
+                    .execute(&mut admin)
+                    .await;
             match created {
                 Ok(_) => break,
                 Err(e) if tries < 20 => {
@@ -88,7 +89,9 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime; use a thread with its own runtime so the
         // database is really gone before the next test starts.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(drop_database(&name));
             }
@@ -123,7 +126,6 @@ struct DatName {
     datname: String,
 }
 
-
 /// Creates (once per migration set, across processes) the migrated template and returns
 /// its name; also sweeps clones whose creating process is gone.
 async fn prepare_template() -> DbResult<String> {
@@ -156,9 +158,11 @@ async fn create_template_locked(admin: &mut AsyncPgConnection, name: &str) -> Db
         return Ok(());
     }
     let building = format!("{name}_building");
-    diesel::sql_query(format!(r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#))
-        .execute(admin)
-        .await?;
+    diesel::sql_query(format!(
+        r#"DROP DATABASE IF EXISTS "{building}" WITH (FORCE)"#
+    ))
+    .execute(admin)
+    .await?;
     diesel::sql_query(format!(r#"CREATE DATABASE "{building}""#))
         .execute(admin)
         .await?;

@@ -1,6 +1,8 @@
 //! The pool, migrations, error mapping and transactions against a real PostgreSQL, each
 //! test in its own database cloned from the migrated template.
 
+#![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use keel_config::{DatabaseSettings, Secret};
@@ -88,8 +90,12 @@ async fn insert_job(
 async fn a_unique_violation_is_a_conflict_naming_the_constraint() {
     let (_db, pool) = setup(1).await;
     let mut conn = pool.get().await.expect("conn");
-    insert_job(&mut conn, "test.thing", Some("k")).await.expect("first");
-    let err = insert_job(&mut conn, "test.thing", Some("k")).await.expect_err("dup");
+    insert_job(&mut conn, "test.thing", Some("k"))
+        .await
+        .expect("first");
+    let err = insert_job(&mut conn, "test.thing", Some("k"))
+        .await
+        .expect_err("dup");
     match err {
         DbError::Conflict { constraint } => {
             assert_eq!(constraint.as_deref(), Some("queue_jobs_kind_unique_key"))
@@ -102,7 +108,9 @@ async fn a_unique_violation_is_a_conflict_naming_the_constraint() {
 async fn a_check_violation_is_a_constraint_error() {
     let (_db, pool) = setup(1).await;
     let mut conn = pool.get().await.expect("conn");
-    let err = insert_job(&mut conn, "NotAJobName", None).await.expect_err("bad kind");
+    let err = insert_job(&mut conn, "NotAJobName", None)
+        .await
+        .expect_err("bad kind");
     assert!(matches!(err, DbError::Constraint { .. }), "{err:?}");
 }
 
@@ -132,18 +140,31 @@ async fn a_failed_transaction_leaves_no_row() {
             })
         })
         .await;
-    assert!(matches!(result, Err(DbError::Conflict { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(DbError::Conflict { .. })),
+        "{result:?}"
+    );
     let mut conn = pool.get().await.expect("conn");
-    let count: i64 = queue_jobs::table.count().get_result(&mut conn).await.expect("count");
+    let count: i64 = queue_jobs::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
     assert_eq!(count, 0);
     drop(conn); // the pool has one connection; the next transaction needs it
 
     let ok: Result<(), DbError> = pool
-        .transaction(|conn| Box::pin(async move { insert_job(conn, "test.thing", None).await.map(|_| ()) }))
+        .transaction(|conn| {
+            Box::pin(async move { insert_job(conn, "test.thing", None).await.map(|_| ()) })
+        })
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     let mut conn = pool.get().await.expect("conn");
-    let count: i64 = queue_jobs::table.count().get_result(&mut conn).await.expect("count");
+    let count: i64 = queue_jobs::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
     assert_eq!(count, 1);
 }
 
@@ -152,10 +173,16 @@ async fn an_exhausted_pool_fails_fast_with_busy() {
     let (_db, pool) = setup(1).await;
     let _held = pool.get().await.expect("the only connection");
     let started = Instant::now();
-    let Err(err) = pool.get().await else { panic!("pool is exhausted") };
+    let Err(err) = pool.get().await else {
+        panic!("pool is exhausted")
+    };
     assert!(matches!(err, DbError::Busy), "{err:?}");
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let status = pool.status();
     assert_eq!((status.max_size, status.in_use), (1, 1));
 }
@@ -177,6 +204,8 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
     let mut s = settings("postgres://postgres@127.0.0.1:1/keel", 1);
     s.connect_timeout_ms = 500;
     let pool = DbPool::new(&s).expect("pool builds lazily");
-    let Err(err) = pool.get().await else { panic!("nothing listens on port 1") };
+    let Err(err) = pool.get().await else {
+        panic!("nothing listens on port 1")
+    };
     assert!(matches!(err, DbError::Unavailable(_)), "{err:?}");
 }

@@ -2,10 +2,10 @@
 //! is enqueued with the tick's timestamp as unique key, so whichever process inserts the
 //! row first wins and the job runs once per tick however many processes run.
 
+use crate::doorbell::Ring;
 use crate::queue::Queue;
 use crate::registry::Periodic;
 use crate::repo::{self, NewJob};
-use crate::doorbell::Ring;
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use chrono::{DateTime, Utc};
@@ -21,7 +21,8 @@ pub(crate) struct CronContext {
 
 async fn on_tick(tick: Tick, ctx: Data<Arc<CronContext>>) -> Result<(), BoxDynError> {
     let p = &ctx.periodic;
-    let at = DateTime::<Utc>::from_timestamp(tick.get_timestamp() as i64, 0).unwrap_or_else(Utc::now);
+    let at =
+        DateTime::<Utc>::from_timestamp(tick.get_timestamp() as i64, 0).unwrap_or_else(Utc::now);
     let payload = (p.make)()?;
     let unique_key = format!("cron:{}", at.to_rfc3339());
     let max_attempts = p.max_attempts.unwrap_or(ctx.settings.default_max_attempts);
@@ -47,7 +48,11 @@ async fn on_tick(tick: Tick, ctx: Data<Arc<CronContext>>) -> Result<(), BoxDynEr
         tracing::debug!(job.kind = p.name, job.id = %job_id, tick = %at, "periodic job enqueued");
         ctx.queue
             .doorbells()
-            .ring(&[Ring { kind: p.name.to_owned(), job_id, run_at: Utc::now() }])
+            .ring(&[Ring {
+                kind: p.name.to_owned(),
+                job_id,
+                run_at: Utc::now(),
+            }])
             .await;
     }
     Ok(())

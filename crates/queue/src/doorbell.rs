@@ -40,7 +40,9 @@ pub(crate) struct Doorbells {
 
 impl std::fmt::Debug for Doorbells {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Doorbells").field("prefix", &self.prefix).finish()
+        f.debug_struct("Doorbells")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -106,9 +108,11 @@ impl Doorbells {
         };
         for ring in rings {
             let mut storage = self.storage(conn.clone(), &ring.kind);
-            let task = TaskBuilder::new(Doorbell { job_id: ring.job_id })
-                .run_at_time(SystemTime::from(ring.run_at))
-                .build();
+            let task = TaskBuilder::new(Doorbell {
+                job_id: ring.job_id,
+            })
+            .run_at_time(SystemTime::from(ring.run_at))
+            .build();
             let pushed = tokio::time::timeout(self.timeout, storage.push_task(task)).await;
             let error = match pushed {
                 Ok(Ok(())) => continue,

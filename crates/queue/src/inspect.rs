@@ -37,14 +37,15 @@ pub struct JobStatus {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const STATUS_COLUMNS: &str =
-    "id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at, finished_at";
+const STATUS_COLUMNS: &str = "id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at, finished_at";
 
 pub(crate) async fn status(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<JobStatus>> {
-    let rows: Vec<JobStatus> = sql_query(format!("SELECT {STATUS_COLUMNS} FROM queue_jobs WHERE id = $1"))
-        .bind::<SqlUuid, _>(id)
-        .load(conn)
-        .await?;
+    let rows: Vec<JobStatus> = sql_query(format!(
+        "SELECT {STATUS_COLUMNS} FROM queue_jobs WHERE id = $1"
+    ))
+    .bind::<SqlUuid, _>(id)
+    .load(conn)
+    .await?;
     Ok(rows.into_iter().next())
 }
 

@@ -79,7 +79,11 @@ impl Queue {
     /// Writes the job row on `conn` — inside the caller's transaction, so the job exists
     /// if and only if the caller's change commits. The W3C context of the current span is
     /// stored with it, so the worker's span continues this trace.
-    pub async fn enqueue<J: Job>(&self, conn: &mut AsyncPgConnection, job: &J) -> DbResult<Enqueued> {
+    pub async fn enqueue<J: Job>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        job: &J,
+    ) -> DbResult<Enqueued> {
         self.enqueue_with(conn, job, EnqueueOptions::default())
             .await?
             .ok_or(DbError::Conflict { constraint: None })
@@ -93,15 +97,16 @@ impl Queue {
         job: &J,
         options: EnqueueOptions,
     ) -> DbResult<Option<Enqueued>> {
-        let payload = serde_json::to_value(job)
-            .map_err(|e| DbError::Unavailable(format!("job {} payload does not serialise: {e}", J::NAME)))?;
+        let payload = serde_json::to_value(job).map_err(|e| {
+            DbError::Unavailable(format!("job {} payload does not serialise: {e}", J::NAME))
+        })?;
         let run_at = Utc::now()
             + options
                 .delay
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .unwrap_or_else(chrono::Duration::zero);
-        let trace_context = keel_telemetry::propagation::current()
-            .and_then(|cx| serde_json::to_value(cx).ok());
+        let trace_context =
+            keel_telemetry::propagation::current().and_then(|cx| serde_json::to_value(cx).ok());
         let max_attempts = J::MAX_ATTEMPTS.unwrap_or(self.inner.settings.default_max_attempts);
         let timeout = J::TIMEOUT.unwrap_or(self.inner.settings.default_timeout());
         let id = repo::insert(
@@ -118,7 +123,11 @@ impl Queue {
             },
         )
         .await?;
-        Ok(id.map(|id| Enqueued { id, kind: J::NAME, run_at }))
+        Ok(id.map(|id| Enqueued {
+            id,
+            kind: J::NAME,
+            run_at,
+        }))
     }
 
     /// Pushes the doorbells of committed jobs. Never fails: a doorbell that cannot be
@@ -163,7 +172,11 @@ impl Queue {
     }
 
     /// Dead jobs, newest first; pass the last row's `(finished_at, id)` for the next page.
-    pub async fn dead_jobs(&self, limit: i64, after: Option<(DateTime<Utc>, Uuid)>) -> DbResult<Vec<JobStatus>> {
+    pub async fn dead_jobs(
+        &self,
+        limit: i64,
+        after: Option<(DateTime<Utc>, Uuid)>,
+    ) -> DbResult<Vec<JobStatus>> {
         let mut conn = self.inner.pool.get().await?;
         inspect::list_dead(&mut conn, limit, after).await
     }
@@ -175,10 +188,16 @@ impl Queue {
             let mut conn = self.inner.pool.get().await?;
             inspect::revive(&mut conn, id).await?
         };
-        let Some(revived) = revived else { return Ok(false) };
+        let Some(revived) = revived else {
+            return Ok(false);
+        };
         self.inner
             .doorbells
-            .ring(&[Ring { kind: revived.kind, job_id: id, run_at: revived.run_at }])
+            .ring(&[Ring {
+                kind: revived.kind,
+                job_id: id,
+                run_at: revived.run_at,
+            }])
             .await;
         Ok(true)
     }
@@ -199,7 +218,9 @@ impl Queue {
     /// from SQL, at most once per few seconds however often `/metrics` is scraped.
     pub async fn record_metrics(&self) {
         {
-            let Ok(mut memo) = self.inner.backlog.lock() else { return };
+            let Ok(mut memo) = self.inner.backlog.lock() else {
+                return;
+            };
             if memo.taken.is_some_and(|t| t.elapsed() < BACKLOG_MEMO) {
                 return;
             }
@@ -212,7 +233,9 @@ impl Queue {
                 return;
             }
         };
-        let Ok(mut memo) = self.inner.backlog.lock() else { return };
+        let Ok(mut memo) = self.inner.backlog.lock() else {
+            return;
+        };
         // Kinds that drained since the last scrape must read 0, not their last value.
         let current: BTreeSet<String> = counts.iter().map(|c| c.kind.clone()).collect();
         for gone in memo.kinds_seen.difference(&current) {
@@ -233,8 +256,14 @@ impl Queue {
 }
 
 fn set_backlog(c: &KindCounts) {
-    for (state, n) in [("ready", c.ready), ("scheduled", c.scheduled), ("running", c.running), ("dead", c.dead)] {
-        metrics::gauge!("keel_queue_jobs", "kind" => c.kind.clone(), "state" => state).set(n as f64);
+    for (state, n) in [
+        ("ready", c.ready),
+        ("scheduled", c.scheduled),
+        ("running", c.running),
+        ("dead", c.dead),
+    ] {
+        metrics::gauge!("keel_queue_jobs", "kind" => c.kind.clone(), "state" => state)
+            .set(n as f64);
     }
     metrics::gauge!("keel_queue_oldest_ready_age_seconds", "kind" => c.kind.clone())
         .set(c.oldest_ready_age_seconds);

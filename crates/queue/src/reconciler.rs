@@ -45,12 +45,16 @@ impl Reconciler {
             passes += 1;
             match self.pass().await {
                 Ok(report) if report.rung + report.buried > 0 => {
-                    tracing::info!(rung = report.rung, buried = report.buried, "reconciler pass");
+                    tracing::info!(
+                        rung = report.rung,
+                        buried = report.buried,
+                        "reconciler pass"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
             }
-            if passes % PURGE_EVERY == 0 {
+            if passes.is_multiple_of(PURGE_EVERY) {
                 self.purge().await;
             }
         }
@@ -82,14 +86,26 @@ impl Reconciler {
         let rings: Vec<Ring> = due
             .iter()
             .map(|row| {
-                let reason = if row.lease_expired { "lease_expired" } else { "doorbell_lost" };
+                let reason = if row.lease_expired {
+                    "lease_expired"
+                } else {
+                    "doorbell_lost"
+                };
                 metrics::counter!("keel_queue_redeliveries_total", "reason" => reason).increment(1);
-                Ring { kind: row.kind.clone(), job_id: row.id, run_at: now }
+                Ring {
+                    kind: row.kind.clone(),
+                    job_id: row.id,
+                    run_at: now,
+                }
             })
             .collect();
         // Rung after commit: a worker claiming at once must see the row's new state.
         self.doorbells.ring(&rings).await;
-        Ok(PassReport { ran: true, rung: rings.len(), buried: buried.len() })
+        Ok(PassReport {
+            ran: true,
+            rung: rings.len(),
+            buried: buried.len(),
+        })
     }
 
     async fn purge(&self) {

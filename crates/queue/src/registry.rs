@@ -9,8 +9,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) type ErasedHandler =
-    Arc<dyn Fn(JobContext, serde_json::Value) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;
+pub(crate) type ErasedHandler = Arc<
+    dyn Fn(JobContext, serde_json::Value) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync,
+>;
 
 /// One registered job kind.
 #[derive(Clone)]
@@ -42,7 +43,10 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("jobs", &self.jobs.keys().collect::<Vec<_>>())
-            .field("periodic", &self.periodic.iter().map(|p| p.name).collect::<Vec<_>>())
+            .field(
+                "periodic",
+                &self.periodic.iter().map(|p| p.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -91,10 +95,7 @@ impl Registry {
             }
             .boxed()
         });
-        self.jobs.insert(
-            J::NAME,
-            JobSpec { handler: erased },
-        );
+        self.jobs.insert(J::NAME, JobSpec { handler: erased });
         Ok(self)
     }
 
@@ -109,11 +110,12 @@ impl Registry {
         if !self.jobs.contains_key(J::NAME) {
             return Err(RegistryError::NoHandler(J::NAME));
         }
-        let parsed = cron::Schedule::from_str(schedule).map_err(|e| RegistryError::BadSchedule {
-            name: J::NAME,
-            schedule: schedule.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let parsed =
+            cron::Schedule::from_str(schedule).map_err(|e| RegistryError::BadSchedule {
+                name: J::NAME,
+                schedule: schedule.to_owned(),
+                reason: e.to_string(),
+            })?;
         self.periodic.push(Periodic {
             name: J::NAME,
             schedule: parsed,

@@ -4,7 +4,9 @@
 //! fencing token of a claim.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_persistence::DbResult;
@@ -31,7 +33,10 @@ pub(crate) struct Inserted {
 }
 
 /// Inserts the job row; `None` when `unique_key` is already taken for this kind.
-pub(crate) async fn insert(conn: &mut AsyncPgConnection, job: NewJob<'_>) -> DbResult<Option<Uuid>> {
+pub(crate) async fn insert(
+    conn: &mut AsyncPgConnection,
+    job: NewJob<'_>,
+) -> DbResult<Option<Uuid>> {
     // doorbell_at = run_at: the caller rings right after commit; if it never does, the
     // reconciler rings once redeliver_after has passed.
     let rows: Vec<Inserted> = sql_query(
@@ -96,7 +101,11 @@ pub(crate) async fn claim(
 }
 
 /// Marks the attempt succeeded; false if the claim was lost meanwhile.
-pub(crate) async fn complete(conn: &mut AsyncPgConnection, id: Uuid, attempt: i32) -> DbResult<bool> {
+pub(crate) async fn complete(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    attempt: i32,
+) -> DbResult<bool> {
     let n = sql_query(
         "UPDATE queue_jobs SET state = 'succeeded', finished_at = now(), lease_until = NULL, updated_at = now() \
          WHERE id = $1 AND state = 'running' AND attempts = $2",
@@ -136,7 +145,11 @@ pub(crate) async fn fail(
 
 /// Gives a claim back without counting it (graceful shutdown ran out of time): the job
 /// is pending again at once and the reconciler rings for it.
-pub(crate) async fn release(conn: &mut AsyncPgConnection, id: Uuid, attempt: i32) -> DbResult<bool> {
+pub(crate) async fn release(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    attempt: i32,
+) -> DbResult<bool> {
     let n = sql_query(
         "UPDATE queue_jobs SET state = 'pending', attempts = attempts - 1, run_at = now(), doorbell_at = NULL, \
              lease_until = NULL, locked_by = NULL, last_error = 'released at worker shutdown', updated_at = now() \
@@ -212,7 +225,11 @@ pub(crate) async fn take_due(
 }
 
 /// Deletes succeeded rows finished more than `hours` ago, at most `limit` per call.
-pub(crate) async fn purge_succeeded(conn: &mut AsyncPgConnection, hours: i64, limit: i64) -> DbResult<usize> {
+pub(crate) async fn purge_succeeded(
+    conn: &mut AsyncPgConnection,
+    hours: i64,
+    limit: i64,
+) -> DbResult<usize> {
     sql_query(
         "DELETE FROM queue_jobs WHERE id IN ( \
              SELECT id FROM queue_jobs WHERE state = 'succeeded' \

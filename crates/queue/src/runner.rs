@@ -34,7 +34,9 @@ pub(crate) struct Runner {
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner").field("worker", &self.worker_name).finish()
+        f.debug_struct("Runner")
+            .field("worker", &self.worker_name)
+            .finish()
     }
 }
 
@@ -81,7 +83,10 @@ impl Runner {
         }
         let started = Instant::now();
         let outcome = self.execute(&claimed).instrument(span.clone()).await;
-        let label = self.record(&claimed, outcome).instrument(span.clone()).await;
+        let label = self
+            .record(&claimed, outcome)
+            .instrument(span.clone())
+            .await;
         span.record("job.outcome", label);
         metrics::histogram!("keel_job_duration_seconds", "kind" => kind, "outcome" => label)
             .record(started.elapsed().as_secs_f64());
@@ -89,7 +94,13 @@ impl Runner {
 
     async fn claim(&self, job_id: Uuid) -> keel_persistence::DbResult<Option<Claimed>> {
         let mut conn = self.pool.get().await?;
-        repo::claim(&mut conn, job_id, &self.worker_name, LEASE_MARGIN.as_millis() as i64).await
+        repo::claim(
+            &mut conn,
+            job_id,
+            &self.worker_name,
+            LEASE_MARGIN.as_millis() as i64,
+        )
+        .await
     }
 
     async fn execute(&self, claimed: &Claimed) -> Outcome {
@@ -108,7 +119,8 @@ impl Runner {
             max_attempts: claimed.max_attempts as u32,
         };
         let timeout = Duration::from_millis(claimed.timeout_ms as u64);
-        let work = std::panic::AssertUnwindSafe((spec.handler)(ctx, claimed.payload.clone())).catch_unwind();
+        let work = std::panic::AssertUnwindSafe((spec.handler)(ctx, claimed.payload.clone()))
+            .catch_unwind();
         tokio::select! {
             result = tokio::time::timeout(timeout, work) => match result {
                 Ok(Ok(Ok(()))) => Outcome::Succeeded,
@@ -137,14 +149,17 @@ impl Runner {
         let exhausted = attempt >= claimed.max_attempts;
         let (error, permanent) = match outcome {
             Outcome::Succeeded => {
-                let result = self.with_conn(|conn| Box::pin(repo::complete(conn, claimed.id, attempt))).await;
+                let result = self
+                    .with_conn(|conn| Box::pin(repo::complete(conn, claimed.id, attempt)))
+                    .await;
                 if result == Some(true) {
                     metrics::counter!("keel_jobs_succeeded_total", "kind" => kind).increment(1);
                 }
                 return "succeeded";
             }
             Outcome::Interrupted => {
-                self.with_conn(|conn| Box::pin(repo::release(conn, claimed.id, attempt))).await;
+                self.with_conn(|conn| Box::pin(repo::release(conn, claimed.id, attempt)))
+                    .await;
                 tracing::info!("job released at shutdown; it will run again");
                 return "released";
             }
@@ -172,7 +187,11 @@ impl Runner {
                 tracing::warn!(error = %error, retry_at = %run_at, "job attempt failed; will retry");
                 metrics::counter!("keel_jobs_failed_total", "kind" => kind.clone()).increment(1);
                 self.doorbells
-                    .ring(&[Ring { kind, job_id: claimed.id, run_at }])
+                    .ring(&[Ring {
+                        kind,
+                        job_id: claimed.id,
+                        run_at,
+                    }])
                     .await;
                 "failed"
             }

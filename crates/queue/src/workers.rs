@@ -7,7 +7,9 @@ use crate::queue::Queue;
 use crate::reconciler::Reconciler;
 use crate::registry::Registry;
 use crate::runner::Runner;
-use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt, WorkerError};
+use apalis::prelude::{
+    BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt, WorkerError,
+};
 use apalis_redis::RedisStorage;
 use keel_cache::Cache;
 use keel_config::Settings;
@@ -48,7 +50,14 @@ impl Workers {
         });
         let mut tasks = JoinSet::new();
         for kind in registry.kinds() {
-            tasks.spawn(supervise_kind(kind, name.clone(), runner.clone(), queue.clone(), settings.clone(), rx.clone()));
+            tasks.spawn(supervise_kind(
+                kind,
+                name.clone(),
+                runner.clone(),
+                queue.clone(),
+                settings.clone(),
+                rx.clone(),
+            ));
         }
         let reconciler = Reconciler {
             pool: queue.pool().clone(),
@@ -62,7 +71,11 @@ impl Workers {
                 queue: queue.clone(),
                 settings: settings.queue.clone(),
             };
-            tasks.spawn(cron::run(ctx, format!("cron:{}@{name}", periodic.name), rx.clone()));
+            tasks.spawn(cron::run(
+                ctx,
+                format!("cron:{}@{name}", periodic.name),
+                rx.clone(),
+            ));
         }
         tracing::info!(worker = %name, kinds = ?registry.kinds(), periodic = registry.periodic.len(), "workers started");
         Self {
@@ -158,5 +171,9 @@ fn worker_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "keel".to_owned());
-    format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }

@@ -2,6 +2,8 @@
 //! database (cloned from the migrated template) and its own Redis key prefix. Tests that
 //! need a second worker process re-run this test binary as a child (`child_worker`).
 
+#![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+
 use chrono::Utc;
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel::{QueryableByName, sql_query};
@@ -89,12 +91,23 @@ async fn from_settings(db: TestDatabase, settings: Arc<Settings>) -> Harness {
     .execute(&mut conn)
     .await
     .expect("effects table");
-    Harness { db, settings, pool, cache, queue }
+    Harness {
+        db,
+        settings,
+        pool,
+        cache,
+        queue,
+    }
 }
 
 impl Harness {
     fn workers(&self, registry: Registry) -> Workers {
-        Workers::start(self.settings.clone(), self.queue.clone(), self.cache.clone(), registry)
+        Workers::start(
+            self.settings.clone(),
+            self.queue.clone(),
+            self.cache.clone(),
+            registry,
+        )
     }
 
     async fn enqueue<J: Job>(&self, job: &J) -> Uuid {
@@ -111,7 +124,12 @@ impl Harness {
     }
 
     async fn state(&self, id: Uuid) -> (String, i32) {
-        let s = self.queue.status(id).await.expect("status").expect("job exists");
+        let s = self
+            .queue
+            .status(id)
+            .await
+            .expect("status")
+            .expect("job exists");
         (s.state, s.attempts)
     }
 
@@ -201,24 +219,46 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
         .pool
         .transaction(move |conn| {
             Box::pin(async move {
-                let e = queue.enqueue(conn, &Touch { key: "rolled-back".into() }).await?;
+                let e = queue
+                    .enqueue(
+                        conn,
+                        &Touch {
+                            key: "rolled-back".into(),
+                        },
+                    )
+                    .await?;
                 *slot.lock().expect("lock") = Some(e);
                 Err(DbError::NotFound) // anything that makes the request fail
             })
         })
         .await;
     assert!(result.is_err());
-    let leaked = leaked.lock().expect("lock").take().expect("enqueued inside");
+    let leaked = leaked
+        .lock()
+        .expect("lock")
+        .take()
+        .expect("enqueued inside");
     let ghost = leaked.id;
     h.queue.ring([leaked]).await;
 
-    let committed = h.enqueue(&Touch { key: "committed".into() }).await;
-    h.wait_state(committed, "succeeded", Duration::from_secs(10)).await;
+    let committed = h
+        .enqueue(&Touch {
+            key: "committed".into(),
+        })
+        .await;
+    h.wait_state(committed, "succeeded", Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    assert!(h.queue.status(ghost).await.expect("status").is_none(), "the rolled-back row exists");
+    assert!(
+        h.queue.status(ghost).await.expect("status").is_none(),
+        "the rolled-back row exists"
+    );
     let effects = h.effects().await;
-    assert_eq!(effects.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["committed"]);
+    assert_eq!(
+        effects.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["committed"]
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     workers.shutdown().await;
 }
@@ -239,7 +279,8 @@ async fn a_committed_job_runs_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_handler_failing_twice_then_succeeding_ends_done_after_three_attempts_with_growing_gaps() {
+async fn a_handler_failing_twice_then_succeeding_ends_done_after_three_attempts_with_growing_gaps()
+{
     let h = harness(&[("KEEL__QUEUE__BACKOFF_BASE_MS", "300")]).await;
     let tries: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let mut registry = Registry::new();
@@ -263,7 +304,10 @@ async fn a_handler_failing_twice_then_succeeding_ends_done_after_three_attempts_
     let tries = tries.lock().expect("lock").clone();
     assert_eq!(tries.len(), 3);
     let (gap1, gap2) = (tries[1] - tries[0], tries[2] - tries[1]);
-    assert!(gap1 >= Duration::from_millis(225), "first backoff too short: {gap1:?}");
+    assert!(
+        gap1 >= Duration::from_millis(225),
+        "first backoff too short: {gap1:?}"
+    );
     assert!(gap2 > gap1, "backoff did not grow: {gap1:?} then {gap2:?}");
     let status = h.queue.status(id).await.expect("status").expect("exists");
     assert_eq!(status.last_error.as_deref(), Some("receiver unavailable"));
@@ -297,16 +341,27 @@ async fn a_handler_that_always_fails_ends_dead_and_can_be_retried() {
     assert_eq!(dead.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
     assert_eq!(dead[0].last_error.as_deref(), Some("still broken"));
     let counts = h.queue.counts().await.expect("counts");
-    let flaky = counts.iter().find(|c| c.kind == "test.flaky").expect("kind counted");
+    let flaky = counts
+        .iter()
+        .find(|c| c.kind == "test.flaky")
+        .expect("kind counted");
     assert_eq!((flaky.dead, flaky.ready, flaky.running), (1, 0, 0));
 
     healed.store(true, Ordering::SeqCst);
     assert!(h.queue.retry_dead(id).await.expect("retry"));
-    assert!(!h.queue.retry_dead(id).await.expect("second retry"), "only dead jobs are retried");
+    assert!(
+        !h.queue.retry_dead(id).await.expect("second retry"),
+        "only dead jobs are retried"
+    );
     let attempts = h.wait_state(id, "succeeded", Duration::from_secs(10)).await;
     assert_eq!(attempts, 1, "a retried job starts a fresh set of attempts");
     assert_eq!(h.effects().await.len(), 1);
-    assert!(!h.queue.retry_dead(Uuid::now_v7()).await.expect("unknown id"));
+    assert!(
+        !h.queue
+            .retry_dead(Uuid::now_v7())
+            .await
+            .expect("unknown id")
+    );
     workers.shutdown().await;
 }
 
@@ -339,7 +394,10 @@ async fn the_same_job_delivered_twice_concurrently_has_its_effect_once() {
     let workers = h.workers(touch_registry(runs.clone(), Duration::from_millis(300)));
     let enqueued = {
         let mut conn = h.pool.get().await.expect("conn");
-        h.queue.enqueue(&mut conn, &Touch { key: "dup".into() }).await.expect("enqueue")
+        h.queue
+            .enqueue(&mut conn, &Touch { key: "dup".into() })
+            .await
+            .expect("enqueue")
     };
     let id = enqueued.id;
     tokio::join!(h.queue.ring([enqueued.clone()]), h.queue.ring([enqueued]));
@@ -357,7 +415,12 @@ async fn jobs_pending_when_redis_is_wiped_still_complete_through_the_reconciler(
     let h = harness(&[]).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(h.enqueue(&Touch { key: format!("wiped-{i}") }).await);
+        ids.push(
+            h.enqueue(&Touch {
+                key: format!("wiped-{i}"),
+            })
+            .await,
+        );
     }
     // As if Redis restarted empty: every doorbell is gone.
     let removed = wipe_redis_prefix(&h.settings).await;
@@ -366,7 +429,8 @@ async fn jobs_pending_when_redis_is_wiped_still_complete_through_the_reconciler(
     let runs = Arc::new(AtomicU32::new(0));
     let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
     for id in &ids {
-        h.wait_state(*id, "succeeded", Duration::from_secs(15)).await;
+        h.wait_state(*id, "succeeded", Duration::from_secs(15))
+            .await;
     }
     assert_eq!(h.effects().await.len(), 5);
     assert_eq!(runs.load(Ordering::SeqCst), 5);
@@ -379,8 +443,15 @@ async fn a_worker_killed_mid_job_is_replaced_after_its_lease_expires() {
     let id = h.enqueue(&Slow { millis: 60_000 }).await;
     let mut child = spawn_child_worker(&h, "slow");
     // The child claims the job and hangs in it.
-    let claimed = wait_until(Duration::from_secs(30), || async { h.state(id).await == ("running".into(), 1) }).await;
-    assert!(claimed, "child never claimed the job: {:?}", h.state(id).await);
+    let claimed = wait_until(Duration::from_secs(30), || async {
+        h.state(id).await == ("running".into(), 1)
+    })
+    .await;
+    assert!(
+        claimed,
+        "child never claimed the job: {:?}",
+        h.state(id).await
+    );
     child.kill().expect("SIGKILL the child"); // std's kill is SIGKILL on Unix
     child.wait().expect("reap");
 
@@ -427,10 +498,18 @@ async fn a_cron_job_with_two_worker_processes_runs_once_per_tick() {
     .load(&mut conn)
     .await
     .expect("ticks");
-    assert!((3..=6).contains(&ticks.len()), "expected ~4 ticks in 4.5 s: {ticks:?}");
+    assert!(
+        (3..=6).contains(&ticks.len()),
+        "expected ~4 ticks in 4.5 s: {ticks:?}"
+    );
     let completed: Vec<_> = ticks.iter().filter(|t| t.runs > 0).collect();
     assert!(completed.len() >= 3, "{ticks:?}");
-    assert!(ticks.iter().all(|t| t.runs <= 1 && t.unique_key.starts_with("cron:")), "a tick ran twice: {ticks:?}");
+    assert!(
+        ticks
+            .iter()
+            .all(|t| t.runs <= 1 && t.unique_key.starts_with("cron:")),
+        "a tick ran twice: {ticks:?}"
+    );
     // Both processes scheduled every tick, so each tick had two enqueue attempts and
     // exactly one row.
 }
@@ -463,7 +542,12 @@ async fn the_worker_span_continues_the_enqueuing_trace() {
     );
     let id = {
         let _entered = request_span.enter();
-        h.queue.enqueue_now(&Touch { key: "traced".into() }).await.expect("enqueue")
+        h.queue
+            .enqueue_now(&Touch {
+                key: "traced".into(),
+            })
+            .await
+            .expect("enqueue")
     };
     h.wait_state(id, "succeeded", Duration::from_secs(10)).await;
     assert_eq!(seen.lock().expect("lock").as_deref(), Some(trace_id));
@@ -486,7 +570,11 @@ async fn shutdown_lets_a_short_job_finish_and_releases_a_long_one() {
     h.wait_state(long, "running", Duration::from_secs(10)).await;
     workers.shutdown().await;
     assert_eq!(h.state(short).await, ("succeeded".into(), 1));
-    assert_eq!(h.state(long).await, ("pending".into(), 0), "the long job's lease was released uncounted");
+    assert_eq!(
+        h.state(long).await,
+        ("pending".into(), 0),
+        "the long job's lease was released uncounted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -501,7 +589,9 @@ async fn only_one_reconciler_runs_at_a_time() {
     let holder = tokio::spawn(async move {
         pool.transaction(move |conn| {
             Box::pin(async move {
-                sql_query("SELECT pg_advisory_xact_lock(7738703051156185966)").execute(conn).await?;
+                sql_query("SELECT pg_advisory_xact_lock(7738703051156185966)")
+                    .execute(conn)
+                    .await?;
                 let _ = locked_tx.send(());
                 let _ = release_rx.await;
                 Ok::<_, DbError>(())
@@ -511,7 +601,10 @@ async fn only_one_reconciler_runs_at_a_time() {
     });
     locked_rx.await.expect("lock taken");
     let blocked = queue.reconcile_now().await.expect("pass");
-    assert!(!blocked.ran, "a second reconciler ran while the lock was held");
+    assert!(
+        !blocked.ran,
+        "a second reconciler ran while the lock was held"
+    );
     let _ = release_tx.send(());
     holder.await.expect("join").expect("holder tx");
     let free = queue.reconcile_now().await.expect("pass");
@@ -521,38 +614,81 @@ async fn only_one_reconciler_runs_at_a_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_of_an_unknown_job_is_none_and_counts_show_the_backlog() {
     let h = harness(&[]).await;
-    assert!(h.queue.status(Uuid::now_v7()).await.expect("status").is_none());
+    assert!(
+        h.queue
+            .status(Uuid::now_v7())
+            .await
+            .expect("status")
+            .is_none()
+    );
     let mut conn = h.pool.get().await.expect("conn");
     let later = h
         .queue
         .enqueue_with(
             &mut conn,
-            &Touch { key: "later".into() },
-            keel_queue::EnqueueOptions { delay: Some(Duration::from_secs(3600)), unique_key: None },
+            &Touch {
+                key: "later".into(),
+            },
+            keel_queue::EnqueueOptions {
+                delay: Some(Duration::from_secs(3600)),
+                unique_key: None,
+            },
         )
         .await
         .expect("enqueue")
         .expect("inserted");
-    let _now = h.queue.enqueue(&mut conn, &Touch { key: "now".into() }).await.expect("enqueue");
+    let _now = h
+        .queue
+        .enqueue(&mut conn, &Touch { key: "now".into() })
+        .await
+        .expect("enqueue");
     let dup_key = Some("only-once".to_owned());
     let first = h
         .queue
-        .enqueue_with(&mut conn, &Touch { key: "k".into() }, keel_queue::EnqueueOptions { delay: None, unique_key: dup_key.clone() })
+        .enqueue_with(
+            &mut conn,
+            &Touch { key: "k".into() },
+            keel_queue::EnqueueOptions {
+                delay: None,
+                unique_key: dup_key.clone(),
+            },
+        )
         .await
         .expect("first");
     let second = h
         .queue
-        .enqueue_with(&mut conn, &Touch { key: "k".into() }, keel_queue::EnqueueOptions { delay: None, unique_key: dup_key })
+        .enqueue_with(
+            &mut conn,
+            &Touch { key: "k".into() },
+            keel_queue::EnqueueOptions {
+                delay: None,
+                unique_key: dup_key,
+            },
+        )
         .await
         .expect("second");
-    assert!(first.is_some() && second.is_none(), "a unique key admits one job");
+    assert!(
+        first.is_some() && second.is_none(),
+        "a unique key admits one job"
+    );
     drop(conn);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let counts = h.queue.counts().await.expect("counts");
-    let touch = counts.iter().find(|c| c.kind == "test.touch").expect("counted");
-    assert_eq!((touch.ready, touch.scheduled, touch.running, touch.dead), (2, 1, 0, 0));
+    let touch = counts
+        .iter()
+        .find(|c| c.kind == "test.touch")
+        .expect("counted");
+    assert_eq!(
+        (touch.ready, touch.scheduled, touch.running, touch.dead),
+        (2, 1, 0, 0)
+    );
     assert!(touch.oldest_ready_age_seconds > 0.0);
-    let status = h.queue.status(later.id).await.expect("status").expect("exists");
+    let status = h
+        .queue
+        .status(later.id)
+        .await
+        .expect("status")
+        .expect("exists");
     assert!(status.run_at > Utc::now() + chrono::Duration::minutes(59));
 }
 
@@ -563,13 +699,21 @@ fn tick_registry() -> Registry {
     registry
         .register(|ctx: JobContext, _: Tick| async move { record_effect(&ctx, "tick").await })
         .expect("register");
-    registry.periodic::<Tick, _>("* * * * * *", || Tick).expect("schedule");
+    registry
+        .periodic::<Tick, _>("* * * * * *", || Tick)
+        .expect("schedule");
     registry
 }
 
 fn spawn_child_worker(h: &Harness, mode: &str) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "child_worker", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_worker",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("KEEL_QUEUE_CHILD_DB", h.db.url())
         .env("KEEL_QUEUE_CHILD_PREFIX", &h.settings.redis.key_prefix)
         .env("KEEL_QUEUE_CHILD_MODE", mode)
@@ -613,14 +757,21 @@ async fn child_worker() {
 
 async fn wipe_redis_prefix(settings: &Settings) -> usize {
     let client = redis::Client::open(settings.redis.url.expose().as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", settings.redis.key_prefix))
         .query_async(&mut conn)
         .await
         .expect("keys");
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("del");
     }
     keys.len()
 }

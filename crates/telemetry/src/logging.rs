@@ -30,10 +30,11 @@ pub(crate) fn install(
         LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().boxed(),
         LogFormat::Compact => tracing_subscriber::fmt::layer().compact().boxed(),
     };
-    let trace_filter = EnvFilter::try_new(&settings.trace_filter).map_err(|e| TelemetryError::Filter {
-        filter: settings.trace_filter.clone(),
-        reason: e.to_string(),
-    })?;
+    let trace_filter =
+        EnvFilter::try_new(&settings.trace_filter).map_err(|e| TelemetryError::Filter {
+            filter: settings.trace_filter.clone(),
+            reason: e.to_string(),
+        })?;
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("keel"))
         .with_error_records_to_exceptions(true);

@@ -47,27 +47,87 @@ pub fn render() -> String {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("keel_http_requests_total", "HTTP requests by method, route template and status.");
-    describe_histogram!("keel_http_request_duration_seconds", Unit::Seconds, "HTTP request duration by method, route template and status.");
-    describe_gauge!("keel_db_pool_max_size", "Configured maximum of the PostgreSQL pool.");
-    describe_gauge!("keel_db_pool_size", "PostgreSQL connections currently open.");
+    describe_counter!(
+        "keel_http_requests_total",
+        "HTTP requests by method, route template and status."
+    );
+    describe_histogram!(
+        "keel_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request duration by method, route template and status."
+    );
+    describe_gauge!(
+        "keel_db_pool_max_size",
+        "Configured maximum of the PostgreSQL pool."
+    );
+    describe_gauge!(
+        "keel_db_pool_size",
+        "PostgreSQL connections currently open."
+    );
     describe_gauge!("keel_db_pool_in_use", "PostgreSQL connections checked out.");
-    describe_gauge!("keel_db_pool_waiting", "Tasks waiting for a PostgreSQL connection.");
-    describe_histogram!("keel_db_pool_acquire_seconds", Unit::Seconds, "Time to get a PostgreSQL connection from the pool.");
-    describe_counter!("keel_db_pool_timeouts_total", "Acquire attempts that timed out (answered 503).");
-    describe_counter!("keel_cache_requests_total", "Cache lookups by namespace, tier and result.");
-    describe_counter!("keel_cache_loads_total", "Loader calls after both cache tiers missed.");
-    describe_counter!("keel_cache_errors_total", "Failed Redis operations of the cache.");
-    describe_counter!("keel_cache_invalidations_total", "Cache invalidations by namespace and source.");
-    describe_gauge!("keel_cache_redis_up", "1 when the last cache Redis operation succeeded.");
+    describe_gauge!(
+        "keel_db_pool_waiting",
+        "Tasks waiting for a PostgreSQL connection."
+    );
+    describe_histogram!(
+        "keel_db_pool_acquire_seconds",
+        Unit::Seconds,
+        "Time to get a PostgreSQL connection from the pool."
+    );
+    describe_counter!(
+        "keel_db_pool_timeouts_total",
+        "Acquire attempts that timed out (answered 503)."
+    );
+    describe_counter!(
+        "keel_cache_requests_total",
+        "Cache lookups by namespace, tier and result."
+    );
+    describe_counter!(
+        "keel_cache_loads_total",
+        "Loader calls after both cache tiers missed."
+    );
+    describe_counter!(
+        "keel_cache_errors_total",
+        "Failed Redis operations of the cache."
+    );
+    describe_counter!(
+        "keel_cache_invalidations_total",
+        "Cache invalidations by namespace and source."
+    );
+    describe_gauge!(
+        "keel_cache_redis_up",
+        "1 when the last cache Redis operation succeeded."
+    );
     describe_counter!("keel_jobs_enqueued_total", "Jobs enqueued by kind.");
     describe_counter!("keel_jobs_started_total", "Job attempts started by kind.");
     describe_counter!("keel_jobs_succeeded_total", "Jobs that succeeded, by kind.");
-    describe_counter!("keel_jobs_failed_total", "Job attempts that failed (to be retried), by kind.");
-    describe_counter!("keel_jobs_dead_total", "Jobs that exhausted their attempts, by kind.");
-    describe_histogram!("keel_job_duration_seconds", Unit::Seconds, "Job attempt duration by kind and outcome.");
-    describe_gauge!("keel_queue_jobs", "Jobs by kind and state (ready, scheduled, running, dead).");
-    describe_gauge!("keel_queue_oldest_ready_age_seconds", "Age of the oldest job ready to run, by kind.");
-    describe_counter!("keel_queue_redeliveries_total", "Doorbells re-sent by the reconciler, by reason.");
-    describe_counter!("keel_queue_doorbell_errors_total", "Doorbells that could not be pushed to Redis.");
+    describe_counter!(
+        "keel_jobs_failed_total",
+        "Job attempts that failed (to be retried), by kind."
+    );
+    describe_counter!(
+        "keel_jobs_dead_total",
+        "Jobs that exhausted their attempts, by kind."
+    );
+    describe_histogram!(
+        "keel_job_duration_seconds",
+        Unit::Seconds,
+        "Job attempt duration by kind and outcome."
+    );
+    describe_gauge!(
+        "keel_queue_jobs",
+        "Jobs by kind and state (ready, scheduled, running, dead)."
+    );
+    describe_gauge!(
+        "keel_queue_oldest_ready_age_seconds",
+        "Age of the oldest job ready to run, by kind."
+    );
+    describe_counter!(
+        "keel_queue_redeliveries_total",
+        "Doorbells re-sent by the reconciler, by reason."
+    );
+    describe_counter!(
+        "keel_queue_doorbell_errors_total",
+        "Doorbells that could not be pushed to Redis."
+    );
 }

@@ -9,7 +9,10 @@ use keel_queue::{JobStatus, KindCounts};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(counts).service(dead).service(status).service(retry);
+    cfg.service(counts)
+        .service(dead)
+        .service(status)
+        .service(retry);
 }
 
 /// Compares in constant time so response timing does not reveal the token.
@@ -20,7 +23,11 @@ fn authorize(req: &HttpRequest, platform: &Platform) -> Result<(), ApiError> {
     let given = keel_http::auth::bearer(req).unwrap_or_default();
     let (a, b) = (given.as_bytes(), expected.as_bytes());
     let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same { Ok(()) } else { Err(ApiError::unauthorized("admin token required")) }
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("admin token required"))
+    }
 }
 
 /// Backlog by job kind: ready, scheduled, running and dead counts, and the age of the
@@ -45,8 +52,13 @@ async fn dead(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &platform)?;
     let page = query.parse::<(DateTime<Utc>, Uuid)>()?;
-    let rows = platform.queue.dead_jobs(page.fetch_limit(), page.after).await?;
-    let body = Paginated::from_rows(rows, &page, |j| (j.finished_at.unwrap_or(j.updated_at), j.id));
+    let rows = platform
+        .queue
+        .dead_jobs(page.fetch_limit(), page.after)
+        .await?;
+    let body = Paginated::from_rows(rows, &page, |j| {
+        (j.finished_at.unwrap_or(j.updated_at), j.id)
+    });
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -60,7 +72,11 @@ async fn status(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &platform)?;
-    let job = platform.queue.status(*id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
+    let job = platform
+        .queue
+        .status(*id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such job"))?;
     Ok(HttpResponse::Ok().json(job))
 }
 
@@ -78,10 +94,17 @@ async fn retry(
     let id = id.into_inner();
     if !platform.queue.retry_dead(id).await? {
         return match platform.queue.status(id).await? {
-            Some(job) => Err(ApiError::conflict(format!("the job is {}, not dead", job.state))),
+            Some(job) => Err(ApiError::conflict(format!(
+                "the job is {}, not dead",
+                job.state
+            ))),
             None => Err(ApiError::not_found("no such job")),
         };
     }
-    let job = platform.queue.status(id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
+    let job = platform
+        .queue
+        .status(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such job"))?;
     Ok(HttpResponse::Accepted().json(job))
 }

@@ -49,39 +49,69 @@ static MIGRATIONS_CURRENT: AtomicBool = AtomicBool::new(false);
         (status = 503, description = "At least one dependency is not", body = ReadyBody)))]
 #[get("/health/ready")]
 pub async fn ready(platform: web::Data<Platform>) -> HttpResponse {
-    let limit = platform.settings.database.acquire_timeout() + platform.settings.redis.timeout() * 2;
+    let limit =
+        platform.settings.database.acquire_timeout() + platform.settings.redis.timeout() * 2;
     let (postgres, redis) = tokio::join!(
         timed(limit, check_postgres(&platform)),
-        timed(limit, async { platform.cache.ping().await.map_err(|e| e.to_string()) }),
+        timed(limit, async {
+            platform.cache.ping().await.map_err(|e| e.to_string())
+        }),
     );
     let mut checks = BTreeMap::new();
     let (postgres, migrations) = match postgres {
         Ok((migrations, postgres)) => (postgres, migrations),
-        Err(check) => (check, Check { ok: false, latency_ms: 0, error: Some("postgres unreachable".into()) }),
+        Err(check) => (
+            check,
+            Check {
+                ok: false,
+                latency_ms: 0,
+                error: Some("postgres unreachable".into()),
+            },
+        ),
     };
     checks.insert("postgres", postgres);
     checks.insert("migrations", migrations);
     checks.insert("redis", redis.map(|((), c)| c).unwrap_or_else(|c| c));
     let ok = checks.values().all(|c| c.ok);
-    let body = ReadyBody { status: if ok { "ready" } else { "not_ready" }, checks };
-    if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let body = ReadyBody {
+        status: if ok { "ready" } else { "not_ready" },
+        checks,
+    };
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 /// Pings Postgres and, until they are known current, compares applied migrations.
 async fn check_postgres(platform: &Platform) -> Result<Check, String> {
     let mut conn = platform.pool.get().await.map_err(|e| e.to_string())?;
     if MIGRATIONS_CURRENT.load(Ordering::Relaxed) {
-        return Ok(Check { ok: true, latency_ms: 0, error: None });
+        return Ok(Check {
+            ok: true,
+            latency_ms: 0,
+            error: None,
+        });
     }
-    let pending = keel_persistence::pending_migrations(&mut conn).await.map_err(|e| e.to_string())?;
+    let pending = keel_persistence::pending_migrations(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     if pending.is_empty() {
         MIGRATIONS_CURRENT.store(true, Ordering::Relaxed);
-        return Ok(Check { ok: true, latency_ms: 0, error: None });
+        return Ok(Check {
+            ok: true,
+            latency_ms: 0,
+            error: None,
+        });
     }
     Ok(Check {
         ok: false,
         latency_ms: 0,
-        error: Some(format!("{} pending migration(s): run `keel migrate`", pending.len())),
+        error: Some(format!(
+            "{} pending migration(s): run `keel migrate`",
+            pending.len()
+        )),
     })
 }
 
@@ -94,8 +124,23 @@ async fn timed<T>(
     let result = tokio::time::timeout(limit, check).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(Ok(value)) => Ok((value, Check { ok: true, latency_ms, error: None })),
-        Ok(Err(error)) => Err(Check { ok: false, latency_ms, error: Some(error) }),
-        Err(_) => Err(Check { ok: false, latency_ms, error: Some(format!("no answer within {limit:?}")) }),
+        Ok(Ok(value)) => Ok((
+            value,
+            Check {
+                ok: true,
+                latency_ms,
+                error: None,
+            },
+        )),
+        Ok(Err(error)) => Err(Check {
+            ok: false,
+            latency_ms,
+            error: Some(error),
+        }),
+        Err(_) => Err(Check {
+            ok: false,
+            latency_ms,
+            error: Some(format!("no answer within {limit:?}")),
+        }),
     }
 }
