@@ -54,7 +54,7 @@ pub fn init_for_tests() {
     ONCE.call_once(|| {
         let settings = TelemetrySettings {
             log_format: LogFormat::Compact,
-            log_filter: "warn".to_owned(),
+            log_filter: "error".to_owned(),
             trace_filter: "info".to_owned(),
             service_name: "keel-test".to_owned(),
             otlp_endpoint: String::new(),
