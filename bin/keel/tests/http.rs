@@ -737,3 +737,28 @@ fn domain_crates_do_not_depend_on_each_other() {
         }
     }
 }
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_the_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("serve")
+        .env("KEEL__SERVER__PORT", "eighty")
+        .output()
+        .expect("run keel");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("server.port"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("serve")
+        .env("KEEL__DATABASE__URL", "mysql://root:hunter2@db/keel")
+        .output()
+        .expect("run keel");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("database.url") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}

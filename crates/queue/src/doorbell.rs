@@ -5,6 +5,7 @@
 //! conditional, and the reconciler rings again for rows nobody claimed.
 
 use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_core::backend::Vacuum;
 use apalis_redis::{ConnectionManager, RedisStorage};
 use chrono::{DateTime, Utc};
 use keel_config::RedisSettings;
@@ -125,12 +126,32 @@ impl Doorbells {
     }
 }
 
+impl Doorbells {
+    /// Deletes what apalis keeps in Redis about doorbells already handled: their data and
+    /// metadata entries and the "done" set. Postgres has the record, so none of it is
+    /// needed, and without this Redis memory grows with every job ever run.
+    pub async fn vacuum(&self, kinds: &[&'static str]) -> Result<usize, DoorbellError> {
+        let mut conn = self.connection().await?;
+        let mut removed = 0;
+        for kind in kinds {
+            let mut storage = self.storage(conn.clone(), kind);
+            removed += storage
+                .vacuum()
+                .await
+                .map_err(|e| DoorbellError::Push(e.to_string()))?;
+            let done = storage.get_config().done_jobs_set();
+            let _: () = redis::cmd("DEL").arg(done).query_async(&mut conn).await?;
+        }
+        Ok(removed)
+    }
+}
+
 /// One apalis queue per job kind, named `{prefix}:jobs:{kind}`, so kinds do not block
-/// each other and every key lives under the deployment's prefix. Results and events are
-/// not kept: Postgres has the record.
+/// each other and every key lives under the deployment's prefix. Results stay on (without
+/// them apalis never acknowledges a doorbell, leaving it "running" in Redis); events are
+/// off: nobody listens, Postgres has the record.
 pub(crate) fn queue_config(prefix: &str, kind: &str) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(format!("{prefix}:jobs:{kind}"))
-        .persist_results(false)
         .emit_events(false)
 }

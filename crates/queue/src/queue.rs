@@ -209,9 +209,16 @@ impl Queue {
             pool: self.inner.pool.clone(),
             doorbells: self.inner.doorbells.clone(),
             settings: self.inner.settings.clone(),
+            kinds: Vec::new(),
         }
         .pass()
         .await
+    }
+
+    /// Removes what Redis still holds about handled doorbells of these job kinds (worker
+    /// processes do this every minute); returns how many entries went.
+    pub async fn vacuum_doorbells(&self, kinds: &[&'static str]) -> Result<usize, DoorbellError> {
+        self.inner.doorbells.vacuum(kinds).await
     }
 
     /// Refreshes the backlog gauges (`keel_queue_jobs`, `keel_queue_oldest_ready_age_seconds`)

@@ -14,13 +14,15 @@ use tokio::sync::watch;
 
 /// Rows re-rung per pass; the next pass takes the rest.
 const BATCH: i64 = 500;
-/// Purge old succeeded rows every this many passes.
-const PURGE_EVERY: u64 = 60;
+/// Purge old rows and vacuum Redis every this many passes.
+const HOUSEKEEPING_EVERY: u64 = 60;
 
 pub(crate) struct Reconciler {
     pub pool: DbPool,
     pub doorbells: Arc<Doorbells>,
     pub settings: QueueSettings,
+    /// Job kinds whose apalis queues this process vacuums.
+    pub kinds: Vec<&'static str>,
 }
 
 /// What one pass did (for tests and logs).
@@ -54,8 +56,8 @@ impl Reconciler {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reconciler pass failed"),
             }
-            if passes.is_multiple_of(PURGE_EVERY) {
-                self.purge().await;
+            if passes.is_multiple_of(HOUSEKEEPING_EVERY) {
+                self.housekeeping().await;
             }
         }
     }
@@ -106,6 +108,15 @@ impl Reconciler {
             rung: rings.len(),
             buried: buried.len(),
         })
+    }
+
+    async fn housekeeping(&self) {
+        match self.doorbells.vacuum(&self.kinds).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "handled doorbells vacuumed from Redis"),
+            Err(e) => tracing::debug!(error = %e, "doorbell vacuum failed"),
+        }
+        self.purge().await;
     }
 
     async fn purge(&self) {

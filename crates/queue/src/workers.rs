@@ -63,6 +63,7 @@ impl Workers {
             pool: queue.pool().clone(),
             doorbells: queue.doorbells(),
             settings: settings.queue.clone(),
+            kinds: registry.kinds(),
         };
         tasks.spawn(reconciler.run(rx.clone()));
         for periodic in &registry.periodic {

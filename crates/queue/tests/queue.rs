@@ -438,6 +438,40 @@ async fn jobs_pending_when_redis_is_wiped_still_complete_through_the_reconciler(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn handled_doorbells_are_vacuumed_from_redis() {
+    let h = harness(&[]).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            h.enqueue(&Touch {
+                key: format!("v{i}"),
+            })
+            .await,
+        );
+    }
+    for id in &ids {
+        h.wait_state(*id, "succeeded", Duration::from_secs(10))
+            .await;
+    }
+    workers.shutdown().await;
+    let before = redis_keys(&h.settings).await;
+    let removed = h
+        .queue
+        .vacuum_doorbells(&[Touch::NAME])
+        .await
+        .expect("vacuum");
+    let after = redis_keys(&h.settings).await;
+    assert!(removed >= 20, "removed {removed}; keys {before:?}");
+    assert!(
+        after.len() + 20 <= before.len(),
+        "before {before:?}\nafter {after:?}"
+    );
+    assert!(!after.iter().any(|k| k.ends_with(":done")), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_job_is_replaced_after_its_lease_expires() {
     let h = harness(&[]).await;
     let id = h.enqueue(&Slow { millis: 60_000 }).await;
@@ -755,21 +789,29 @@ async fn child_worker() {
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
 
-async fn wipe_redis_prefix(settings: &Settings) -> usize {
+async fn redis_conn(settings: &Settings) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(settings.redis.url.expose().as_str()).expect("client");
-    let mut conn = client
+    client
         .get_multiplexed_async_connection()
         .await
-        .expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
+        .expect("redis")
+}
+
+/// Every Redis key under the test's prefix.
+async fn redis_keys(settings: &Settings) -> Vec<String> {
+    redis::cmd("KEYS")
         .arg(format!("{}:*", settings.redis.key_prefix))
-        .query_async(&mut conn)
+        .query_async(&mut redis_conn(settings).await)
         .await
-        .expect("keys");
+        .expect("keys")
+}
+
+async fn wipe_redis_prefix(settings: &Settings) -> usize {
+    let keys = redis_keys(settings).await;
     if !keys.is_empty() {
         let _: () = redis::cmd("DEL")
             .arg(&keys)
-            .query_async(&mut conn)
+            .query_async(&mut redis_conn(settings).await)
             .await
             .expect("del");
     }
