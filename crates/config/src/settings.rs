@@ -138,6 +138,8 @@ pub struct TelemetrySettings {
     pub service_name: String,
     pub otlp_endpoint: String,
     pub otlp_timeout_ms: u64,
+    /// Share of new traces exported (0.0–1.0); a caller's sampled `traceparent` is followed.
+    pub sample_ratio: f64,
 }
 
 impl TelemetrySettings {

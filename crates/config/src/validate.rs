@@ -71,6 +71,12 @@ impl Settings {
                 &["http://", "https://"],
             )?;
         }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err(invalid(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
         if t.service_name.trim().is_empty() {
             return Err(invalid("telemetry.service_name", "must not be empty"));
         }

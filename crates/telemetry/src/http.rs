@@ -11,6 +11,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use metrics::{Counter, Histogram};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -23,7 +26,11 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // Only standard methods become label values: the label set must stay bounded.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let request_id = header(&req, "x-request-id").unwrap_or_default();
     let span = tracing::info_span!(
         "http.request",
@@ -54,14 +61,12 @@ pub async fn observe(
     span.record("otel.name", format!("{method} {route}"));
     span.record("http.response.status_code", status.as_u16());
 
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!("keel_http_requests_total", &labels).increment(1);
-    metrics::histogram!("keel_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    record(
+        method,
+        route,
+        status.as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
 
     let mut res = result?;
     if let Some(cx) = propagation::from_span(&span)
@@ -71,6 +76,37 @@ pub async fn observe(
             .insert(HeaderName::from_static("traceresponse"), value);
     }
     Ok(res)
+}
+
+type SeriesKey = (String, String, u16);
+
+thread_local! {
+    /// Metric handles per (method, route, status), per worker thread: looking a series up
+    /// in the global registry on every request costs more than the request itself.
+    static SERIES: RefCell<HashMap<SeriesKey, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+}
+
+fn record(method: String, route: String, status: u16, seconds: f64) {
+    SERIES.with(|series| {
+        let mut series = series.borrow_mut();
+        let key = (method, route, status);
+        let (counter, histogram) =
+            series
+                .entry(key)
+                .or_insert_with_key(|(method, route, status)| {
+                    let labels = [
+                        ("method", method.clone()),
+                        ("route", route.clone()),
+                        ("status", status.to_string()),
+                    ];
+                    (
+                        metrics::counter!("keel_http_requests_total", &labels),
+                        metrics::histogram!("keel_http_request_duration_seconds", &labels),
+                    )
+                });
+        counter.increment(1);
+        histogram.record(seconds);
+    });
 }
 
 fn header(req: &ServiceRequest, name: &str) -> Option<String> {

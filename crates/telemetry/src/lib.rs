@@ -10,6 +10,7 @@ mod logging;
 pub mod metrics;
 pub mod propagation;
 mod traces;
+mod w3c;
 
 pub use logging::init_for_tests;
 

@@ -1,6 +1,7 @@
 //! The global `tracing` subscriber.
 
 use crate::TelemetryError;
+use crate::w3c::W3cLayer;
 use keel_config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -35,13 +36,19 @@ pub(crate) fn install(
             filter: settings.trace_filter.clone(),
             reason: e.to_string(),
         })?;
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("keel"))
-        .with_error_records_to_exceptions(true);
-    // Separate filters: quiet logs must not switch off the spans that carry trace
-    // context into jobs and to the collector.
+    // Exporting: OpenTelemetry spans. Not exporting: only W3C ids (see `w3c`), at a
+    // fraction of the cost. Separate filters: quiet logs must not switch off the spans
+    // that carry trace context into jobs and to the collector.
+    let traces = match settings.otlp_endpoint() {
+        Some(_) => tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("keel"))
+            .with_error_records_to_exceptions(true)
+            .with_filter(trace_filter)
+            .boxed(),
+        None => W3cLayer.with_filter(trace_filter).boxed(),
+    };
     Registry::default()
-        .with(otel.with_filter(trace_filter))
+        .with(traces)
         .with(fmt.with_filter(filter))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)
@@ -59,6 +66,7 @@ pub fn init_for_tests() {
             service_name: "keel-test".to_owned(),
             otlp_endpoint: String::new(),
             otlp_timeout_ms: 100,
+            sample_ratio: 1.0,
         };
         if let Ok(provider) = crate::traces::provider(&settings) {
             let _ = install(&settings, &provider);

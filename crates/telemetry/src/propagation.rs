@@ -2,6 +2,7 @@
 //! when a worker runs it, so the job's span belongs to the trace of the request that
 //! caused it.
 
+use crate::w3c;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -31,21 +32,38 @@ pub fn current() -> Option<TraceContext> {
 
 /// The context of `span`, or `None` when it has no valid trace (e.g. it was disabled).
 pub fn from_span(span: &tracing::Span) -> Option<TraceContext> {
+    if let Some(ids) = w3c::ids(span) {
+        return Some(TraceContext {
+            traceparent: ids.traceparent(),
+            tracestate: None,
+        });
+    }
     let cx = span.context();
-    if !cx.span().span_context().is_valid() {
+    let sc = cx.span().span_context().clone();
+    if !sc.is_valid() {
         return None;
     }
-    let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    // The W3C format, written directly: this runs on every request (`traceresponse`).
+    let tracestate = sc.trace_state().header();
     Some(TraceContext {
-        traceparent: carrier.remove("traceparent")?,
-        tracestate: carrier.remove("tracestate").filter(|s| !s.is_empty()),
+        traceparent: format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        ),
+        tracestate: Some(tracestate).filter(|s| !s.is_empty()),
     })
 }
 
 /// Makes `span` a child of the remote context (a stored job context or an incoming
 /// request's headers). An invalid or missing `traceparent` leaves `span` a new root.
 pub fn set_parent(span: &tracing::Span, context: &TraceContext) {
+    if let Some(remote) = w3c::W3cIds::parse(&context.traceparent)
+        && w3c::set_remote_parent(span, &remote)
+    {
+        return;
+    }
     let mut carrier = HashMap::new();
     carrier.insert("traceparent".to_owned(), context.traceparent.clone());
     if let Some(state) = &context.tracestate {

@@ -6,7 +6,7 @@ use opentelemetry::global;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use std::time::Duration;
 
 /// A provider is always built, even with export off: it gives every span a W3C trace
@@ -18,6 +18,17 @@ pub(crate) fn provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider
         .with_service_name(settings.service_name.clone())
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    match settings.otlp_endpoint() {
+        // Nothing is exported: record nothing. Spans keep valid ids, so trace context
+        // still flows into jobs and `traceresponse`, at a fraction of the cost.
+        None => builder = builder.with_sampler(Sampler::AlwaysOff),
+        // Follow the caller's decision; sample new traces at the configured ratio.
+        Some(_) => {
+            builder = builder.with_sampler(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(settings.sample_ratio),
+            )))
+        }
+    }
     if let Some(endpoint) = settings.otlp_endpoint() {
         let endpoint = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = opentelemetry_otlp::SpanExporter::builder()
