@@ -91,10 +91,7 @@ struct TestApp {
 async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     keel_telemetry::init_for_tests();
     let db = TestDatabase::new().await.expect("test database");
-    let mut loader = keel_config::testing::loader(db.url());
-    for (k, v) in overrides {
-        loader = loader.with_var(k, *v);
-    }
+    let loader = keel_config::testing::loader(db.url()).with_vars(overrides);
     let settings = keel_config::Loader::load(&loader).expect("settings");
     let platform = Platform::new(settings).expect("platform");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

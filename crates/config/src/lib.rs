@@ -75,6 +75,12 @@ impl Loader {
         self
     }
 
+    /// [`Loader::with_var`] for each pair.
+    pub fn with_vars(self, vars: &[(&str, &str)]) -> Self {
+        vars.iter()
+            .fold(self, |loader, (k, v)| loader.with_var(k, *v))
+    }
+
     pub fn load(&self) -> Result<Settings, ConfigError> {
         let env_file = self.dir.join(format!("{}.toml", self.env_name));
         let settings: Settings = config::Config::builder()

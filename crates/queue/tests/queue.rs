@@ -69,10 +69,7 @@ struct Harness {
 async fn harness(overrides: &[(&str, &str)]) -> Harness {
     keel_telemetry::init_for_tests();
     let db = TestDatabase::new().await.expect("test database");
-    let mut loader = keel_config::testing::loader(db.url());
-    for (k, v) in overrides {
-        loader = loader.with_var(k, *v);
-    }
+    let loader = keel_config::testing::loader(db.url()).with_vars(overrides);
     let settings = Arc::new(keel_config::Loader::load(&loader).expect("settings"));
     from_settings(db, settings).await
 }
@@ -108,6 +105,12 @@ impl Harness {
             self.cache.clone(),
             registry,
         )
+    }
+
+    /// Workers whose `Touch` handler counts its runs in the returned counter.
+    fn touch_workers(&self, delay: Duration) -> (Workers, Arc<AtomicU32>) {
+        let runs = Arc::new(AtomicU32::new(0));
+        (self.workers(touch_registry(runs.clone(), delay)), runs)
     }
 
     async fn enqueue<J: Job>(&self, job: &J) -> Uuid {
@@ -209,8 +212,7 @@ fn touch_registry(runs: Arc<AtomicU32>, delay: Duration) -> Registry {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
     let h = harness(&[]).await;
-    let runs = Arc::new(AtomicU32::new(0));
-    let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
 
     // Even a doorbell rung for the rolled-back row (a caller bug) must not run anything.
     let leaked: Arc<Mutex<Option<Enqueued>>> = Arc::default();
@@ -266,8 +268,7 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_committed_job_runs_exactly_once() {
     let h = harness(&[]).await;
-    let runs = Arc::new(AtomicU32::new(0));
-    let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
     let id = h.enqueue(&Touch { key: "once".into() }).await;
     let attempts = h.wait_state(id, "succeeded", Duration::from_secs(10)).await;
     assert_eq!(attempts, 1);
@@ -390,8 +391,7 @@ async fn a_handler_that_exceeds_its_timeout_is_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_job_delivered_twice_concurrently_has_its_effect_once() {
     let h = harness(&[]).await;
-    let runs = Arc::new(AtomicU32::new(0));
-    let workers = h.workers(touch_registry(runs.clone(), Duration::from_millis(300)));
+    let (workers, runs) = h.touch_workers(Duration::from_millis(300));
     let enqueued = {
         let mut conn = h.pool.get().await.expect("conn");
         h.queue
@@ -426,8 +426,7 @@ async fn jobs_pending_when_redis_is_wiped_still_complete_through_the_reconciler(
     let removed = wipe_redis_prefix(&h.settings).await;
     assert!(removed > 0, "doorbells were pushed before the wipe");
 
-    let runs = Arc::new(AtomicU32::new(0));
-    let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
     for id in &ids {
         h.wait_state(*id, "succeeded", Duration::from_secs(15))
             .await;
@@ -440,8 +439,7 @@ async fn jobs_pending_when_redis_is_wiped_still_complete_through_the_reconciler(
 #[tokio::test(flavor = "multi_thread")]
 async fn handled_doorbells_are_vacuumed_from_redis() {
     let h = harness(&[]).await;
-    let runs = Arc::new(AtomicU32::new(0));
-    let workers = h.workers(touch_registry(runs.clone(), Duration::ZERO));
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
     let mut ids = Vec::new();
     for i in 0..20 {
         ids.push(

@@ -95,8 +95,7 @@ pub(crate) fn ids(span: &Span) -> Option<W3cIds> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let span = registry.span(id)?;
-        let ids = span.extensions().get::<W3cIds>().copied();
-        ids
+        span.extensions().get::<W3cIds>().copied()
     })
     .flatten()
 }
