@@ -453,6 +453,7 @@ async fn handled_doorbells_are_vacuumed_from_redis() {
         h.wait_state(*id, "succeeded", Duration::from_secs(10))
             .await;
     }
+    assert_eq!(runs.load(Ordering::SeqCst), 20);
     workers.shutdown().await;
     let before = redis_keys(&h.settings).await;
     let removed = h
