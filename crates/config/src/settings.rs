@@ -17,6 +17,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub telemetry: TelemetrySettings,
     pub admin: AdminSettings,
+    pub mail: MailSettings,
 }
 
 fn default_env() -> String {
@@ -158,5 +159,48 @@ impl AdminSettings {
     /// The admin bearer token, or `None` when the admin endpoints are disabled.
     pub fn token(&self) -> Option<&str> {
         Some(self.token.expose().as_str()).filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message in `mail.dir` (development, tests).
+    File,
+    /// An SMTP relay.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a relay on localhost only).
+    None,
+    /// Upgrade with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    /// Folder of the `file` transport.
+    pub dir: String,
+    /// `From:` of every message, e.g. `Keel <no-reply@example.com>`.
+    pub from: String,
+    /// Base URL put in links of emails (verification, reset, invitation, unsubscribe).
+    pub public_url: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_username: String,
+    pub smtp_password: Secret<String>,
+    pub smtp_tls: SmtpTls,
+    pub smtp_timeout_ms: u64,
+}
+
+impl MailSettings {
+    pub fn smtp_timeout(&self) -> Duration {
+        Duration::from_millis(self.smtp_timeout_ms)
     }
 }

@@ -80,6 +80,24 @@ impl Settings {
         if t.service_name.trim().is_empty() {
             return Err(invalid("telemetry.service_name", "must not be empty"));
         }
+        let m = &self.mail;
+        if m.dir.trim().is_empty() {
+            return Err(invalid("mail.dir", "must not be empty"));
+        }
+        if !m.from.contains('@') {
+            return Err(invalid(
+                "mail.from",
+                "must be an email address, e.g. Keel <no-reply@example.com>",
+            ));
+        }
+        scheme("mail.public_url", &m.public_url, &["http://", "https://"])?;
+        if m.transport == crate::MailTransport::Smtp && m.smtp_host.trim().is_empty() {
+            return Err(invalid(
+                "mail.smtp_host",
+                "must be set when mail.transport is smtp",
+            ));
+        }
+        at_least("mail.smtp_timeout_ms", m.smtp_timeout_ms, 1)?;
         if let Some(token) = self.admin.token()
             && token.len() < 16
         {
