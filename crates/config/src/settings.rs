@@ -18,6 +18,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub admin: AdminSettings,
     pub mail: MailSettings,
+    pub accounts: AccountsSettings,
 }
 
 fn default_env() -> String {
@@ -202,5 +203,25 @@ pub struct MailSettings {
 impl MailSettings {
     pub fn smtp_timeout(&self) -> Duration {
         Duration::from_millis(self.smtp_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountsSettings {
+    /// A session unused this long is over.
+    pub session_idle_minutes: u64,
+    /// A session is over this long after login, however active.
+    pub session_absolute_hours: u64,
+    /// Password hashes computed at once (argon2id takes ~19 MiB and tens of ms each);
+    /// 0 = one per core.
+    pub password_hash_concurrency: usize,
+}
+
+impl AccountsSettings {
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_minutes * 60)
+    }
+    pub fn session_absolute(&self) -> Duration {
+        Duration::from_secs(self.session_absolute_hours * 3600)
     }
 }

@@ -61,13 +61,24 @@ async fn test_databases_are_isolated_and_dropped() {
 async fn the_schema_matches_the_migrated_database() {
     let (_db, pool) = setup(1).await;
     let mut conn = pool.get().await.expect("conn");
-    // Every column diesel knows must exist with a loadable type.
-    let rows = queue_jobs::table
-        .select(queue_jobs::all_columns)
-        .limit(0)
-        .execute(&mut conn)
-        .await;
-    assert!(rows.is_ok(), "{rows:?}");
+    // Every column diesel knows must exist with a loadable type, in every table.
+    use keel_persistence::schema::*;
+    macro_rules! check {
+        ($($table:ident),+) => {$(
+            let rows = $table::table.select($table::all_columns).limit(0).execute(&mut conn).await;
+            assert!(rows.is_ok(), "{}: {rows:?}", stringify!($table));
+        )+};
+    }
+    check!(
+        queue_jobs,
+        accounts_users,
+        accounts_organizations,
+        accounts_memberships,
+        accounts_sessions,
+        accounts_api_keys,
+        accounts_tokens,
+        accounts_audit_events
+    );
 }
 
 async fn insert_job(
