@@ -1,4 +1,16 @@
 //! Accounts and tenancy: users, organizations, memberships and roles, sessions, API keys,
 //! and the authenticated caller every other domain's routes rely on.
 
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod mailer;
 pub mod password;
+pub mod repo;
+pub mod service;
+pub mod token;
+
+pub use error::AccountsError;
+pub use mailer::{AccountEmail, AccountMailer};
+pub use service::{Accounts, NewSignup, SessionToken};

@@ -87,7 +87,10 @@ impl Hasher {
             n => n,
         };
         let dummy = hash_blocking("keel-dummy-password-for-timing")?;
-        Ok(Self { slots: Arc::new(Semaphore::new(concurrency)), dummy: Arc::new(dummy) })
+        Ok(Self {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            dummy: Arc::new(dummy),
+        })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -97,18 +100,29 @@ impl Hasher {
 
     /// Checks `password` against `stored` (or the dummy hash when `stored` is `None`,
     /// which always answers `No` after the same amount of work).
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verified, HashError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy.as_str().to_owned(), str::to_owned);
         let password = password.to_owned();
-        let verified = self.run(move || verify_blocking(&password, &stored)).await??;
+        let verified = self
+            .run(move || verify_blocking(&password, &stored))
+            .await??;
         Ok(if known { verified } else { Verified::No })
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         let _slot = self.slots.acquire().await.map_err(|_| HashError::Task)?;
         metrics::counter!("keel_password_hashes_total").increment(1);
-        tokio::task::spawn_blocking(f).await.map_err(|_| HashError::Task)
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| HashError::Task)
     }
 }
 
@@ -122,12 +136,19 @@ fn hash_blocking(password: &str) -> Result<String, HashError> {
 
 fn verify_blocking(password: &str, stored: &str) -> Result<Verified, HashError> {
     let parsed = PasswordHash::new(stored).map_err(|e| HashError::Hash(e.to_string()))?;
-    if argon2().verify_password(password.as_bytes(), &parsed).is_err() {
+    if argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
         return Ok(Verified::No);
     }
     let current = Params::try_from(&parsed).ok();
     let outdated = parsed.algorithm != argon2::ARGON2ID_IDENT
-        || current.is_none_or(|p| p.m_cost() != params().m_cost() || p.t_cost() != params().t_cost() || p.p_cost() != params().p_cost());
+        || current.is_none_or(|p| {
+            p.m_cost() != params().m_cost()
+                || p.t_cost() != params().t_cost()
+                || p.p_cost() != params().p_cost()
+        });
     if outdated {
         return Ok(Verified::YesRehashed(hash_blocking(password)?));
     }
@@ -143,10 +164,16 @@ mod tests {
         assert!(check_policy("short").is_err());
         assert!(check_policy(&"x".repeat(129)).is_err());
         assert!(check_policy("password").is_err());
-        assert!(check_policy("iloveyou").is_err(), "common regardless of case");
+        assert!(
+            check_policy("iloveyou").is_err(),
+            "common regardless of case"
+        );
         assert!(check_policy("ILoveYou").is_err());
         assert!(check_policy("correct horse battery staple").is_ok());
-        assert!(check_policy("ünïcödé-pässwörd").is_ok(), "no composition rules");
+        assert!(
+            check_policy("ünïcödé-pässwörd").is_ok(),
+            "no composition rules"
+        );
         assert!(COMMON_SET.len() >= 9_900, "{}", COMMON_SET.len());
     }
 
@@ -154,22 +181,48 @@ mod tests {
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
         let hasher = Hasher::new(1).unwrap();
         let hash = hasher.hash("correct horse battery staple").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert_eq!(hasher.verify("correct horse battery staple", Some(&hash)).await.unwrap(), Verified::Yes);
-        assert_eq!(hasher.verify("wrong", Some(&hash)).await.unwrap(), Verified::No);
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert_eq!(
+            hasher
+                .verify("correct horse battery staple", Some(&hash))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            hasher.verify("wrong", Some(&hash)).await.unwrap(),
+            Verified::No
+        );
         assert_eq!(hasher.verify("anything", None).await.unwrap(), Verified::No);
     }
 
     #[tokio::test]
     async fn old_parameters_are_rehashed_on_a_correct_password() {
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(4096, 1, 1, None).unwrap());
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        );
         let salt = SaltString::generate(&mut OsRng);
-        let old = weak.hash_password(b"correct horse battery staple", &salt).unwrap().to_string();
+        let old = weak
+            .hash_password(b"correct horse battery staple", &salt)
+            .unwrap()
+            .to_string();
         let hasher = Hasher::new(1).unwrap();
-        match hasher.verify("correct horse battery staple", Some(&old)).await.unwrap() {
+        match hasher
+            .verify("correct horse battery staple", Some(&old))
+            .await
+            .unwrap()
+        {
             Verified::YesRehashed(new) => assert!(new.contains("m=19456,t=2,p=1"), "{new}"),
             other => panic!("expected a rehash, got {other:?}"),
         }
-        assert_eq!(hasher.verify("wrong", Some(&old)).await.unwrap(), Verified::No);
+        assert_eq!(
+            hasher.verify("wrong", Some(&old)).await.unwrap(),
+            Verified::No
+        );
     }
 }

@@ -20,6 +20,8 @@ pub struct Caller {
     pub user_id: Option<Uuid>,
     /// The API key, when the caller authenticated with one.
     pub api_key_id: Option<Uuid>,
+    /// The session, when the caller authenticated with a session token.
+    pub session_id: Option<Uuid>,
     /// The organization (tenant) the credentials act for.
     pub org_id: Option<Uuid>,
     /// Role in that organization (`owner`, `admin`, `member`).

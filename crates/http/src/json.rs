@@ -102,6 +102,8 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The field named by serde's "missing field `x`" message, which it reports at the
+/// parent's path. (An unknown field is reported at its own path already.)
 fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }

@@ -1,0 +1,164 @@
+//! The accounts routes under `/api/v1`. Handlers parse input, call one service method and
+//! map the result; request bodies reject unknown fields, so no request can set `org_id`,
+//! `role` or ownership implicitly (mass assignment).
+
+use crate::repo::Profile;
+use crate::service::{Accounts, NewSignup, SessionToken};
+use actix_web::{HttpRequest, HttpResponse, web};
+use keel_http::{ApiError, Authenticated, ErrorBody, Json};
+use serde::{Deserialize, Serialize};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/signup", web::post().to(signup))
+        .route("/email-verifications", web::post().to(verify_email))
+        .route("/sessions", web::post().to(login))
+        .route("/sessions/current", web::delete().to(logout))
+        .route("/me", web::get().to(me))
+        .route("/me", web::patch().to(update_me));
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub organization_name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+/// Creates an account and its organization, or tells the owner of an existing address
+/// by email. The answer is the same either way.
+#[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody,
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn signup(
+    accounts: web::Data<Accounts>,
+    body: Json<SignupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    accounts
+        .signup(NewSignup {
+            email: &b.email,
+            password: &b.password,
+            name: &b.name,
+            organization_name: &b.organization_name,
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        status: "accepted",
+        message: "check your inbox to continue",
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifiedSession {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub user: Profile,
+}
+
+/// Confirms an email address with the token from the verification email and logs in.
+#[utoipa::path(post, path = "/api/v1/email-verifications", tag = "accounts", request_body = TokenBody,
+    responses((status = 200, body = VerifiedSession), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn verify_email(
+    accounts: web::Data<Accounts>,
+    body: Json<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (session, user) = accounts.verify_email(&body.0.token).await?;
+    Ok(HttpResponse::Ok().json(VerifiedSession {
+        token: session.token,
+        expires_at: session.expires_at,
+        user,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+/// Logs in. Wrong email and wrong password give the same 401 in the same time.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = LoginBody,
+    responses((status = 201, body = SessionToken), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "correct password, email not verified"),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    req: HttpRequest,
+    accounts: web::Data<Accounts>,
+    body: Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = req
+        .connection_info()
+        .realip_remote_addr()
+        .map(str::to_owned);
+    let session = accounts
+        .login(&body.0.email, &body.0.password, ip.as_deref())
+        .await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Logs out: the session token stops working at once, on every instance.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    accounts: web::Data<Accounts>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = caller
+        .0
+        .session_id
+        .ok_or_else(|| ApiError::bad_request("not a session token"))?;
+    accounts.logout(session_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn ids(caller: &Authenticated) -> Result<(uuid::Uuid, uuid::Uuid), ApiError> {
+    match (caller.0.user_id, caller.0.org_id) {
+        (Some(user), Some(org)) => Ok((user, org)),
+        _ => Err(ApiError::forbidden(
+            "this credential does not belong to a user",
+        )),
+    }
+}
+
+/// The caller's profile in the organization the credential acts for.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Profile), (status = 401, body = ErrorBody)))]
+pub async fn me(
+    accounts: web::Data<Accounts>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let (user, org) = ids(&caller)?;
+    Ok(HttpResponse::Ok().json(accounts.profile(user, org).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    pub name: String,
+}
+
+/// Changes the caller's name. Other fields cannot be set here.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, body = Profile), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    accounts: web::Data<Accounts>,
+    caller: Authenticated,
+    body: Json<UpdateMe>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, org) = ids(&caller)?;
+    Ok(HttpResponse::Ok().json(accounts.rename(user, org, &body.0.name).await?))
+}

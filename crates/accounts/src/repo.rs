@@ -1,0 +1,397 @@
+//! Every query of the accounts domain. Functions take a connection so a service can run
+//! several of them in one transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use keel_persistence::DbResult;
+use keel_persistence::schema::{
+    accounts_audit_events as audit, accounts_memberships as memberships,
+    accounts_organizations as orgs, accounts_sessions as sessions, accounts_tokens as tokens,
+    accounts_users as users,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+}
+
+pub async fn user_by_email(conn: &mut AsyncPgConnection, email: &str) -> DbResult<Option<UserRow>> {
+    users::table
+        .filter(users::email.eq(email))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
+pub async fn user_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<UserRow> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .map_err(Into::into)
+}
+
+pub async fn insert_user(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> DbResult<()> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::email.eq(email),
+            users::name.eq(name),
+            users::password_hash.eq(password_hash),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    hash: &str,
+) -> DbResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::password_hash.eq(hash),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_email_verified(conn: &mut AsyncPgConnection, user_id: Uuid) -> DbResult<()> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::email_verified_at.is_null()),
+    )
+    .set((
+        users::email_verified_at.eq(diesel::dsl::now),
+        users::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_org(conn: &mut AsyncPgConnection, id: Uuid, name: &str) -> DbResult<()> {
+    diesel::insert_into(orgs::table)
+        .values((orgs::id.eq(id), orgs::name.eq(name)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_membership(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> DbResult<()> {
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::org_id.eq(org_id),
+            memberships::user_id.eq(user_id),
+            memberships::role.eq(role),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn user_org_ids(conn: &mut AsyncPgConnection, user_id: Uuid) -> DbResult<Vec<Uuid>> {
+    memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::org_id)
+        .load(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// The organization a login acts for: the user's oldest membership.
+pub async fn primary_membership(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> DbResult<Option<(Uuid, String)>> {
+    memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .order((memberships::created_at.asc(), memberships::org_id.asc()))
+        .select((memberships::org_id, memberships::role))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
+#[derive(Debug)]
+pub struct NewToken<'a> {
+    pub kind: &'static str,
+    pub hash: &'a [u8],
+    pub user_id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    pub email: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub invited_by: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_token(conn: &mut AsyncPgConnection, t: NewToken<'_>) -> DbResult<()> {
+    diesel::insert_into(tokens::table)
+        .values((
+            tokens::id.eq(Uuid::now_v7()),
+            tokens::kind.eq(t.kind),
+            tokens::token_hash.eq(t.hash),
+            tokens::user_id.eq(t.user_id),
+            tokens::org_id.eq(t.org_id),
+            tokens::email.eq(t.email),
+            tokens::role.eq(t.role),
+            tokens::invited_by.eq(t.invited_by),
+            tokens::expires_at.eq(t.expires_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = tokens)]
+pub struct TokenRow {
+    pub token_hash: Vec<u8>,
+    pub user_id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub invited_by: Option<Uuid>,
+}
+
+/// Uses a one-time token: marks it used if it is of `kind`, unused and unexpired, in one
+/// conditional UPDATE, so two concurrent uses cannot both succeed.
+pub async fn take_token(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    hash: &[u8],
+) -> DbResult<Option<TokenRow>> {
+    diesel::update(
+        tokens::table
+            .filter(tokens::token_hash.eq(hash))
+            .filter(tokens::kind.eq(kind))
+            .filter(tokens::used_at.is_null())
+            .filter(tokens::expires_at.gt(diesel::dsl::now)),
+    )
+    .set(tokens::used_at.eq(diesel::dsl::now))
+    .returning(TokenRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(Into::into)
+}
+
+pub async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    hash: &[u8],
+    user_id: Uuid,
+    org_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> DbResult<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(id),
+            sessions::token_hash.eq(hash),
+            sessions::user_id.eq(user_id),
+            sessions::org_id.eq(org_id),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What the authenticator caches per session token.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, serde::Serialize, serde::Deserialize)]
+pub struct SessionAuth {
+    pub session_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: String,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session by token hash, with the role its user holds in its organization (no
+/// row once revoked, expired, or the membership is gone).
+pub async fn session_auth(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> DbResult<Option<SessionAuth>> {
+    sessions::table
+        .inner_join(
+            memberships::table.on(memberships::org_id
+                .eq(sessions::org_id)
+                .and(memberships::user_id.eq(sessions::user_id))),
+        )
+        .filter(sessions::token_hash.eq(hash))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .select((
+            sessions::id,
+            sessions::token_hash,
+            sessions::user_id,
+            sessions::org_id,
+            memberships::role,
+            sessions::last_seen_at,
+            sessions::expires_at,
+        ))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
+/// Records activity (at most about once a minute per session, see `auth`); `None` when
+/// the session is revoked or already idle-expired.
+pub async fn touch_session(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    idle_since: DateTime<Utc>,
+) -> DbResult<Option<DateTime<Utc>>> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::last_seen_at.gt(idle_since)),
+    )
+    .set(sessions::last_seen_at.eq(diesel::dsl::now))
+    .returning(sessions::last_seen_at)
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(Into::into)
+}
+
+/// Revokes one session; returns its token hash (to invalidate its cache entry).
+pub async fn revoke_session(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<Vec<u8>>> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .returning(sessions::token_hash)
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(Into::into)
+}
+
+/// Revokes every live session of a user except `keep`; returns their token hashes.
+pub async fn revoke_user_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> DbResult<Vec<Vec<u8>>> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne(keep.unwrap_or_else(Uuid::nil))),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .returning(sessions::token_hash)
+    .get_results(conn)
+    .await
+    .map_err(Into::into)
+}
+
+/// The profile `GET /me` shows.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub email_verified: bool,
+    pub organization_id: Uuid,
+    pub organization_name: String,
+    pub role: String,
+}
+
+pub async fn profile(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    org_id: Uuid,
+) -> DbResult<Option<Profile>> {
+    users::table
+        .inner_join(memberships::table.on(memberships::user_id.eq(users::id)))
+        .inner_join(orgs::table.on(orgs::id.eq(memberships::org_id)))
+        .filter(users::id.eq(user_id))
+        .filter(orgs::id.eq(org_id))
+        .select((
+            users::id,
+            users::email,
+            users::name,
+            users::email_verified_at.is_not_null(),
+            orgs::id,
+            orgs::name,
+            memberships::role,
+        ))
+        .first(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
+pub async fn rename_user(conn: &mut AsyncPgConnection, user_id: Uuid, name: &str) -> DbResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((users::name.eq(name), users::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One entry of the audit trail, written in the transaction of the change it records.
+#[derive(Debug)]
+pub struct AuditEvent<'a> {
+    pub org_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_api_key_id: Option<Uuid>,
+    pub action: &'static str,
+    pub target_id: Option<Uuid>,
+    pub ip: Option<&'a str>,
+    pub details: serde_json::Value,
+}
+
+pub async fn audit(conn: &mut AsyncPgConnection, e: AuditEvent<'_>) -> DbResult<()> {
+    diesel::insert_into(audit::table)
+        .values((
+            audit::id.eq(Uuid::now_v7()),
+            audit::org_id.eq(e.org_id),
+            audit::actor_user_id.eq(e.actor_user_id),
+            audit::actor_api_key_id.eq(e.actor_api_key_id),
+            audit::action.eq(e.action),
+            audit::target_id.eq(e.target_id),
+            audit::ip.eq(e.ip),
+            audit::details.eq(e.details),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The accounts service: signup, email verification, login, logout, the profile.
+//! Each method is one unit of work; emails and cache invalidations happen after commit.
+
+use crate::error::AccountsError;
+use crate::input::{self, Email};
+use crate::mailer::{AccountEmail, AccountMailer};
+use crate::password::{Hasher, Verified};
+use crate::repo::{self, AuditEvent, NewToken, Profile};
+use crate::token::{self, ONE_TIME_PREFIX, SESSION_PREFIX};
+use chrono::{DateTime, Utc};
+use keel_cache::{Cache, Namespace};
+use keel_config::Settings;
+use keel_persistence::{DbError, DbPool};
+use keel_queue::{Enqueued, Queue};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How long an email verification or password reset link works.
+const ONE_TIME_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// Everything the accounts routes and the authenticator share. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    pub(crate) pool: DbPool,
+    pub(crate) queue: Queue,
+    pub(crate) hasher: Hasher,
+    pub(crate) mailer: Arc<dyn AccountMailer>,
+    pub(crate) settings: Arc<Settings>,
+    /// Live sessions by token hash (`None` cached too: unknown tokens cost no query).
+    pub(crate) sessions: Namespace<Option<repo::SessionAuth>>,
+    /// `GET /me` bodies by user and organization.
+    pub(crate) profiles: Namespace<Option<Profile>>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct NewSignup<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: &'a str,
+    pub organization_name: &'a str,
+}
+
+/// A new session's secret, shown once.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Accounts {
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: DbPool,
+        cache: &Cache,
+        queue: Queue,
+        mailer: Arc<dyn AccountMailer>,
+    ) -> Result<Self, AccountsError> {
+        Ok(Self {
+            hasher: Hasher::new(settings.accounts.password_hash_concurrency)?,
+            sessions: cache.namespace("accounts.session", 1),
+            profiles: cache.namespace("accounts.profile", 1),
+            pool,
+            queue,
+            mailer,
+            settings,
+        })
+    }
+
+    fn link(&self, path: &str, token: &str) -> String {
+        format!(
+            "{}{path}?token={token}",
+            self.settings.mail.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// Creates an unverified account with its organization and sends a verification
+    /// email — or, when the address is taken, a "someone tried to sign up" email. The
+    /// caller cannot tell which happened (no account enumeration).
+    pub async fn signup(&self, signup: NewSignup<'_>) -> Result<(), AccountsError> {
+        let email = Email::parse("email", signup.email)?;
+        let name = input::name("name", signup.name)?;
+        let org_name = input::name("organization_name", signup.organization_name)?;
+        let password = input::new_password("password", signup.password)?;
+        // Hashed whether or not the account exists: both paths take the same time.
+        let hash = self.hasher.hash(&password).await?;
+        let verify = token::generate(ONE_TIME_PREFIX);
+        let this = self.clone();
+        let (email_for_tx, verify_link) =
+            (email.clone(), self.link("/verify-email", &verify.token));
+        let reset = token::generate(ONE_TIME_PREFIX);
+        let reset_link = self.link("/reset-password", &reset.token);
+        let expires_at = Utc::now() + ONE_TIME_TOKEN_TTL;
+        let result: Result<Enqueued, AccountsError> = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let email = email_for_tx;
+                    if let Some(existing) = repo::user_by_email(conn, email.as_str()).await? {
+                        repo::insert_token(
+                            conn,
+                            NewToken {
+                                kind: "password_reset",
+                                hash: &reset.hash,
+                                user_id: Some(existing.id),
+                                org_id: None,
+                                email: None,
+                                role: None,
+                                invited_by: None,
+                                expires_at,
+                            },
+                        )
+                        .await?;
+                        let mail = AccountEmail::SignupAttempt {
+                            to: existing.email,
+                            name: existing.name,
+                            reset_link,
+                        };
+                        return Ok::<_, AccountsError>(this.mailer.enqueue(conn, mail).await?);
+                    }
+                    let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
+                    repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
+                    repo::insert_org(conn, org_id, &org_name).await?;
+                    repo::insert_membership(conn, org_id, user_id, "owner").await?;
+                    repo::insert_token(
+                        conn,
+                        NewToken {
+                            kind: "verify_email",
+                            hash: &verify.hash,
+                            user_id: Some(user_id),
+                            org_id: None,
+                            email: None,
+                            role: None,
+                            invited_by: None,
+                            expires_at,
+                        },
+                    )
+                    .await?;
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org_id),
+                            actor_user_id: Some(user_id),
+                            actor_api_key_id: None,
+                            action: "user.signed_up",
+                            target_id: Some(user_id),
+                            ip: None,
+                            details: serde_json::json!({}),
+                        },
+                    )
+                    .await?;
+                    let mail = AccountEmail::VerifyEmail {
+                        to: email.as_str().to_owned(),
+                        name,
+                        link: verify_link,
+                    };
+                    Ok(this.mailer.enqueue(conn, mail).await?)
+                })
+            })
+            .await;
+        match result {
+            Ok(enqueued) => self.queue.ring([enqueued]).await,
+            // A concurrent signup took the address between our read and our insert; that
+            // request sends the email. Answer the same as ever.
+            Err(AccountsError::Db(DbError::Conflict { .. })) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(email.domain = email.domain(), "signup handled");
+        Ok(())
+    }
+
+    /// Consumes a verification token, marks the address verified and logs the user in.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+    ) -> Result<(SessionToken, Profile), AccountsError> {
+        let hash = token::hash(token.trim());
+        let this = self.clone();
+        let (session, user_id, org_id) = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let row = repo::take_token(conn, "verify_email", &hash)
+                        .await?
+                        .ok_or(AccountsError::InvalidToken)?;
+                    if !token::constant_time_eq(&row.token_hash, &hash) {
+                        return Err(AccountsError::InvalidToken);
+                    }
+                    let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
+                    repo::mark_email_verified(conn, user_id).await?;
+                    let (org_id, _role) = repo::primary_membership(conn, user_id)
+                        .await?
+                        .ok_or(AccountsError::InvalidToken)?;
+                    let session = this
+                        .open_session(conn, user_id, org_id, "email.verified")
+                        .await?;
+                    Ok::<_, AccountsError>((session, user_id, org_id))
+                })
+            })
+            .await?;
+        self.profiles
+            .invalidate(&profile_key(user_id, org_id))
+            .await;
+        let profile = self.profile(user_id, org_id).await?;
+        Ok((session, profile))
+    }
+
+    /// Checks email and password. Unknown email and wrong password take the same time
+    /// (a dummy hash is verified) and give the same error; an unverified account gets
+    /// `EmailNotVerified` only after a correct password.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<&str>,
+    ) -> Result<SessionToken, AccountsError> {
+        let email = Email::parse("email", email).map_err(|_| AccountsError::InvalidCredentials)?;
+        let user = {
+            let mut conn = self.pool.get().await?;
+            repo::user_by_email(&mut conn, email.as_str()).await?
+        };
+        let verified = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        let Some(user) = user.filter(|_| verified != Verified::No) else {
+            metrics::counter!("keel_logins_total", "outcome" => "failed").increment(1);
+            return Err(AccountsError::InvalidCredentials);
+        };
+        if user.email_verified_at.is_none() {
+            return Err(AccountsError::EmailNotVerified);
+        }
+        let this = self.clone();
+        let ip = ip.map(str::to_owned);
+        let session = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    if let Verified::YesRehashed(new_hash) = verified {
+                        repo::set_password_hash(conn, user.id, &new_hash).await?;
+                    }
+                    let (org_id, _role) = repo::primary_membership(conn, user.id)
+                        .await?
+                        .ok_or(AccountsError::InvalidCredentials)?;
+                    let session = this
+                        .open_session(conn, user.id, org_id, "session.created")
+                        .await?;
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org_id),
+                            actor_user_id: Some(user.id),
+                            actor_api_key_id: None,
+                            action: "login.succeeded",
+                            target_id: Some(user.id),
+                            ip: ip.as_deref(),
+                            details: serde_json::json!({}),
+                        },
+                    )
+                    .await?;
+                    Ok::<_, AccountsError>(session)
+                })
+            })
+            .await?;
+        metrics::counter!("keel_logins_total", "outcome" => "succeeded").increment(1);
+        Ok(session)
+    }
+
+    async fn open_session(
+        &self,
+        conn: &mut keel_persistence::AsyncPgConnection,
+        user_id: Uuid,
+        org_id: Uuid,
+        _reason: &'static str,
+    ) -> Result<SessionToken, AccountsError> {
+        let secret = token::generate(SESSION_PREFIX);
+        let lifetime = chrono::Duration::from_std(self.settings.accounts.session_absolute())
+            .unwrap_or(chrono::Duration::hours(12));
+        let expires_at = Utc::now() + lifetime;
+        repo::insert_session(
+            conn,
+            Uuid::now_v7(),
+            &secret.hash,
+            user_id,
+            org_id,
+            expires_at,
+        )
+        .await?;
+        Ok(SessionToken {
+            token: secret.token,
+            expires_at,
+        })
+    }
+
+    /// Revokes one session at once, everywhere: the row, then every process's cache.
+    pub async fn logout(&self, session_id: Uuid) -> Result<(), AccountsError> {
+        let hash = {
+            let mut conn = self.pool.get().await?;
+            repo::revoke_session(&mut conn, session_id).await?
+        };
+        if let Some(hash) = hash {
+            self.sessions.invalidate(&token::hex(&hash)).await;
+        }
+        Ok(())
+    }
+
+    /// The caller's profile in the organization they act for (cached).
+    pub async fn profile(&self, user_id: Uuid, org_id: Uuid) -> Result<Profile, AccountsError> {
+        let pool = self.pool.clone();
+        let profile = self
+            .profiles
+            .get_or_load(&profile_key(user_id, org_id), || async move {
+                let mut conn = pool.get().await?;
+                repo::profile(&mut conn, user_id, org_id).await
+            })
+            .await
+            .map_err(unwrap_shared)?;
+        profile.ok_or(AccountsError::NotFound)
+    }
+
+    /// Renames the caller.
+    pub async fn rename(
+        &self,
+        user_id: Uuid,
+        org_id: Uuid,
+        name: &str,
+    ) -> Result<Profile, AccountsError> {
+        let name = input::name("name", name)?;
+        let orgs = {
+            let mut conn = self.pool.get().await?;
+            repo::rename_user(&mut conn, user_id, &name).await?;
+            repo::user_org_ids(&mut conn, user_id).await?
+        };
+        // The name shows in the user's profile of every organization they belong to.
+        for org in orgs {
+            self.profiles.invalidate(&profile_key(user_id, org)).await;
+        }
+        self.profile(user_id, org_id).await
+    }
+}
+
+pub(crate) fn profile_key(user_id: Uuid, org_id: Uuid) -> String {
+    format!("{user_id}:{org_id}")
+}
+
+/// The cache shares one loader error among all waiters; give each its own copy.
+pub(crate) fn unwrap_shared(e: Arc<DbError>) -> AccountsError {
+    match Arc::try_unwrap(e) {
+        Ok(e) => AccountsError::Db(e),
+        Err(shared) => AccountsError::Db(match shared.as_ref() {
+            DbError::NotFound => DbError::NotFound,
+            DbError::Busy => DbError::Busy,
+            DbError::Timeout => DbError::Timeout,
+            other => DbError::Unavailable(other.to_string()),
+        }),
+    }
+}

@@ -1,0 +1,437 @@
+//! Accounts through its HTTP routes, on real PostgreSQL and Redis. Emails go through a
+//! mailer that enqueues a real job row in the caller's transaction (as the notifications
+//! channel does); tests read the links from those rows.
+
+#![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, test, web};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use keel_accounts::{AccountEmail, AccountMailer, Accounts};
+use keel_cache::Cache;
+use keel_http::Authenticator;
+use keel_persistence::testing::TestDatabase;
+use keel_persistence::{AsyncPgConnection, DbPool, DbResult};
+use keel_queue::{Enqueued, Job, Queue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The job a test mailer enqueues: the email itself as payload.
+#[derive(Debug, Serialize, Deserialize)]
+struct TestEmail(AccountEmail);
+impl Job for TestEmail {
+    const NAME: &'static str = "test.account_email";
+}
+
+struct JobMailer(Queue);
+
+impl AccountMailer for JobMailer {
+    fn enqueue<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        email: AccountEmail,
+    ) -> BoxFuture<'a, DbResult<Enqueued>> {
+        async move { self.0.enqueue(conn, &TestEmail(email)).await }.boxed()
+    }
+}
+
+struct Ctx {
+    _db: TestDatabase,
+    pool: DbPool,
+    accounts: Accounts,
+}
+
+async fn setup() -> Ctx {
+    keel_telemetry::init_for_tests();
+    let db = TestDatabase::new().await.expect("test database");
+    let settings = Arc::new(keel_config::testing::settings(db.url()));
+    let pool = DbPool::new(&settings.database).expect("pool");
+    let cache = Cache::new(
+        &settings.cache,
+        &settings.redis,
+        keel_cache::redis_pool(&settings.redis).expect("redis"),
+    )
+    .expect("cache");
+    let queue = Queue::new(&settings, pool.clone()).expect("queue");
+    let mailer = Arc::new(JobMailer(queue.clone()));
+    let accounts = Accounts::new(settings, pool.clone(), &cache, queue, mailer).expect("accounts");
+    Ctx {
+        _db: db,
+        pool,
+        accounts,
+    }
+}
+
+async fn app(
+    ctx: &Ctx,
+) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error> {
+    let authenticator: Arc<dyn Authenticator> = Arc::new(ctx.accounts.clone());
+    test::init_service(
+        App::new()
+            .app_data(web::Data::new(ctx.accounts.clone()))
+            .app_data(web::Data::new(authenticator))
+            .configure(|cfg| keel_http::json::configure_extractors(cfg, 65536))
+            .service(web::scope("/api/v1").configure(keel_accounts::http::configure))
+            .wrap(from_fn(keel_http::request_id::middleware)),
+    )
+    .await
+}
+
+async fn call(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = test::TestRequest::default()
+        .method(method.parse().expect("method"))
+        .uri(&format!("/api/v1{path}"));
+    if let Some(token) = token {
+        req = req.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    if let Some(body) = body {
+        req = req.set_json(body);
+    }
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let bytes = test::read_body(res).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The emails enqueued so far, oldest first.
+async fn emails(pool: &DbPool) -> Vec<AccountEmail> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use keel_persistence::schema::queue_jobs;
+    let mut conn = pool.get().await.expect("conn");
+    let payloads: Vec<Value> = queue_jobs::table
+        .filter(queue_jobs::kind.eq(TestEmail::NAME))
+        .order(queue_jobs::created_at.asc())
+        .select(queue_jobs::payload)
+        .load(&mut conn)
+        .await
+        .expect("jobs");
+    payloads
+        .into_iter()
+        .map(|p| serde_json::from_value(p).expect("email payload"))
+        .collect()
+}
+
+fn token_of(link: &str) -> String {
+    link.split("token=")
+        .nth(1)
+        .expect("token in link")
+        .to_owned()
+}
+
+fn signup_body(email: &str, password: &str) -> Value {
+    json!({"email": email, "password": password, "name": "Ada", "organization_name": "Analytical Engines"})
+}
+
+/// Signs up and verifies; returns the session token.
+async fn verified_user(
+    ctx: &Ctx,
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    email: &str,
+) -> String {
+    let (status, _) = call(
+        app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body(email, "a long passphrase")),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let link = emails(&ctx.pool)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            AccountEmail::VerifyEmail { to, link, .. } if to == email => Some(link),
+            _ => None,
+        })
+        .expect("verification email");
+    let (status, body) = call(
+        app,
+        "POST",
+        "/email-verifications",
+        None,
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("session token").to_owned()
+}
+
+#[actix_web::test]
+async fn signup_verification_and_me() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body(" Ada@Example.com", "a long passphrase")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let emails_now = emails(&ctx.pool).await;
+    let AccountEmail::VerifyEmail { to, link, .. } = &emails_now[0] else {
+        panic!("{emails_now:?}")
+    };
+    assert_eq!(to, "ada@example.com");
+    let token = token_of(link);
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/email-verifications",
+        None,
+        Some(json!({"token": token})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["user"]["role"], "owner");
+    assert_eq!(body["user"]["email_verified"], true);
+    let session = body["token"].as_str().expect("token");
+    assert!(session.starts_with("keel_sess_"));
+
+    let (status, me) = call(&app, "GET", "/me", Some(session), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["organization_name"], "Analytical Engines");
+
+    // Single use.
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/email-verifications",
+        None,
+        Some(json!({"token": token})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[actix_web::test]
+async fn signing_up_with_a_taken_address_looks_the_same_and_warns_the_owner() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let first = call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("grace@example.com", "a long passphrase")),
+    )
+    .await;
+    let second = call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("Grace@example.com", "another passphrase")),
+    )
+    .await;
+    assert_eq!(first, second, "no account enumeration");
+    let sent = emails(&ctx.pool).await;
+    assert_eq!(sent.len(), 2);
+    assert!(
+        matches!(&sent[1], AccountEmail::SignupAttempt { to, reset_link, .. }
+        if to == "grace@example.com" && reset_link.contains("token=keel_once_")),
+        "{sent:?}"
+    );
+}
+
+#[actix_web::test]
+async fn bad_signups_name_the_field_and_write_nothing() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("a@example.com", "password")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("password")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("not-an-email", "a long passphrase")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("email")),
+        "{body}"
+    );
+    let mut with_role = signup_body("a@example.com", "a long passphrase");
+    with_role["role"] = json!("owner");
+    let (status, body) = call(&app, "POST", "/signup", None, Some(with_role)).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("role")),
+        "mass assignment: {body}"
+    );
+    assert!(emails(&ctx.pool).await.is_empty());
+}
+
+#[actix_web::test]
+async fn login_gives_one_answer_for_unknown_email_and_wrong_password() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    verified_user(&ctx, &app, "linus@example.com").await;
+    let wrong = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "linus@example.com", "password": "not it at all"})),
+    )
+    .await;
+    let unknown = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "nobody@example.com", "password": "not it at all"})),
+    )
+    .await;
+    assert_eq!(wrong.0, 401);
+    assert_eq!(wrong.1["error"]["message"], unknown.1["error"]["message"]);
+    assert_eq!(unknown.0, 401);
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "LINUS@example.com", "password": "a long passphrase"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("keel_sess_"))
+    );
+}
+
+#[actix_web::test]
+async fn an_unverified_account_gets_403_only_after_a_correct_password() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("new@example.com", "a long passphrase")),
+    )
+    .await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "new@example.com", "password": "wrong password"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "new@example.com", "password": "a long passphrase"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[actix_web::test]
+async fn logout_revokes_the_token_at_once() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let token = verified_user(&ctx, &app, "barbara@example.com").await;
+    assert_eq!(call(&app, "GET", "/me", Some(&token), None).await.0, 200);
+    assert_eq!(
+        call(&app, "DELETE", "/sessions/current", Some(&token), None)
+            .await
+            .0,
+        204
+    );
+    let (status, body) = call(&app, "GET", "/me", Some(&token), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(call(&app, "GET", "/me", None, None).await.0, 401);
+    assert_eq!(
+        call(&app, "GET", "/me", Some("keel_sess_forged"), None)
+            .await
+            .0,
+        401
+    );
+}
+
+#[actix_web::test]
+async fn patch_me_changes_the_name_and_nothing_else() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let token = verified_user(&ctx, &app, "edsger@example.com").await;
+    let (status, body) = call(
+        &app,
+        "PATCH",
+        "/me",
+        Some(&token),
+        Some(json!({"name": "Edsger"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Edsger");
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&token), None).await.1["name"],
+        "Edsger"
+    );
+    let (status, body) = call(
+        &app,
+        "PATCH",
+        "/me",
+        Some(&token),
+        Some(json!({"name": "E", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("role")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &app,
+        "PATCH",
+        "/me",
+        Some(&token),
+        Some(json!({"name": "  "})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("name")),
+        "{body}"
+    );
+}
