@@ -7,9 +7,9 @@
 //! idle timeout) is written at most once a minute per session and process.
 
 use crate::error::AccountsError;
-use crate::repo::{self, SessionAuth};
+use crate::repo::{self, KeyAuth, SessionAuth};
 use crate::service::{Accounts, unwrap_shared};
-use crate::token::{self, SESSION_PREFIX};
+use crate::token::{self, API_KEY_PREFIX, SESSION_PREFIX};
 use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -21,10 +21,19 @@ const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 impl Authenticator for Accounts {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, ApiError>> {
         async move {
-            if token.starts_with(SESSION_PREFIX) {
-                return self.session_caller(token).await.map_err(ApiError::from);
-            }
-            Err(ApiError::unauthorized("invalid or expired credentials"))
+            let caller = if token.starts_with(SESSION_PREFIX) {
+                self.session_caller(token).await
+            } else if token.starts_with(API_KEY_PREFIX) {
+                self.key_caller(token).await
+            } else {
+                Err(AccountsError::InvalidCredentials)
+            };
+            caller.map_err(|e| match e {
+                AccountsError::InvalidCredentials => {
+                    ApiError::unauthorized("invalid or expired credentials")
+                }
+                other => other.into(),
+            })
         }
         .boxed()
     }
@@ -71,6 +80,43 @@ impl Accounts {
             org_id: Some(auth.org_id),
             role: Some(auth.role),
             scopes: Vec::new(),
+        })
+    }
+
+    async fn key_caller(&self, token: &str) -> Result<Caller, AccountsError> {
+        let hash = token::hash(token);
+        let key = token::hex(&hash);
+        let pool = self.pool.clone();
+        let lookup = hash.clone();
+        let auth: Option<KeyAuth> = self
+            .keys
+            .get_or_load(&key, || async move {
+                let mut conn = pool.get().await?;
+                repo::key_auth(&mut conn, &lookup).await
+            })
+            .await
+            .map_err(unwrap_shared)?;
+        let Some(auth) = auth.filter(|a| token::constant_time_eq(&a.secret_hash, &hash)) else {
+            return Err(AccountsError::InvalidCredentials);
+        };
+        let now = Utc::now();
+        if auth.expires_at.is_some_and(|at| at <= now) {
+            return Err(AccountsError::InvalidCredentials);
+        }
+        // "Last used" for the key list, written at most once a minute per key and process.
+        if auth.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
+            let mut conn = self.pool.get().await?;
+            repo::touch_api_key(&mut conn, auth.key_id).await?;
+            drop(conn);
+            self.keys.invalidate(&key).await;
+        }
+        Ok(Caller {
+            user_id: None,
+            api_key_id: Some(auth.key_id),
+            session_id: None,
+            org_id: Some(auth.org_id),
+            role: None,
+            scopes: auth.scopes,
         })
     }
 }

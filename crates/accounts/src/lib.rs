@@ -1,6 +1,8 @@
 //! Accounts and tenancy: users, organizations, memberships and roles, sessions, API keys,
 //! and the authenticated caller every other domain's routes rely on.
 
+pub mod access;
+pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod http;

@@ -30,6 +30,10 @@ pub struct Accounts {
     pub(crate) sessions: Namespace<Option<repo::SessionAuth>>,
     /// `GET /me` bodies by user and organization.
     pub(crate) profiles: Namespace<Option<Profile>>,
+    /// Live API keys by secret hash.
+    pub(crate) keys: Namespace<Option<repo::KeyAuth>>,
+    /// Organization names by id.
+    pub(crate) orgs: Namespace<Option<repo::OrgInfo>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -65,6 +69,8 @@ impl Accounts {
             hasher: Hasher::new(settings.accounts.password_hash_concurrency)?,
             sessions: cache.namespace("accounts.session", 1),
             profiles: cache.namespace("accounts.profile", 1),
+            keys: cache.namespace("accounts.api_key", 1),
+            orgs: cache.namespace("accounts.org", 1),
             pool,
             queue,
             mailer,
@@ -309,6 +315,48 @@ impl Accounts {
         Ok(())
     }
 
+    /// Who the caller is: the user (session) or the key, and the organization — from
+    /// cache, so an authenticated `GET /me` costs no query in steady state.
+    pub async fn me(&self, caller: &keel_http::Caller) -> Result<Me, AccountsError> {
+        let org_id = caller.org_id.ok_or(AccountsError::Forbidden)?;
+        if let Some(user_id) = caller.user_id {
+            let p = self.profile(user_id, org_id).await?;
+            return Ok(Me {
+                user: Some(UserInfo {
+                    id: p.id,
+                    email: p.email,
+                    name: p.name,
+                    email_verified: p.email_verified,
+                }),
+                api_key: None,
+                organization: repo::OrgInfo {
+                    id: p.organization_id,
+                    name: p.organization_name,
+                },
+                role: Some(p.role),
+                scopes: Vec::new(),
+            });
+        }
+        let key_id = caller.api_key_id.ok_or(AccountsError::Forbidden)?;
+        let pool = self.pool.clone();
+        let org = self
+            .orgs
+            .get_or_load(&org_id.to_string(), || async move {
+                let mut conn = pool.get().await?;
+                repo::org_info(&mut conn, org_id).await
+            })
+            .await
+            .map_err(unwrap_shared)?
+            .ok_or(AccountsError::NotFound)?;
+        Ok(Me {
+            user: None,
+            api_key: Some(KeyInfo { id: key_id }),
+            organization: org,
+            role: None,
+            scopes: caller.scopes.clone(),
+        })
+    }
+
     /// The caller's profile in the organization they act for (cached).
     pub async fn profile(&self, user_id: Uuid, org_id: Uuid) -> Result<Profile, AccountsError> {
         let pool = self.pool.clone();
@@ -342,6 +390,31 @@ impl Accounts {
         }
         self.profile(user_id, org_id).await
     }
+}
+
+/// `GET /me`: exactly one of `user` and `api_key` is set.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user: Option<UserInfo>,
+    pub api_key: Option<KeyInfo>,
+    pub organization: repo::OrgInfo,
+    /// The user's role in the organization (none for keys).
+    pub role: Option<String>,
+    /// The key's scopes (empty for users: their role decides).
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UserInfo {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub id: Uuid,
 }
 
 pub(crate) fn profile_key(user_id: Uuid, org_id: Uuid) -> String {

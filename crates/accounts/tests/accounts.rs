@@ -208,7 +208,10 @@ async fn signup_verification_and_me() {
 
     let (status, me) = call(&app, "GET", "/me", Some(session), None).await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(me["organization_name"], "Analytical Engines");
+    assert_eq!(me["organization"]["name"], "Analytical Engines", "{me}");
+    assert_eq!(me["user"]["email"], "ada@example.com");
+    assert_eq!(me["role"], "owner");
+    assert!(me["api_key"].is_null());
 
     // Single use.
     let (status, body) = call(
@@ -403,9 +406,9 @@ async fn patch_me_changes_the_name_and_nothing_else() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["name"], "Edsger");
+    assert_eq!(body["user"]["name"], "Edsger");
     assert_eq!(
-        call(&app, "GET", "/me", Some(&token), None).await.1["name"],
+        call(&app, "GET", "/me", Some(&token), None).await.1["user"]["name"],
         "Edsger"
     );
     let (status, body) = call(
@@ -434,4 +437,154 @@ async fn patch_me_changes_the_name_and_nothing_else() {
         (422, Some("name")),
         "{body}"
     );
+}
+
+#[actix_web::test]
+async fn api_keys_are_shown_once_limited_by_scope_and_revocable() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let owner = verified_user(&ctx, &app, "owner@example.com").await;
+    let org = call(&app, "GET", "/me", Some(&owner), None).await.1["organization"]["id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    let keys = format!("/orgs/{org}/api-keys");
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        &keys,
+        Some(&owner),
+        Some(json!({"name": "ci", "scopes": ["accounts:read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let secret = body["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    assert!(
+        secret.starts_with("keel_key_")
+            && secret.starts_with(body["prefix"].as_str().expect("prefix"))
+    );
+    let key_id = body["id"].as_str().expect("id").to_owned();
+
+    let (status, me) = call(&app, "GET", "/me", Some(&secret), None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["api_key"]["id"], key_id.as_str());
+    assert!(me["user"].is_null());
+    assert_eq!(me["scopes"], json!(["accounts:read"]));
+    assert_eq!(me["organization"]["id"], org.as_str());
+
+    // A read-only key cannot manage keys.
+    let (status, _) = call(
+        &app,
+        "POST",
+        &keys,
+        Some(&secret),
+        Some(json!({"name": "x", "scopes": ["accounts:read"]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Lists never show secrets.
+    let (status, list) = call(&app, "GET", &keys, Some(&owner), None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert!(list["items"][0].get("secret").is_none());
+    assert!(!list.to_string().contains(&secret));
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        &keys,
+        Some(&owner),
+        Some(json!({"name": "x", "scopes": ["billing:write"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("scopes")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &app,
+        "POST",
+        &keys,
+        Some(&owner),
+        Some(json!({"name": "x", "scopes": ["accounts:read"], "org_id": org})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("org_id")),
+        "mass assignment: {body}"
+    );
+
+    assert_eq!(
+        call(
+            &app,
+            "DELETE",
+            &format!("{keys}/{key_id}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&secret), None).await.0,
+        401,
+        "revoked at once"
+    );
+    assert_eq!(
+        call(
+            &app,
+            "DELETE",
+            &format!("{keys}/{key_id}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn another_organizations_ids_are_not_found() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let alice = verified_user(&ctx, &app, "alice@example.com").await;
+    let mallory = verified_user(&ctx, &app, "mallory@example.com").await;
+    let alice_org = call(&app, "GET", "/me", Some(&alice), None).await.1["organization"]["id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let keys = format!("/orgs/{alice_org}/api-keys");
+    let (_, created) = call(
+        &app,
+        "POST",
+        &keys,
+        Some(&alice),
+        Some(json!({"name": "k", "scopes": ["exports:read"]})),
+    )
+    .await;
+    let key_id = created["id"].as_str().expect("id").to_owned();
+
+    for (method, path, body) in [
+        ("GET", keys.clone(), None),
+        (
+            "POST",
+            keys.clone(),
+            Some(json!({"name": "evil", "scopes": ["accounts:write"]})),
+        ),
+        ("DELETE", format!("{keys}/{key_id}"), None),
+    ] {
+        let (status, body) = call(&app, method, &path, Some(&mallory), body).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    // Alice's key is untouched.
+    let (_, list) = call(&app, "GET", &keys, Some(&alice), None).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 }

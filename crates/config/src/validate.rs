@@ -100,7 +100,11 @@ impl Settings {
         at_least("mail.smtp_timeout_ms", m.smtp_timeout_ms, 1)?;
         let a = &self.accounts;
         at_least("accounts.session_idle_minutes", a.session_idle_minutes, 1)?;
-        at_least("accounts.session_absolute_hours", a.session_absolute_hours, 1)?;
+        at_least(
+            "accounts.session_absolute_hours",
+            a.session_absolute_hours,
+            1,
+        )?;
         if a.session_idle_minutes > a.session_absolute_hours * 60 {
             return Err(invalid(
                 "accounts.session_idle_minutes",

@@ -8,7 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use keel_http::{ApiError, Authenticated, ErrorBody, Json};
 use serde::{Deserialize, Serialize};
 
+mod api_keys;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(api_keys::configure);
     cfg.route("/signup", web::post().to(signup))
         .route("/email-verifications", web::post().to(verify_email))
         .route("/sessions", web::post().to(login))
@@ -134,15 +137,14 @@ fn ids(caller: &Authenticated) -> Result<(uuid::Uuid, uuid::Uuid), ApiError> {
     }
 }
 
-/// The caller's profile in the organization the credential acts for.
+/// Who the credential is (a user or an API key) and which organization it acts for.
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Profile), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody)))]
 pub async fn me(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, org) = ids(&caller)?;
-    Ok(HttpResponse::Ok().json(accounts.profile(user, org).await?))
+    Ok(HttpResponse::Ok().json(accounts.me(&caller.0).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -153,12 +155,13 @@ pub struct UpdateMe {
 
 /// Changes the caller's name. Other fields cannot be set here.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
-    responses((status = 200, body = Profile), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_me(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
     body: Json<UpdateMe>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, org) = ids(&caller)?;
-    Ok(HttpResponse::Ok().json(accounts.rename(user, org, &body.0.name).await?))
+    accounts.rename(user, org, &body.0.name).await?;
+    Ok(HttpResponse::Ok().json(accounts.me(&caller.0).await?))
 }

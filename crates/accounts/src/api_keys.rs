@@ -1,0 +1,156 @@
+//! API keys: created by owners and admins, shown once, stored hashed, limited by scopes,
+//! revocable at once.
+
+use crate::access;
+use crate::error::AccountsError;
+use crate::repo::{self, ApiKeyRow, AuditEvent, NewApiKeyRow};
+use crate::service::Accounts;
+use crate::token::{self, API_KEY_PREFIX};
+use chrono::{DateTime, Utc};
+use keel_http::{Caller, Page, Paginated};
+use uuid::Uuid;
+
+/// Characters of the secret kept as the visible prefix (after `keel_key_`).
+const VISIBLE: usize = 6;
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A created key with its secret, which is never shown again.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyRow,
+    pub secret: String,
+}
+
+impl Accounts {
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        new: NewApiKey,
+    ) -> Result<CreatedApiKey, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let name = crate::input::name("name", &new.name)?;
+        let mut scopes = new.scopes;
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err(AccountsError::invalid(
+                "scopes",
+                "give at least one scope, e.g. exports:read",
+            ));
+        }
+        if let Some(bad) = scopes.iter().find(|s| !access::valid_scope(s)) {
+            return Err(AccountsError::invalid(
+                "scopes",
+                format!(
+                    "unknown scope {bad:?}; scopes are <domain>:read or <domain>:write for domains {}",
+                    access::SCOPE_DOMAINS.join(", ")
+                ),
+            ));
+        }
+        if new.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(AccountsError::invalid(
+                "expires_at",
+                "must be in the future",
+            ));
+        }
+        let secret = token::generate(API_KEY_PREFIX);
+        let prefix: String = secret
+            .token
+            .chars()
+            .take(API_KEY_PREFIX.len() + VISIBLE)
+            .collect();
+        let actor = (caller.user_id, caller.api_key_id);
+        let key =
+            self.pool
+                .transaction(move |conn| {
+                    Box::pin(async move {
+                        let key = repo::insert_api_key(
+                            conn,
+                            NewApiKeyRow {
+                                id: Uuid::now_v7(),
+                                org_id,
+                                created_by: actor.0,
+                                name: &name,
+                                prefix: &prefix,
+                                hash: &secret.hash,
+                                scopes: &scopes,
+                                expires_at: new.expires_at,
+                            },
+                        )
+                        .await?;
+                        repo::audit(conn, AuditEvent {
+                        org_id: Some(org_id), actor_user_id: actor.0, actor_api_key_id: actor.1,
+                        action: "api_key.created", target_id: Some(key.id), ip: None,
+                        details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
+                    })
+                    .await?;
+                        Ok::<_, AccountsError>((key, secret.token))
+                    })
+                })
+                .await?;
+        Ok(CreatedApiKey {
+            key: key.0,
+            secret: key.1,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        page: Page<(DateTime<Utc>, Uuid)>,
+    ) -> Result<Paginated<ApiKeyRow>, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let mut conn = self.pool.get().await?;
+        let rows = repo::list_api_keys(&mut conn, org_id, page.fetch_limit(), page.after).await?;
+        Ok(Paginated::from_rows(rows, &page, |k| (k.created_at, k.id)))
+    }
+
+    /// Revokes a key: it stops working at once on every instance (within the L1 TTL).
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        key_id: Uuid,
+    ) -> Result<(), AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let actor = (caller.user_id, caller.api_key_id);
+        let hash = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let hash = repo::revoke_api_key(conn, org_id, key_id)
+                        .await?
+                        .ok_or(AccountsError::NotFound)?;
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org_id),
+                            actor_user_id: actor.0,
+                            actor_api_key_id: actor.1,
+                            action: "api_key.revoked",
+                            target_id: Some(key_id),
+                            ip: None,
+                            details: serde_json::json!({}),
+                        },
+                    )
+                    .await?;
+                    Ok::<_, AccountsError>(hash)
+                })
+            })
+            .await?;
+        self.keys.invalidate(&token::hex(&hash)).await;
+        Ok(())
+    }
+}
