@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod input;
 pub mod mailer;
+pub mod orgs;
 pub mod password;
 pub mod repo;
 pub mod service;

@@ -549,3 +549,182 @@ pub async fn org_info(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option
         .optional()
         .map_err(Into::into)
 }
+
+pub async fn rename_org(conn: &mut AsyncPgConnection, id: Uuid, name: &str) -> DbResult<OrgInfo> {
+    diesel::update(orgs::table.find(id))
+        .set((orgs::name.eq(name), orgs::updated_at.eq(diesel::dsl::now)))
+        .returning((orgs::id, orgs::name))
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// A member as the members list shows them.
+#[derive(Debug, Clone, Queryable, serde::Serialize, utoipa::ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Members in join order, after the `(joined_at, user_id)` cursor.
+pub async fn list_members(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> DbResult<Vec<Member>> {
+    let mut query = memberships::table
+        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+        .filter(memberships::org_id.eq(org_id))
+        .order((memberships::created_at.asc(), memberships::user_id.asc()))
+        .select((
+            memberships::user_id,
+            users::email,
+            users::name,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            memberships::created_at.gt(at).or(memberships::created_at
+                .eq(at)
+                .and(memberships::user_id.gt(id))),
+        );
+    }
+    query.load(conn).await.map_err(Into::into)
+}
+
+/// The roles of an organization's owners and of `user_id`, with those rows locked, so
+/// two concurrent demotions cannot both pass the last-owner check.
+pub async fn lock_roles(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<(i64, Option<String>)> {
+    let rows: Vec<(Uuid, String)> = memberships::table
+        .filter(memberships::org_id.eq(org_id))
+        .filter(
+            memberships::role
+                .eq("owner")
+                .or(memberships::user_id.eq(user_id)),
+        )
+        .select((memberships::user_id, memberships::role))
+        .for_update()
+        .load(conn)
+        .await?;
+    let owners = rows.iter().filter(|(_, r)| r == "owner").count() as i64;
+    let role = rows
+        .into_iter()
+        .find(|(u, _)| *u == user_id)
+        .map(|(_, r)| r);
+    Ok((owners, role))
+}
+
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> DbResult<()> {
+    diesel::update(memberships::table.find((org_id, user_id)))
+        .set(memberships::role.eq(role))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_membership(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<()> {
+    diesel::delete(memberships::table.find((org_id, user_id)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Token hashes of a user's live sessions in one organization (to refresh or revoke them).
+pub async fn session_hashes_in_org(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Vec<Vec<u8>>> {
+    sessions::table
+        .filter(sessions::org_id.eq(org_id))
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .select(sessions::token_hash)
+        .load(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// Revokes a user's sessions in one organization (they were removed from it).
+pub async fn revoke_sessions_in_org(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> DbResult<Vec<Vec<u8>>> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::org_id.eq(org_id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(diesel::dsl::now))
+    .returning(sessions::token_hash)
+    .get_results(conn)
+    .await
+    .map_err(Into::into)
+}
+
+/// An entry of the audit trail as the API shows it.
+#[derive(Debug, Clone, Queryable, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub action: String,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_api_key_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An organization's trail, newest first, after the `(created_at, id)` cursor.
+pub async fn list_audit(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> DbResult<Vec<AuditEntry>> {
+    let mut query = audit::table
+        .filter(audit::org_id.eq(org_id))
+        .order((audit::created_at.desc(), audit::id.desc()))
+        .select((
+            audit::id,
+            audit::action,
+            audit::actor_user_id,
+            audit::actor_api_key_id,
+            audit::target_id,
+            audit::ip,
+            audit::details,
+            audit::created_at,
+        ))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            audit::created_at
+                .lt(at)
+                .or(audit::created_at.eq(at).and(audit::id.lt(id))),
+        );
+    }
+    query.load(conn).await.map_err(Into::into)
+}

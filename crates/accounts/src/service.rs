@@ -223,6 +223,7 @@ impl Accounts {
         &self,
         email: &str,
         password: &str,
+        organization_id: Option<Uuid>,
         ip: Option<&str>,
     ) -> Result<SessionToken, AccountsError> {
         let email = Email::parse("email", email).map_err(|_| AccountsError::InvalidCredentials)?;
@@ -250,9 +251,22 @@ impl Accounts {
                     if let Verified::YesRehashed(new_hash) = verified {
                         repo::set_password_hash(conn, user.id, &new_hash).await?;
                     }
-                    let (org_id, _role) = repo::primary_membership(conn, user.id)
-                        .await?
-                        .ok_or(AccountsError::InvalidCredentials)?;
+                    let org_id = match organization_id {
+                        // An explicit choice must be one of the user's organizations.
+                        Some(org) if repo::user_org_ids(conn, user.id).await?.contains(&org) => org,
+                        Some(_) => {
+                            return Err(AccountsError::invalid(
+                                "organization_id",
+                                "you are not a member of this organization",
+                            ));
+                        }
+                        None => {
+                            repo::primary_membership(conn, user.id)
+                                .await?
+                                .ok_or(AccountsError::InvalidCredentials)?
+                                .0
+                        }
+                    };
                     let session = this
                         .open_session(conn, user.id, org_id, "session.created")
                         .await?;

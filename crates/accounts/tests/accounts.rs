@@ -588,3 +588,316 @@ async fn another_organizations_ids_are_not_found() {
     let (_, list) = call(&app, "GET", &keys, Some(&alice), None).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 }
+
+async fn org_of(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    token: &str,
+) -> String {
+    call(app, "GET", "/me", Some(token), None).await.1["organization"]["id"]
+        .as_str()
+        .expect("org id")
+        .to_owned()
+}
+
+async fn user_id_of(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    token: &str,
+) -> String {
+    call(app, "GET", "/me", Some(token), None).await.1["user"]["id"]
+        .as_str()
+        .expect("user id")
+        .to_owned()
+}
+
+/// Invites `email` into the owner's organization as `role`, accepts as that (verified)
+/// user, and logs them into it; returns their session token there.
+async fn join(
+    ctx: &Ctx,
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    owner: &str,
+    email: &str,
+    role: &str,
+) -> String {
+    let org = org_of(app, owner).await;
+    let (status, body) = call(
+        app,
+        "POST",
+        &format!("/orgs/{org}/invitations"),
+        Some(owner),
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let link = emails(&ctx.pool)
+        .await
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            AccountEmail::Invitation { to, link, .. } if to == email => Some(link),
+            _ => None,
+        })
+        .expect("invitation email");
+    let own = verified_user(ctx, app, email).await;
+    let (status, body) = call(
+        app,
+        "POST",
+        "/invitations/accept",
+        Some(&own),
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": email, "password": "a long passphrase", "organization_id": org})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+#[actix_web::test]
+async fn members_roles_and_the_last_owner() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let owner = verified_user(&ctx, &app, "owner@example.com").await;
+    let org = org_of(&app, &owner).await;
+    let member = join(&ctx, &app, &owner, "member@example.com", "member").await;
+    let member_id = user_id_of(&app, &member).await;
+    let owner_id = user_id_of(&app, &owner).await;
+
+    let (_, me) = call(&app, "GET", "/me", Some(&member), None).await;
+    assert_eq!(
+        (me["role"].as_str(), me["organization"]["id"].as_str()),
+        (Some("member"), Some(org.as_str()))
+    );
+
+    let (status, list) = call(
+        &app,
+        "GET",
+        &format!("/orgs/{org}/members?limit=1"),
+        Some(&member),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["email"], "owner@example.com");
+    let cursor = list["next_cursor"].as_str().expect("a second page");
+    let (_, page2) = call(
+        &app,
+        "GET",
+        &format!("/orgs/{org}/members?limit=1&cursor={cursor}"),
+        Some(&member),
+        None,
+    )
+    .await;
+    assert_eq!(page2["items"][0]["email"], "member@example.com");
+    assert!(page2["next_cursor"].is_null());
+
+    // Members do not manage members.
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/orgs/{org}/invitations"),
+        Some(&member),
+        Some(json!({"email": "x@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The last owner stays.
+    let (status, body) = call(
+        &app,
+        "PATCH",
+        &format!("/orgs/{org}/members/{owner_id}"),
+        Some(&owner),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        call(
+            &app,
+            "DELETE",
+            &format!("/orgs/{org}/members/{owner_id}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        409
+    );
+
+    // A promotion is visible to the member at once.
+    assert_eq!(
+        call(
+            &app,
+            "PATCH",
+            &format!("/orgs/{org}/members/{member_id}"),
+            Some(&owner),
+            Some(json!({"role": "admin"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&member), None).await.1["role"],
+        "admin"
+    );
+    let (status, body) = call(
+        &app,
+        "PATCH",
+        &format!("/orgs/{org}/members/{member_id}"),
+        Some(&owner),
+        Some(json!({"role": "boss"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("role"))
+    );
+
+    // Removal ends the member's session in this organization at once.
+    assert_eq!(
+        call(
+            &app,
+            "DELETE",
+            &format!("/orgs/{org}/members/{member_id}"),
+            Some(&owner),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(call(&app, "GET", "/me", Some(&member), None).await.0, 401);
+
+    let (status, trail) = call(
+        &app,
+        "GET",
+        &format!("/orgs/{org}/audit-events"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    let actions: Vec<&str> = trail["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in [
+        "member.removed",
+        "member.role_changed",
+        "member.joined",
+        "member.invited",
+        "login.succeeded",
+        "user.signed_up",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert_eq!(actions[0], "member.removed", "newest first");
+}
+
+#[actix_web::test]
+async fn an_invitation_works_once_and_only_for_the_invited_address() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let owner = verified_user(&ctx, &app, "boss@example.com").await;
+    let org = org_of(&app, &owner).await;
+    call(
+        &app,
+        "POST",
+        &format!("/orgs/{org}/invitations"),
+        Some(&owner),
+        Some(json!({"email": "invited@example.com", "role": "member"})),
+    )
+    .await;
+    let link = emails(&ctx.pool)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            AccountEmail::Invitation { link, .. } => Some(link),
+            _ => None,
+        })
+        .expect("invitation");
+    let stranger = verified_user(&ctx, &app, "stranger@example.com").await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/invitations/accept",
+        Some(&stranger),
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 400, "another address cannot use it");
+    // A wrong-account attempt does not burn the invitation; the invited address can
+    // use it, once.
+    let invited = verified_user(&ctx, &app, "invited@example.com").await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/invitations/accept",
+        Some(&invited),
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], org.as_str());
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/invitations/accept",
+        Some(&invited),
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 400, "single use");
+}
+
+#[actix_web::test]
+async fn another_organizations_org_routes_are_not_found_and_unchanged() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let alice = verified_user(&ctx, &app, "alice2@example.com").await;
+    let mallory = verified_user(&ctx, &app, "mallory2@example.com").await;
+    let org = org_of(&app, &alice).await;
+    let alice_id = user_id_of(&app, &alice).await;
+    for (method, path, body) in [
+        ("GET", format!("/orgs/{org}"), None),
+        (
+            "PATCH",
+            format!("/orgs/{org}"),
+            Some(json!({"name": "pwned"})),
+        ),
+        ("GET", format!("/orgs/{org}/members"), None),
+        (
+            "PATCH",
+            format!("/orgs/{org}/members/{alice_id}"),
+            Some(json!({"role": "member"})),
+        ),
+        ("DELETE", format!("/orgs/{org}/members/{alice_id}"), None),
+        (
+            "POST",
+            format!("/orgs/{org}/invitations"),
+            Some(json!({"email": "m@example.com", "role": "owner"})),
+        ),
+        ("GET", format!("/orgs/{org}/audit-events"), None),
+    ] {
+        let (status, body) = call(&app, method, &path, Some(&mallory), body).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    let (_, org_now) = call(&app, "GET", &format!("/orgs/{org}"), Some(&alice), None).await;
+    assert_eq!(org_now["name"], "Analytical Engines");
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&alice), None).await.1["role"],
+        "owner"
+    );
+}

@@ -143,14 +143,30 @@ async fn prepare_template() -> DbResult<String> {
     result.map(|()| name)
 }
 
+/// Templates of other migration sets kept, newest first: several checkouts (branches,
+/// CI clones) may run tests against one server at the same time, each with its own.
+const TEMPLATES_KEPT: usize = 5;
+
 async fn create_template_locked(admin: &mut AsyncPgConnection, name: &str) -> DbResult<()> {
+    // Newest first (database OIDs grow with creation).
     let existing: Vec<DatName> = diesel::sql_query(
-        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'keel\\_t%'",
+        "SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'keel\\_t%' ORDER BY oid DESC",
     )
     .load(admin)
     .await?;
+    let mut templates_seen = 0;
     for db in &existing {
-        if db.datname != name && is_stale(&db.datname) {
+        if db.datname == name {
+            continue;
+        }
+        let stale =
+            if db.datname.starts_with("keel_template_") && !db.datname.ends_with("_building") {
+                templates_seen += 1;
+                templates_seen > TEMPLATES_KEPT
+            } else {
+                is_stale(&db.datname)
+            };
+        if stale {
             drop_database(&db.datname).await;
         }
     }
@@ -174,7 +190,7 @@ async fn create_template_locked(admin: &mut AsyncPgConnection, name: &str) -> Db
     Ok(())
 }
 
-/// A clone whose creating process no longer runs, or a template of another migration set.
+/// A clone whose creating process no longer runs, or an unfinished template build.
 fn is_stale(datname: &str) -> bool {
     if datname.starts_with("keel_template_") {
         return true;

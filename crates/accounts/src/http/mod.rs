@@ -9,9 +9,11 @@ use keel_http::{ApiError, Authenticated, ErrorBody, Json};
 use serde::{Deserialize, Serialize};
 
 mod api_keys;
+mod orgs;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(api_keys::configure);
+    cfg.configure(api_keys::configure)
+        .configure(orgs::configure);
     cfg.route("/signup", web::post().to(signup))
         .route("/email-verifications", web::post().to(verify_email))
         .route("/sessions", web::post().to(login))
@@ -91,6 +93,8 @@ pub async fn verify_email(
 pub struct LoginBody {
     pub email: String,
     pub password: String,
+    /// Which of the user's organizations the session acts for (default: the first joined).
+    pub organization_id: Option<uuid::Uuid>,
 }
 
 /// Logs in. Wrong email and wrong password give the same 401 in the same time.
@@ -107,8 +111,9 @@ pub async fn login(
         .connection_info()
         .realip_remote_addr()
         .map(str::to_owned);
+    let b = body.into_inner();
     let session = accounts
-        .login(&body.0.email, &body.0.password, ip.as_deref())
+        .login(&b.email, &b.password, b.organization_id, ip.as_deref())
         .await?;
     Ok(HttpResponse::Created().json(session))
 }

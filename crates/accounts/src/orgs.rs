@@ -1,0 +1,298 @@
+//! Organizations, members and roles, invitations, and the audit trail.
+//!
+//! Rules: only owners and admins manage members; only owners make or unmake owners; the
+//! last owner can be neither demoted nor removed. A removed member's sessions in the
+//! organization are revoked at once; a changed role is visible at once (cache entries of
+//! the member's sessions are invalidated).
+
+use crate::access;
+use crate::error::AccountsError;
+use crate::mailer::AccountEmail;
+use crate::repo::{self, AuditEntry, AuditEvent, Member, NewToken, OrgInfo};
+use crate::service::{Accounts, profile_key};
+use crate::token::{self, ONE_TIME_PREFIX};
+use chrono::{DateTime, Utc};
+use keel_http::{Caller, Page, Paginated};
+use uuid::Uuid;
+
+/// How long an invitation link works.
+const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
+
+pub const ROLES: &[&str] = &["owner", "admin", "member"];
+
+fn role(field: &'static str, raw: &str) -> Result<&'static str, AccountsError> {
+    ROLES
+        .iter()
+        .copied()
+        .find(|r| *r == raw)
+        .ok_or_else(|| AccountsError::invalid(field, "must be owner, admin or member"))
+}
+
+fn is_owner(caller: &Caller) -> bool {
+    caller.user_id.is_some() && caller.role.as_deref() == Some("owner")
+}
+
+impl Accounts {
+    pub async fn organization(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+    ) -> Result<OrgInfo, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_read(caller)?;
+        let mut conn = self.pool.get().await?;
+        repo::org_info(&mut conn, org_id)
+            .await?
+            .ok_or(AccountsError::NotFound)
+    }
+
+    pub async fn rename_organization(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        name: &str,
+    ) -> Result<OrgInfo, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let name = crate::input::name("name", name)?;
+        let org = {
+            let mut conn = self.pool.get().await?;
+            repo::rename_org(&mut conn, org_id, &name).await?
+        };
+        self.orgs.invalidate(&org_id.to_string()).await;
+        if let Some(user_id) = caller.user_id {
+            self.profiles
+                .invalidate(&profile_key(user_id, org_id))
+                .await;
+        }
+        Ok(org)
+    }
+
+    pub async fn members(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        page: Page<(DateTime<Utc>, Uuid)>,
+    ) -> Result<Paginated<Member>, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_read(caller)?;
+        let mut conn = self.pool.get().await?;
+        let rows = repo::list_members(&mut conn, org_id, page.fetch_limit(), page.after).await?;
+        Ok(Paginated::from_rows(rows, &page, |m| {
+            (m.joined_at, m.user_id)
+        }))
+    }
+
+    /// Changes a member's role.
+    pub async fn change_role(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        user_id: Uuid,
+        new_role: &str,
+    ) -> Result<(), AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let new_role = role("role", new_role)?;
+        let owner_caller = is_owner(caller);
+        let actor = (caller.user_id, caller.api_key_id);
+        let hashes = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
+                    let current = current.ok_or(AccountsError::NotFound)?;
+                    if (current == "owner" || new_role == "owner") && !owner_caller {
+                        return Err(AccountsError::Forbidden);
+                    }
+                    if current == "owner" && new_role != "owner" && owners <= 1 {
+                        return Err(AccountsError::Conflict(
+                            "the last owner cannot be demoted; make someone else owner first",
+                        ));
+                    }
+                    repo::set_role(conn, org_id, user_id, new_role).await?;
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org_id),
+                            actor_user_id: actor.0,
+                            actor_api_key_id: actor.1,
+                            action: "member.role_changed",
+                            target_id: Some(user_id),
+                            ip: None,
+                            details: serde_json::json!({ "from": current, "to": new_role }),
+                        },
+                    )
+                    .await?;
+                    Ok::<_, AccountsError>(
+                        repo::session_hashes_in_org(conn, org_id, user_id).await?,
+                    )
+                })
+            })
+            .await?;
+        self.forget_member(org_id, user_id, &hashes).await;
+        Ok(())
+    }
+
+    /// Removes a member; their sessions in this organization stop working at once.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let owner_caller = is_owner(caller);
+        let actor = (caller.user_id, caller.api_key_id);
+        let hashes = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
+                    let current = current.ok_or(AccountsError::NotFound)?;
+                    if current == "owner" && !owner_caller {
+                        return Err(AccountsError::Forbidden);
+                    }
+                    if current == "owner" && owners <= 1 {
+                        return Err(AccountsError::Conflict("the last owner cannot be removed"));
+                    }
+                    repo::delete_membership(conn, org_id, user_id).await?;
+                    let hashes = repo::revoke_sessions_in_org(conn, org_id, user_id).await?;
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org_id),
+                            actor_user_id: actor.0,
+                            actor_api_key_id: actor.1,
+                            action: "member.removed",
+                            target_id: Some(user_id),
+                            ip: None,
+                            details: serde_json::json!({ "role": current }),
+                        },
+                    )
+                    .await?;
+                    Ok::<_, AccountsError>(hashes)
+                })
+            })
+            .await?;
+        self.forget_member(org_id, user_id, &hashes).await;
+        Ok(())
+    }
+
+    async fn forget_member(&self, org_id: Uuid, user_id: Uuid, session_hashes: &[Vec<u8>]) {
+        for hash in session_hashes {
+            self.sessions.invalidate(&token::hex(hash)).await;
+        }
+        self.profiles
+            .invalidate(&profile_key(user_id, org_id))
+            .await;
+    }
+
+    /// Invites someone by email; the invitation link works for 7 days, once.
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        email: &str,
+        new_role: &str,
+    ) -> Result<(), AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let email = crate::input::Email::parse("email", email)?;
+        let new_role = role("role", new_role)?;
+        if new_role == "owner" && !is_owner(caller) {
+            return Err(AccountsError::Forbidden);
+        }
+        let secret = token::generate(ONE_TIME_PREFIX);
+        let link = format!(
+            "{}/accept-invitation?token={}",
+            self.settings.mail.public_url.trim_end_matches('/'),
+            secret.token
+        );
+        let (this, actor) = (self.clone(), (caller.user_id, caller.api_key_id));
+        let enqueued = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let org = repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)?;
+                    let inviter_name = match actor.0 {
+                        Some(user) => repo::user_by_id(conn, user).await?.name,
+                        None => format!("{} (API)", org.name),
+                    };
+                    repo::insert_token(conn, NewToken {
+                        kind: "invitation", hash: &secret.hash, user_id: None, org_id: Some(org_id),
+                        email: Some(email.as_str()), role: Some(new_role), invited_by: actor.0,
+                        expires_at: Utc::now() + INVITATION_TTL,
+                    })
+                    .await?;
+                    repo::audit(conn, AuditEvent {
+                        org_id: Some(org_id), actor_user_id: actor.0, actor_api_key_id: actor.1,
+                        action: "member.invited", target_id: None, ip: None,
+                        details: serde_json::json!({ "email_domain": email.domain(), "role": new_role }),
+                    })
+                    .await?;
+                    let mail = AccountEmail::Invitation {
+                        to: email.as_str().to_owned(), inviter_name, organization_name: org.name,
+                        role: new_role.to_owned(), link,
+                    };
+                    Ok::<_, AccountsError>(this.mailer.enqueue(conn, mail).await?)
+                })
+            })
+            .await?;
+        self.queue.ring([enqueued]).await;
+        Ok(())
+    }
+
+    /// Accepts an invitation for the signed-in user, whose (verified) address must be the
+    /// one invited. Returns the organization joined.
+    pub async fn accept_invitation(
+        &self,
+        caller: &Caller,
+        token_text: &str,
+    ) -> Result<OrgInfo, AccountsError> {
+        let user_id = caller.user_id.ok_or(AccountsError::Forbidden)?;
+        let hash = token::hash(token_text.trim());
+        let org = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let row = repo::take_token(conn, "invitation", &hash).await?.ok_or(AccountsError::InvalidToken)?;
+                    let user = repo::user_by_id(conn, user_id).await?;
+                    let (Some(org_id), Some(email), Some(new_role)) = (row.org_id, row.email, row.role) else {
+                        return Err(AccountsError::InvalidToken);
+                    };
+                    if user.email != email || user.email_verified_at.is_none() {
+                        // Same answer as a bad token: the link is not for this account.
+                        return Err(AccountsError::InvalidToken);
+                    }
+                    repo::insert_membership(conn, org_id, user_id, &new_role).await.map_err(|e| match e {
+                        keel_persistence::DbError::Conflict { .. } => AccountsError::Conflict("already a member"),
+                        other => other.into(),
+                    })?;
+                    repo::audit(conn, AuditEvent {
+                        org_id: Some(org_id), actor_user_id: Some(user_id), actor_api_key_id: None,
+                        action: "member.joined", target_id: Some(user_id), ip: None,
+                        details: serde_json::json!({ "role": new_role, "invited_by": row.invited_by }),
+                    })
+                    .await?;
+                    repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)
+                })
+            })
+            .await?;
+        Ok(org)
+    }
+
+    pub async fn audit_events(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        page: Page<(DateTime<Utc>, Uuid)>,
+    ) -> Result<Paginated<AuditEntry>, AccountsError> {
+        let org_id = access::same_org(caller, org_id)?;
+        access::can_manage(caller)?;
+        let mut conn = self.pool.get().await?;
+        let rows = repo::list_audit(&mut conn, org_id, page.fetch_limit(), page.after).await?;
+        Ok(Paginated::from_rows(rows, &page, |e| (e.created_at, e.id)))
+    }
+}
