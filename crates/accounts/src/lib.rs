@@ -10,6 +10,7 @@ pub mod input;
 pub mod mailer;
 pub mod orgs;
 pub mod password;
+pub mod passwords;
 pub mod repo;
 pub mod service;
 pub mod token;

@@ -901,3 +901,171 @@ async fn another_organizations_org_routes_are_not_found_and_unchanged() {
         "owner"
     );
 }
+
+#[actix_web::test]
+async fn changing_the_password_ends_the_other_sessions_only() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let first = verified_user(&ctx, &app, "pw@example.com").await;
+    let (_, second) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "pw@example.com", "password": "a long passphrase"})),
+    )
+    .await;
+    let second = second["token"].as_str().expect("token").to_owned();
+
+    let wrong = json!({"current_password": "not the one", "new_password": "a newer passphrase"});
+    let (status, body) = call(&app, "POST", "/me/password", Some(&first), Some(wrong)).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("current_password"))
+    );
+    let weak = json!({"current_password": "a long passphrase", "new_password": "12345678"});
+    let (status, body) = call(&app, "POST", "/me/password", Some(&first), Some(weak)).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("new_password"))
+    );
+
+    let ok = json!({"current_password": "a long passphrase", "new_password": "a newer passphrase"});
+    assert_eq!(
+        call(&app, "POST", "/me/password", Some(&first), Some(ok))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&first), None).await.0,
+        200,
+        "this session stays"
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&second), None).await.0,
+        401,
+        "the other one ends at once"
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "pw@example.com", "password": "a newer passphrase"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        emails(&ctx.pool)
+            .await
+            .iter()
+            .any(|e| matches!(e, AccountEmail::PasswordChanged { .. }))
+    );
+}
+
+#[actix_web::test]
+async fn password_reset_is_silent_about_accounts_single_use_and_ends_sessions() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let session = verified_user(&ctx, &app, "reset@example.com").await;
+    let known = call(
+        &app,
+        "POST",
+        "/password-resets",
+        None,
+        Some(json!({"email": "reset@example.com"})),
+    )
+    .await;
+    let unknown = call(
+        &app,
+        "POST",
+        "/password-resets",
+        None,
+        Some(json!({"email": "ghost@example.com"})),
+    )
+    .await;
+    assert_eq!(known, unknown, "no account enumeration");
+    assert_eq!(known.0, 202);
+    let link = emails(&ctx.pool)
+        .await
+        .into_iter()
+        .find_map(|e| match e {
+            AccountEmail::PasswordReset { link, .. } => Some(link),
+            _ => None,
+        })
+        .expect("one reset email, for the known address");
+    let token = token_of(&link);
+    let confirm = json!({"token": token, "new_password": "reset to something long"});
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/password-resets/confirm",
+            None,
+            Some(confirm.clone())
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&session), None).await.0,
+        401,
+        "sessions end with a reset"
+    );
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/password-resets/confirm",
+            None,
+            Some(confirm)
+        )
+        .await
+        .0,
+        400,
+        "single use"
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": "reset@example.com", "password": "reset to something long"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[actix_web::test]
+async fn one_time_tokens_expire() {
+    use diesel_async::RunQueryDsl;
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    call(
+        &app,
+        "POST",
+        "/signup",
+        None,
+        Some(signup_body("late@example.com", "a long passphrase")),
+    )
+    .await;
+    let AccountEmail::VerifyEmail { link, .. } = emails(&ctx.pool).await.remove(0) else {
+        panic!("verification email")
+    };
+    let mut conn = ctx.pool.get().await.expect("conn");
+    diesel::sql_query("UPDATE accounts_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .await
+        .expect("expire");
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/email-verifications",
+        None,
+        Some(json!({"token": token_of(&link)})),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

@@ -19,6 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sessions", web::post().to(login))
         .route("/sessions/current", web::delete().to(logout))
         .route("/me", web::get().to(me))
+        .route("/me/password", web::post().to(change_password))
+        .route("/password-resets", web::post().to(request_reset))
+        .route("/password-resets/confirm", web::post().to(confirm_reset))
         .route("/me", web::patch().to(update_me));
 }
 
@@ -169,4 +172,67 @@ pub async fn update_me(
     let (user, org) = ids(&caller)?;
     accounts.rename(user, org, &body.0.name).await?;
     Ok(HttpResponse::Ok().json(accounts.me(&caller.0).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the password; every other session of the user ends at once.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "accounts", security(("bearer" = [])), request_body = ChangePassword,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    accounts: web::Data<Accounts>,
+    caller: Authenticated,
+    body: Json<ChangePassword>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    accounts
+        .change_password(&caller.0, &b.current_password, &b.new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// Sends a reset link when the address has an account. Always 202.
+#[utoipa::path(post, path = "/api/v1/password-resets", tag = "accounts", request_body = ResetRequest,
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody)))]
+pub async fn request_reset(
+    accounts: web::Data<Accounts>,
+    body: Json<ResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    accounts.request_password_reset(&body.0.email).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        status: "accepted",
+        message: "if the address has an account, a link is on its way",
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Sets a new password with the emailed token; every session of the user ends.
+#[utoipa::path(post, path = "/api/v1/password-resets/confirm", tag = "accounts", request_body = ResetConfirm,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_reset(
+    accounts: web::Data<Accounts>,
+    body: Json<ResetConfirm>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    accounts
+        .confirm_password_reset(&b.token, &b.new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

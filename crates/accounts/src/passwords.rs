@@ -1,0 +1,187 @@
+//! Password reset (by email link) and password change (signed in). Both end every other
+//! session of the user at once and tell the owner by email.
+
+use crate::error::AccountsError;
+use crate::input::{self, Email};
+use crate::mailer::AccountEmail;
+use crate::password::Verified;
+use crate::repo::{self, AuditEvent, NewToken};
+use crate::service::Accounts;
+use crate::token::{self, ONE_TIME_PREFIX};
+use chrono::Utc;
+use keel_http::Caller;
+use keel_queue::Enqueued;
+
+/// How long a reset link works.
+const RESET_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+impl Accounts {
+    /// Sends a reset link if the address has an account; answers the same either way.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), AccountsError> {
+        let Ok(email) = Email::parse("email", email) else {
+            // Same answer as for an unknown address.
+            return Ok(());
+        };
+        let secret = token::generate(ONE_TIME_PREFIX);
+        let link = format!(
+            "{}/reset-password?token={}",
+            self.settings.mail.public_url.trim_end_matches('/'),
+            secret.token
+        );
+        let this = self.clone();
+        let address = email.as_str().to_owned();
+        let enqueued: Option<Enqueued> = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let Some(user) = repo::user_by_email(conn, &address).await? else {
+                        return Ok::<_, AccountsError>(None);
+                    };
+                    repo::insert_token(
+                        conn,
+                        NewToken {
+                            kind: "password_reset",
+                            hash: &secret.hash,
+                            user_id: Some(user.id),
+                            org_id: None,
+                            email: None,
+                            role: None,
+                            invited_by: None,
+                            expires_at: Utc::now() + RESET_TTL,
+                        },
+                    )
+                    .await?;
+                    let mail = AccountEmail::PasswordReset {
+                        to: user.email,
+                        name: user.name,
+                        link,
+                    };
+                    Ok(Some(this.mailer.enqueue(conn, mail).await?))
+                })
+            })
+            .await?;
+        if let Some(enqueued) = enqueued {
+            self.queue.ring([enqueued]).await;
+        }
+        tracing::info!(email.domain = email.domain(), "password reset requested");
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token; every session of the user ends.
+    pub async fn confirm_password_reset(
+        &self,
+        token_text: &str,
+        new_password: &str,
+    ) -> Result<(), AccountsError> {
+        let password = input::new_password("new_password", new_password)?;
+        let hash = self.hasher.hash(&password).await?;
+        let token_hash = token::hash(token_text.trim());
+        let this = self.clone();
+        let (enqueued, revoked) = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let row = repo::take_token(conn, "password_reset", &token_hash)
+                        .await?
+                        .ok_or(AccountsError::InvalidToken)?;
+                    let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
+                    let user = repo::user_by_id(conn, user_id).await?;
+                    repo::set_password_hash(conn, user_id, &hash).await?;
+                    // Proving control of the address also verifies it.
+                    repo::mark_email_verified(conn, user_id).await?;
+                    let revoked = repo::revoke_user_sessions(conn, user_id, None).await?;
+                    this.audit_password_change(conn, user_id, "password.reset")
+                        .await?;
+                    let mail = AccountEmail::PasswordChanged {
+                        to: user.email,
+                        name: user.name,
+                    };
+                    Ok::<_, AccountsError>((this.mailer.enqueue(conn, mail).await?, revoked))
+                })
+            })
+            .await?;
+        self.after_password_change(enqueued, &revoked).await;
+        Ok(())
+    }
+
+    /// Changes the signed-in user's password; their other sessions end, this one stays.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new_password: &str,
+    ) -> Result<(), AccountsError> {
+        let (Some(user_id), Some(session_id)) = (caller.user_id, caller.session_id) else {
+            return Err(AccountsError::Forbidden);
+        };
+        let password = input::new_password("new_password", new_password)?;
+        let user = {
+            let mut conn = self.pool.get().await?;
+            repo::user_by_id(&mut conn, user_id).await?
+        };
+        if self
+            .hasher
+            .verify(current, Some(&user.password_hash))
+            .await?
+            == Verified::No
+        {
+            return Err(AccountsError::invalid(
+                "current_password",
+                "is not your current password",
+            ));
+        }
+        let hash = self.hasher.hash(&password).await?;
+        let this = self.clone();
+        let (enqueued, revoked) = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    repo::set_password_hash(conn, user_id, &hash).await?;
+                    let revoked =
+                        repo::revoke_user_sessions(conn, user_id, Some(session_id)).await?;
+                    this.audit_password_change(conn, user_id, "password.changed")
+                        .await?;
+                    let mail = AccountEmail::PasswordChanged {
+                        to: user.email,
+                        name: user.name,
+                    };
+                    Ok::<_, AccountsError>((this.mailer.enqueue(conn, mail).await?, revoked))
+                })
+            })
+            .await?;
+        self.after_password_change(enqueued, &revoked).await;
+        Ok(())
+    }
+
+    /// Records the change in the trail of every organization of the user.
+    async fn audit_password_change(
+        &self,
+        conn: &mut keel_persistence::AsyncPgConnection,
+        user_id: uuid::Uuid,
+        action: &'static str,
+    ) -> Result<(), AccountsError> {
+        for org in repo::user_org_ids(conn, user_id).await? {
+            repo::audit(
+                conn,
+                AuditEvent {
+                    org_id: Some(org),
+                    actor_user_id: Some(user_id),
+                    actor_api_key_id: None,
+                    action,
+                    target_id: Some(user_id),
+                    ip: None,
+                    details: serde_json::json!({}),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn after_password_change(&self, enqueued: Enqueued, revoked: &[Vec<u8>]) {
+        self.queue.ring([enqueued]).await;
+        for hash in revoked {
+            self.sessions.invalidate(&token::hex(hash)).await;
+        }
+    }
+}
