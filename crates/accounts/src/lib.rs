@@ -13,6 +13,7 @@ pub mod password;
 pub mod passwords;
 pub mod repo;
 pub mod service;
+pub mod throttle;
 pub mod token;
 
 pub use error::AccountsError;

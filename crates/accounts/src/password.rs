@@ -75,6 +75,7 @@ pub enum Verified {
 #[derive(Clone, Debug)]
 pub struct Hasher {
     slots: Arc<Semaphore>,
+    computed: Arc<std::sync::atomic::AtomicU64>,
     /// Verified against when the account does not exist, so an unknown email costs the
     /// same time as a wrong password.
     dummy: Arc<String>,
@@ -89,8 +90,14 @@ impl Hasher {
         let dummy = hash_blocking("keel-dummy-password-for-timing")?;
         Ok(Self {
             slots: Arc::new(Semaphore::new(concurrency)),
+            computed: Arc::default(),
             dummy: Arc::new(dummy),
         })
+    }
+
+    /// Hashes and verifications run so far.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -120,6 +127,8 @@ impl Hasher {
     ) -> Result<T, HashError> {
         let _slot = self.slots.acquire().await.map_err(|_| HashError::Task)?;
         metrics::counter!("keel_password_hashes_total").increment(1);
+        self.computed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|_| HashError::Task)

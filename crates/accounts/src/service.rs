@@ -26,6 +26,7 @@ pub struct Accounts {
     pub(crate) hasher: Hasher,
     pub(crate) mailer: Arc<dyn AccountMailer>,
     pub(crate) settings: Arc<Settings>,
+    pub(crate) throttle: crate::throttle::Throttle,
     /// Live sessions by token hash (`None` cached too: unknown tokens cost no query).
     pub(crate) sessions: Namespace<Option<repo::SessionAuth>>,
     /// `GET /me` bodies by user and organization.
@@ -62,10 +63,16 @@ impl Accounts {
         settings: Arc<Settings>,
         pool: DbPool,
         cache: &Cache,
+        redis: deadpool_redis::Pool,
         queue: Queue,
         mailer: Arc<dyn AccountMailer>,
     ) -> Result<Self, AccountsError> {
         Ok(Self {
+            throttle: crate::throttle::Throttle::new(
+                redis,
+                &settings.redis.key_prefix,
+                &settings.accounts,
+            ),
             hasher: Hasher::new(settings.accounts.password_hash_concurrency)?,
             sessions: cache.namespace("accounts.session", 1),
             profiles: cache.namespace("accounts.profile", 1),
@@ -227,6 +234,15 @@ impl Accounts {
         ip: Option<&str>,
     ) -> Result<SessionToken, AccountsError> {
         let email = Email::parse("email", email).map_err(|_| AccountsError::InvalidCredentials)?;
+        // Counted before any hashing: a throttled attempt costs no argon2 work.
+        let burst = match self.throttle.attempt(email.as_str(), ip).await {
+            Ok(burst) => burst,
+            Err(wait) => {
+                return Err(AccountsError::Throttled {
+                    retry_after_secs: wait.as_secs_f64().ceil() as u64,
+                });
+            }
+        };
         let user = {
             let mut conn = self.pool.get().await?;
             repo::user_by_email(&mut conn, email.as_str()).await?
@@ -235,6 +251,9 @@ impl Accounts {
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
+        if burst && let Some(user) = &user {
+            self.audit_failed_burst(user.id, ip).await;
+        }
         let Some(user) = user.filter(|_| verified != Verified::No) else {
             metrics::counter!("keel_logins_total", "outcome" => "failed").increment(1);
             return Err(AccountsError::InvalidCredentials);
@@ -287,8 +306,46 @@ impl Accounts {
                 })
             })
             .await?;
+        self.throttle.succeeded(email.as_str()).await;
         metrics::counter!("keel_logins_total", "outcome" => "succeeded").increment(1);
         Ok(session)
+    }
+
+    /// Records, in each of the user's organizations, that logins to the account started
+    /// being throttled. Best effort: the login answer does not depend on it.
+    async fn audit_failed_burst(&self, user_id: Uuid, ip: Option<&str>) {
+        let ip = ip.map(str::to_owned);
+        let result: Result<(), AccountsError> = self
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    for org in repo::user_org_ids(conn, user_id).await? {
+                        repo::audit(
+                            conn,
+                            AuditEvent {
+                                org_id: Some(org),
+                                actor_user_id: None,
+                                actor_api_key_id: None,
+                                action: "login.failed_burst",
+                                target_id: Some(user_id),
+                                ip: ip.as_deref(),
+                                details: serde_json::json!({}),
+                            },
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "failed-login burst not audited");
+        }
+    }
+
+    /// Password hashes this process has computed (what login throttling saves).
+    pub fn hashes_computed(&self) -> u64 {
+        self.hasher.computed()
     }
 
     async fn open_session(

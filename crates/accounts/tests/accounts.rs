@@ -57,7 +57,9 @@ async fn setup() -> Ctx {
     .expect("cache");
     let queue = Queue::new(&settings, pool.clone()).expect("queue");
     let mailer = Arc::new(JobMailer(queue.clone()));
-    let accounts = Accounts::new(settings, pool.clone(), &cache, queue, mailer).expect("accounts");
+    let redis = keel_cache::redis_pool(&settings.redis).expect("redis");
+    let accounts =
+        Accounts::new(settings, pool.clone(), &cache, redis, queue, mailer).expect("accounts");
     Ctx {
         _db: db,
         pool,
@@ -1068,4 +1070,62 @@ async fn one_time_tokens_expire() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+#[actix_web::test]
+async fn a_burst_of_bad_logins_is_throttled_before_hashing() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    verified_user(&ctx, &app, "target@example.com").await;
+    let before = ctx.accounts.hashes_computed();
+    let mut statuses = Vec::new();
+    // 150 guesses: half one after another, half at once.
+    for i in 0..75 {
+        let body = json!({"email": "target@example.com", "password": format!("guess number {i}")});
+        statuses.push(call(&app, "POST", "/sessions", None, Some(body)).await.0);
+    }
+    let concurrent = (75..150).map(|i| {
+        let body = json!({"email": "target@example.com", "password": format!("guess number {i}")});
+        call(&app, "POST", "/sessions", None, Some(body))
+    });
+    statuses.extend(
+        futures::future::join_all(concurrent)
+            .await
+            .into_iter()
+            .map(|(s, _)| s),
+    );
+    let hashed = ctx.accounts.hashes_computed() - before;
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(hashed <= 10, "{hashed} hashes for 150 guesses");
+    assert!(throttled >= 140, "{throttled} of 150 throttled");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+
+    // The throttled answer says when to come back.
+    let req = test::TestRequest::post()
+        .uri("/api/v1/sessions")
+        .set_json(json!({"email": "target@example.com", "password": "a long passphrase"}))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 429);
+    let retry_after: u64 = res.headers().get("retry-after").expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry_after >= 1);
+
+    let mut conn = ctx.pool.get().await.expect("conn");
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use keel_persistence::schema::accounts_audit_events as audit;
+    let bursts: i64 = audit::table
+        .filter(audit::action.eq("login.failed_burst"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(bursts, 1, "the burst is audited once");
 }

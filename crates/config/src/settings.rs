@@ -215,6 +215,13 @@ pub struct AccountsSettings {
     /// Password hashes computed at once (argon2id takes ~19 MiB and tens of ms each);
     /// 0 = one per core.
     pub password_hash_concurrency: usize,
+    /// Login attempts per account (and per IP) allowed in `login_window_minutes` before
+    /// each further attempt must wait a doubling delay.
+    pub login_free_attempts_per_account: u32,
+    pub login_free_attempts_per_ip: u32,
+    pub login_window_minutes: u64,
+    /// Longest wait imposed between attempts.
+    pub login_max_delay_secs: u64,
 }
 
 impl AccountsSettings {

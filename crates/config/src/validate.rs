@@ -111,6 +111,18 @@ impl Settings {
                 "must not exceed accounts.session_absolute_hours",
             ));
         }
+        at_least(
+            "accounts.login_free_attempts_per_account",
+            u64::from(a.login_free_attempts_per_account),
+            1,
+        )?;
+        at_least(
+            "accounts.login_free_attempts_per_ip",
+            u64::from(a.login_free_attempts_per_ip),
+            1,
+        )?;
+        at_least("accounts.login_window_minutes", a.login_window_minutes, 1)?;
+        at_least("accounts.login_max_delay_secs", a.login_max_delay_secs, 1)?;
         if let Some(token) = self.admin.token()
             && token.len() < 16
         {
