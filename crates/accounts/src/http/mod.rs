@@ -9,7 +9,10 @@ use keel_http::{ApiError, Authenticated, ErrorBody, Json};
 use serde::{Deserialize, Serialize};
 
 mod api_keys;
+mod openapi;
 mod orgs;
+
+pub use openapi::AccountsApi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(api_keys::configure)
