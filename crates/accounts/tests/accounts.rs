@@ -40,8 +40,17 @@ impl AccountMailer for JobMailer {
 
 struct Ctx {
     _db: TestDatabase,
+    settings: Arc<keel_config::Settings>,
     pool: DbPool,
     accounts: Accounts,
+}
+
+/// Another "process": its own pools and caches over the same database and Redis prefix.
+fn second_instance(ctx: &Ctx) -> Accounts {
+    instance(
+        &ctx.settings,
+        DbPool::new(&ctx.settings.database).expect("pool"),
+    )
 }
 
 async fn setup() -> Ctx {
@@ -49,22 +58,22 @@ async fn setup() -> Ctx {
     let db = TestDatabase::new().await.expect("test database");
     let settings = Arc::new(keel_config::testing::settings(db.url()));
     let pool = DbPool::new(&settings.database).expect("pool");
-    let cache = Cache::new(
-        &settings.cache,
-        &settings.redis,
-        keel_cache::redis_pool(&settings.redis).expect("redis"),
-    )
-    .expect("cache");
-    let queue = Queue::new(&settings, pool.clone()).expect("queue");
-    let mailer = Arc::new(JobMailer(queue.clone()));
-    let redis = keel_cache::redis_pool(&settings.redis).expect("redis");
-    let accounts =
-        Accounts::new(settings, pool.clone(), &cache, redis, queue, mailer).expect("accounts");
+    let accounts = instance(&settings, pool.clone());
     Ctx {
         _db: db,
+        settings,
         pool,
         accounts,
     }
+}
+
+/// One "process" worth of accounts: its own caches and Redis pool.
+fn instance(settings: &Arc<keel_config::Settings>, pool: DbPool) -> Accounts {
+    let redis = keel_cache::redis_pool(&settings.redis).expect("redis");
+    let cache = Cache::new(&settings.cache, &settings.redis, redis.clone()).expect("cache");
+    let queue = Queue::new(settings, pool.clone()).expect("queue");
+    let mailer = Arc::new(JobMailer(queue.clone()));
+    Accounts::new(settings.clone(), pool, &cache, redis, queue, mailer).expect("accounts")
 }
 
 async fn app(
@@ -1110,7 +1119,10 @@ async fn a_burst_of_bad_logins_is_throttled_before_hashing() {
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), 429);
-    let retry_after: u64 = res.headers().get("retry-after").expect("Retry-After")
+    let retry_after: u64 = res
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
         .to_str()
         .expect("ascii")
         .parse()
@@ -1128,4 +1140,44 @@ async fn a_burst_of_bad_logins_is_throttled_before_hashing() {
         .await
         .expect("count");
     assert_eq!(bursts, 1, "the burst is audited once");
+}
+
+#[actix_web::test]
+async fn a_revocation_reaches_another_process_within_the_l1_ttl() {
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let token = verified_user(&ctx, &app, "twice@example.com").await;
+    let other = second_instance(&ctx);
+    // The other process has the session in its L1.
+    let caller = other
+        .authenticate(&token)
+        .await
+        .expect("valid on the other process");
+    assert!(caller.session_id.is_some());
+
+    assert_eq!(
+        call(&app, "DELETE", "/sessions/current", Some(&token), None)
+            .await
+            .0,
+        204
+    );
+    let revoked = std::time::Instant::now();
+    let bound = ctx.settings.cache.l1_ttl();
+    loop {
+        if other.authenticate(&token).await.is_err() {
+            break;
+        }
+        assert!(
+            revoked.elapsed() <= bound,
+            "still accepted after {:?} (L1 TTL {bound:?})",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The invalidation is pushed: it arrives well before the TTL would expire the entry.
+    assert!(
+        revoked.elapsed() < bound / 2,
+        "took {:?}",
+        revoked.elapsed()
+    );
 }
