@@ -1,15 +1,17 @@
 //! HTTP pieces every domain shares: the error body ([`ApiError`]), request ids, the JSON
-//! extractor with precise 400/413/415/422 errors, keyset pagination and the
-//! authenticated-caller extractor.
+//! extractor with precise 400/413/415/422 errors, keyset pagination, the
+//! authenticated-caller extractor and `Idempotency-Key` handling for creates.
 
 pub mod auth;
 mod error;
+pub mod idempotency;
 pub mod json;
 pub mod pagination;
 pub mod request_id;
 
 pub use auth::{Authenticated, Authenticator, Caller};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use idempotency::Idempotency;
 pub use json::Json;
 pub use pagination::{Page, PageQuery, Paginated};
 
