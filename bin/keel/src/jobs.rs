@@ -1,12 +1,29 @@
-//! The job handlers of every domain, composed for `keel work` / `keel all`.
-//!
-//! Each domain crate exposes `jobs::register(&mut Registry, deps)`; add its call here when
-//! the domain lands.
+//! The job handlers of every domain and the platform's periodic housekeeping, composed for
+//! `keel work` / `keel all`.
 
+use crate::domains::Domains;
 use crate::platform::Platform;
-use keel_queue::Registry;
+use keel_queue::{Job, JobContext, JobError, Registry};
+use serde::{Deserialize, Serialize};
 
-pub fn registry(_platform: &Platform) -> anyhow::Result<Registry> {
-    let registry = Registry::new();
+/// Deletes idempotency keys older than their 24 h lifetime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeIdempotencyKeys;
+
+impl Job for PurgeIdempotencyKeys {
+    const NAME: &'static str = "http.purge_idempotency_keys";
+}
+
+pub fn registry(_platform: &Platform, domains: &Domains) -> anyhow::Result<Registry> {
+    let mut registry = Registry::new();
+    keel_notifications::jobs::register(&mut registry, domains.mailer.clone())?;
+    registry.register(|ctx: JobContext, _: PurgeIdempotencyKeys| async move {
+        let purged = keel_http::idempotency::purge_expired(&ctx.pool)
+            .await
+            .map_err(JobError::from)?;
+        tracing::info!(purged, "expired idempotency keys deleted");
+        Ok(())
+    })?;
+    registry.periodic::<PurgeIdempotencyKeys, _>("0 17 * * * *", || PurgeIdempotencyKeys)?;
     Ok(registry)
 }

@@ -2,6 +2,7 @@
 //! handlers, and runs the API server, the workers, or both, until a signal stops them.
 
 pub mod cli;
+pub mod domains;
 pub mod jobs;
 pub mod platform;
 pub mod routes;

@@ -14,6 +14,8 @@ pub struct Platform {
     pub pool: DbPool,
     pub cache: Cache,
     pub queue: Queue,
+    /// The Redis pool the cache uses, shared with domains that need Redis directly.
+    pub redis: deadpool_redis::Pool,
 }
 
 impl Platform {
@@ -21,13 +23,14 @@ impl Platform {
         let settings = Arc::new(settings);
         let pool = DbPool::new(&settings.database)?;
         let redis = keel_cache::redis_pool(&settings.redis)?;
-        let cache = Cache::new(&settings.cache, &settings.redis, redis)?;
+        let cache = Cache::new(&settings.cache, &settings.redis, redis.clone())?;
         let queue = Queue::new(&settings, pool.clone())?;
         Ok(Self {
             settings,
             pool,
             cache,
             queue,
+            redis,
         })
     }
 }

@@ -25,9 +25,10 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
     let listener = TcpListener::bind((settings.server.host.as_str(), port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{port}: {e}", settings.server.host))?;
     let address = listener.local_addr()?;
+    let domains = crate::domains::Domains::new(&platform)?;
     let workers = match role {
         Role::Work | Role::All => {
-            let registry = crate::jobs::registry(&platform)?;
+            let registry = crate::jobs::registry(&platform, &domains)?;
             Some(Workers::start(
                 settings.clone(),
                 platform.queue.clone(),
@@ -37,8 +38,8 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
         }
         Role::Serve => None,
     };
-    let domains = server::domains(&platform);
-    let (server, handle) = server::start(platform.clone(), listener, surface, domains)?;
+    let routes = server::domains(&domains);
+    let (server, handle) = server::start(platform.clone(), listener, surface, routes)?;
     tracing::info!(%address, ?role, "keel is running");
     let mut server = tokio::spawn(server);
 

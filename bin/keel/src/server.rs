@@ -22,10 +22,17 @@ pub enum Surface {
 /// tests pass their own.
 pub type Domains = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
-/// The domains this binary composes. Each domain crate's `http::configure` is added
-/// here when it lands.
-pub fn domains(_platform: &Platform) -> Domains {
-    Arc::new(|_cfg: &mut web::ServiceConfig| {})
+/// The domains this binary composes: their routes and the app data they need (the
+/// accounts service doubles as the authenticator every domain's routes use).
+pub fn domains(domains: &crate::domains::Domains) -> Domains {
+    let accounts = web::Data::new(domains.accounts.clone());
+    let authenticator: keel_http::auth::AuthenticatorData =
+        web::Data::new(Arc::new(domains.accounts.clone()) as Arc<dyn keel_http::Authenticator>);
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(accounts.clone())
+            .app_data(authenticator.clone())
+            .configure(keel_accounts::http::configure);
+    })
 }
 
 /// Builds and starts the server on `listener`; returns the server future (drive it to
@@ -55,7 +62,12 @@ pub fn start(
                 if surface == Surface::Api {
                     cfg.configure(routes::docs::configure)
                         .configure(routes::admin::configure)
-                        .service(web::scope("/api/v1").configure(|cfg| domains(cfg)));
+                        .service(
+                            web::scope("/api/v1")
+                                // Any POST with an Idempotency-Key header is deduplicated.
+                                .wrap(keel_http::Idempotency::new(data.pool.clone()))
+                                .configure(|cfg| domains(cfg)),
+                        );
                 }
             })
             .default_service(web::to(keel_http::not_found))

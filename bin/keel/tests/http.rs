@@ -96,8 +96,15 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let platform = Platform::new(settings).expect("platform");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    // The real domains, as `keel serve` mounts them, plus the test domain.
+    let real = server::domains(&keel::domains::Domains::new(&platform).expect("domains"));
+    let test = test_domain();
+    let routes: Domains = Arc::new(move |cfg: &mut web::ServiceConfig| {
+        real(cfg);
+        test(cfg);
+    });
     let (server, _handle) =
-        server::start(platform.clone(), listener, Surface::Api, test_domain()).expect("server");
+        server::start(platform.clone(), listener, Surface::Api, routes).expect("server");
     tokio::spawn(server);
     TestApp {
         base,
@@ -757,5 +764,51 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_the_key() {
     assert!(
         stderr.contains("database.url") && !stderr.contains("hunter2"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signup_retried_with_an_idempotency_key_is_replayed_and_sends_one_email() {
+    let mail_dir = std::env::temp_dir().join(format!("keel-mail-{}", uuid::Uuid::now_v7()));
+    let app = spawn_app(&[("KEEL__MAIL__DIR", mail_dir.to_str().expect("utf-8 path"))]).await;
+    let body = serde_json::json!({
+        "email": "ada@example.com", "password": "a long passphrase", "name": "Ada", "organization_name": "Engines"
+    });
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/signup"))
+            .header("idempotency-key", "signup-1")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.expect("first");
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.bytes().await.expect("body");
+    let second = send().await.expect("second");
+    assert_eq!(second.status(), 202);
+    assert_eq!(
+        second
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(
+        second.bytes().await.expect("body"),
+        first_body,
+        "replayed byte for byte"
+    );
+
+    // One account, one verification email job, through the real notifications channel.
+    let counts = app.platform.queue.counts().await.expect("counts");
+    let emails = counts
+        .iter()
+        .find(|c| c.kind == "notifications.send_email")
+        .expect("an email job");
+    assert_eq!(
+        emails.ready + emails.scheduled + emails.running,
+        1,
+        "{counts:?}"
     );
 }

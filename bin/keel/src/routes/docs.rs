@@ -32,12 +32,23 @@ impl Modify for SecuritySchemes {
             "admin_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A session token (keel_sess_...) or an API key (keel_key_...); see docs/auth.md"))
+                    .build(),
+            ),
+        );
     }
 }
 
 /// The whole document: the binary's routes merged with every domain's.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(keel_accounts::http::AccountsApi::openapi());
+    doc
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,0 +1,84 @@
+//! The domain services, built once per process and wired to each other through the
+//! traits each domain declares (accounts never depends on notifications: it asks for an
+//! `AccountMailer`, implemented here with the notifications email channel).
+
+use crate::platform::Platform;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use keel_accounts::{AccountEmail, AccountMailer, Accounts};
+use keel_notifications::{Mailer, Template};
+use keel_persistence::{AsyncPgConnection, DbResult};
+use keel_queue::Enqueued;
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct Domains {
+    pub accounts: Accounts,
+    pub mailer: Mailer,
+}
+
+impl Domains {
+    pub fn new(platform: &Platform) -> anyhow::Result<Self> {
+        let settings = &platform.settings;
+        let mailer = Mailer::new(&settings.mail, platform.queue.clone())?;
+        let accounts = Accounts::new(
+            settings.clone(),
+            platform.pool.clone(),
+            &platform.cache,
+            platform.redis.clone(),
+            platform.queue.clone(),
+            Arc::new(AccountEmails(mailer.clone())),
+        )?;
+        Ok(Self { accounts, mailer })
+    }
+}
+
+/// Accounts' emails through the notifications email channel.
+#[derive(Debug)]
+struct AccountEmails(Mailer);
+
+impl AccountMailer for AccountEmails {
+    fn enqueue<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        email: AccountEmail,
+    ) -> BoxFuture<'a, DbResult<Enqueued>> {
+        let (to, template, vars) = match email {
+            AccountEmail::VerifyEmail { to, name, link } => (
+                to,
+                Template::VerifyEmail,
+                json!({ "name": name, "link": link }),
+            ),
+            AccountEmail::SignupAttempt {
+                to,
+                name,
+                reset_link,
+            } => (
+                to,
+                Template::SignupAttempt,
+                json!({ "name": name, "reset_link": reset_link }),
+            ),
+            AccountEmail::PasswordReset { to, name, link } => (
+                to,
+                Template::PasswordReset,
+                json!({ "name": name, "link": link }),
+            ),
+            AccountEmail::PasswordChanged { to, name } => {
+                (to, Template::PasswordChanged, json!({ "name": name }))
+            }
+            AccountEmail::Invitation {
+                to,
+                inviter_name,
+                organization_name,
+                role,
+                link,
+            } => (
+                to,
+                Template::Invitation,
+                json!({ "inviter_name": inviter_name, "organization_name": organization_name, "role": role, "link": link }),
+            ),
+        };
+        async move { self.0.enqueue(conn, &to, template, vars).await }.boxed()
+    }
+}
