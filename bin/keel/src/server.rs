@@ -49,11 +49,17 @@ pub fn start(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let limiter = web::Data::new(keel_http::rate_limit::RateLimiter::new(
+        settings.server.rate_limit_per_credential,
+        settings.server.rate_limit_per_ip,
+        Duration::from_secs(settings.server.rate_limit_window_secs),
+    ));
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let domains = domains.clone();
         App::new()
             .app_data(data.clone())
+            .app_data(limiter.clone())
             .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
             .configure(|cfg| {
                 cfg.service(routes::health::live)
@@ -66,6 +72,8 @@ pub fn start(
                             web::scope("/api/v1")
                                 // Any POST with an Idempotency-Key header is deduplicated.
                                 .wrap(keel_http::Idempotency::new(data.pool.clone()))
+                                // Outermost in the scope: a limited request claims no key.
+                                .wrap(from_fn(keel_http::rate_limit::middleware))
                                 .configure(|cfg| domains(cfg)),
                         );
                 }

@@ -812,3 +812,38 @@ async fn a_signup_retried_with_an_idempotency_key_is_replayed_and_sends_one_emai
         "{counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_requests_are_rate_limited_with_ratelimit_headers() {
+    let app = spawn_app(&[
+        ("KEEL__SERVER__RATE_LIMIT_PER_IP", "3"),
+        ("KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL", "5"),
+    ])
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let res = app.get("/api/v1/me").await;
+        assert_eq!(res.status(), 401, "counted, then answered by the route");
+        assert_eq!(res.headers()["ratelimit-limit"], "3");
+        assert_eq!(res.headers()["ratelimit-remaining"], remaining);
+    }
+    let limited = app.get("/api/v1/me").await;
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse::<u64>()
+            .expect("secs")
+            >= 1
+    );
+    error_body(limited, 429, "rate_limited").await;
+    // A credential has its own, larger budget; health and metrics are not limited.
+    let res = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth("keel_sess_unknown")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.headers()["ratelimit-limit"], "5");
+    assert_eq!(app.get("/health/live").await.status(), 200);
+}

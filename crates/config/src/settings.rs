@@ -34,6 +34,11 @@ pub struct ServerSettings {
     pub workers: usize,
     pub json_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// Requests per `rate_limit_window_secs` per credential and per anonymous client IP,
+    /// per instance; 0 turns a limit off.
+    pub rate_limit_per_credential: u32,
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,6 +7,7 @@ mod error;
 pub mod idempotency;
 pub mod json;
 pub mod pagination;
+pub mod rate_limit;
 pub mod request_id;
 
 pub use auth::{Authenticated, Authenticator, Caller};
