@@ -16,6 +16,7 @@
 #   BENCH_OUTPUT=docs/benchmarks.md   where the table goes ("" to only print it)
 #   BENCH_ROUTES=deploy/bench/routes
 # Keel's own settings come from KEEL__... variables as usual (database and Redis URLs);
+# rate limits are switched off for the measured server (a load generator is one client);
 # the script sets the port, one worker and a quiet log filter.
 set -euo pipefail
 
@@ -263,6 +264,7 @@ measure_keel_route() {
         log "keel $name ($path), run $i/$BENCH_RUNS"
         start_server keel "$KEEL_PORT" /health/live \
             env KEEL__SERVER__PORT="$KEEL_PORT" KEEL__SERVER__WORKERS=1 KEEL__TELEMETRY__LOG_FILTER=warn \
+            KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP=0 \
             "$RELEASE/keel" serve
         # A route measured with plain GETs must answer 2xx, or the numbers mean nothing.
         if ((i == 1 && has_options == 0)); then
