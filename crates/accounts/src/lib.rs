@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod http;
 pub mod input;
+pub mod jobs;
 pub mod mailer;
 pub mod orgs;
 pub mod password;

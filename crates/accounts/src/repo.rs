@@ -728,3 +728,23 @@ pub async fn list_audit(
     }
     query.load(conn).await.map_err(Into::into)
 }
+
+/// Deletes sessions and one-time tokens that ended more than a day ago (a day of grace
+/// keeps them visible while someone investigates), at most `limit` of each.
+pub async fn purge_expired(conn: &mut AsyncPgConnection, limit: i64) -> DbResult<usize> {
+    let sessions = diesel::sql_query(
+        "DELETE FROM accounts_sessions WHERE id IN (SELECT id FROM accounts_sessions \
+         WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day' LIMIT $1)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(conn)
+    .await?;
+    let tokens = diesel::sql_query(
+        "DELETE FROM accounts_tokens WHERE id IN (SELECT id FROM accounts_tokens \
+         WHERE expires_at < now() - interval '1 day' LIMIT $1)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(conn)
+    .await?;
+    Ok(sessions + tokens)
+}

@@ -1181,3 +1181,29 @@ async fn a_revocation_reaches_another_process_within_the_l1_ttl() {
         revoked.elapsed()
     );
 }
+
+#[actix_web::test]
+async fn long_ended_sessions_and_tokens_are_purged() {
+    use diesel_async::RunQueryDsl;
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let token = verified_user(&ctx, &app, "purge@example.com").await;
+    call(&app, "DELETE", "/sessions/current", Some(&token), None).await;
+    let mut conn = ctx.pool.get().await.expect("conn");
+    let purged = keel_accounts::repo::purge_expired(&mut conn, 100)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 0, "ended less than a day ago: kept");
+    diesel::sql_query("UPDATE accounts_sessions SET revoked_at = now() - interval '2 days'")
+        .execute(&mut conn)
+        .await
+        .expect("age");
+    diesel::sql_query("UPDATE accounts_tokens SET expires_at = now() - interval '2 days'")
+        .execute(&mut conn)
+        .await
+        .expect("age");
+    let purged = keel_accounts::repo::purge_expired(&mut conn, 100)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "one session, one verification token");
+}
