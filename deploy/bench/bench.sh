@@ -110,6 +110,8 @@ else
     cargo build --release -p keel -p keel-ceiling
     log "keel migrate"
     "$RELEASE/keel" migrate
+    log "accounts fixture: a verified user, a session and an API key"
+    eval "$(deploy/bench/accounts-fixture.sh "$RELEASE/keel")"
 fi
 
 # --- one measurement ---------------------------------------------------------------------
@@ -271,11 +273,23 @@ measure_keel_route() {
             status="$(http_status "$KEEL_PORT" "$path" "${headers[@]}")"
             [[ "$status" == 2* ]] || die "GET $path answered '${status:-nothing}', not 2xx: fix the route or its headers in $BENCH_ROUTES"
         fi
+        local before after
+        before="$(db_acquisitions "$KEEL_PORT")"
         run_wrk keel "http://127.0.0.1:$KEEL_PORT$path" "${wrk_args[@]}"
+        after="$(db_acquisitions "$KEEL_PORT")"
         record "$name" "$(<"$WORK/result")"
+        log "  $name: $((after - before)) database connection acquisitions during the run"
+        echo "$name run $i: $((after - before)) database acquisitions" >>"$WORK/db-acquisitions"
         stop_server
     done
     ROUTE_NAMES+=("$name")
+}
+
+# db_acquisitions PORT: pool acquisitions so far (keel_db_pool_acquire_seconds_count), an
+# upper bound of the queries the server made: a cached route should add none.
+db_acquisitions() {
+    curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
+        awk '/^keel_db_pool_acquire_seconds_count/ { n = $2 } END { printf "%d", n }'
 }
 
 # --- the runs ----------------------------------------------------------------------------
@@ -340,6 +354,13 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     done
     echo
     echo "Ceiling runs (requests/s): before $(runs_of ceiling-before); after $(runs_of ceiling-after)."
+    if [[ -s "$WORK/db-acquisitions" ]]; then
+        echo
+        echo "Database connections taken from the pool during each measured run (an upper bound"
+        echo "of the queries; the first request of a run may load the cache):"
+        echo
+        sed 's/^/- /' "$WORK/db-acquisitions"
+    fi
 } >"$WORK/report.md"
 
 echo

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prints `export BENCH_SESSION=... BENCH_API_KEY=...` for a fresh verified user of a fresh
+# organization, for the authenticated routes in deploy/bench/routes. Starts `keel serve`
+# on a spare port for the few requests it needs, and marks the address verified directly
+# in the database (the benchmark has no inbox). Usage: eval "$(deploy/bench/accounts-fixture.sh KEEL_BINARY)"
+set -euo pipefail
+
+keel="$1"
+port="${BENCH_FIXTURE_PORT:-18089}"
+db_url="${KEEL__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/keel}"
+email="bench-$(date +%s)-$RANDOM@example.com"
+password="bench passphrase $RANDOM$RANDOM"
+
+KEEL__SERVER__PORT="$port" KEEL__TELEMETRY__LOG_FILTER=warn "$keel" serve >/dev/null 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+api() { curl -fsS -H 'content-type: application/json' "$@"; }
+api -X POST "http://127.0.0.1:$port/api/v1/signup" \
+    -d "{\"email\":\"$email\",\"password\":\"$password\",\"name\":\"Bench\",\"organization_name\":\"Bench\"}" >/dev/null
+psql "$db_url" -qAt -c "UPDATE accounts_users SET email_verified_at = now() WHERE email = '$email'" >/dev/null
+session="$(api -X POST "http://127.0.0.1:$port/api/v1/sessions" -d "{\"email\":\"$email\",\"password\":\"$password\"}" |
+    sed -E 's/.*"token":"([^"]+)".*/\1/')"
+org="$(curl -fsS -H "authorization: Bearer $session" "http://127.0.0.1:$port/api/v1/me" |
+    sed -E 's/.*"organization":\{"id":"([^"]+)".*/\1/')"
+key="$(api -X POST -H "authorization: Bearer $session" "http://127.0.0.1:$port/api/v1/orgs/$org/api-keys" \
+    -d '{"name":"bench","scopes":["accounts:read"]}' | sed -E 's/.*"secret":"([^"]+)".*/\1/')"
+[[ "$session" == keel_sess_* && "$key" == keel_key_* ]] || { echo "bench fixture failed" >&2; exit 1; }
+printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q\n' "$session" "$key"
