@@ -14,18 +14,19 @@ mod orgs;
 
 pub use openapi::AccountsApi;
 
+/// Static paths first: actix tries routes in registration order, and the hot `/me` should
+/// not be matched against every `/orgs/{org_id}/...` pattern first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(api_keys::configure)
-        .configure(orgs::configure);
+    cfg.route("/me", web::get().to(me));
     cfg.route("/signup", web::post().to(signup))
         .route("/email-verifications", web::post().to(verify_email))
         .route("/sessions", web::post().to(login))
         .route("/sessions/current", web::delete().to(logout))
-        .route("/me", web::get().to(me))
         .route("/me/password", web::post().to(change_password))
         .route("/password-resets", web::post().to(request_reset))
         .route("/password-resets/confirm", web::post().to(confirm_reset))
         .route("/me", web::patch().to(update_me));
+    cfg.configure(api_keys::configure).configure(orgs::configure);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
