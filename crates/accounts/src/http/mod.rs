@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/password-resets", web::post().to(request_reset))
         .route("/password-resets/confirm", web::post().to(confirm_reset))
         .route("/me", web::patch().to(update_me));
-    cfg.configure(api_keys::configure).configure(orgs::configure);
+    cfg.configure(api_keys::configure)
+        .configure(orgs::configure);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
