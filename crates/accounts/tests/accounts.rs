@@ -1207,3 +1207,52 @@ async fn long_ended_sessions_and_tokens_are_purged() {
         .expect("purge");
     assert_eq!(purged, 2, "one session, one verification token");
 }
+
+#[actix_web::test]
+async fn sessions_end_after_their_idle_and_absolute_lifetimes() {
+    use diesel_async::RunQueryDsl;
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    verified_user(&ctx, &app, "clock@example.com").await;
+    let login = json!({"email": "clock@example.com", "password": "a long passphrase"});
+    let idle = call(&app, "POST", "/sessions", None, Some(login.clone()))
+        .await
+        .1["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let old = call(&app, "POST", "/sessions", None, Some(login.clone()))
+        .await
+        .1["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let fresh = call(&app, "POST", "/sessions", None, Some(login)).await.1["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut conn = ctx.pool.get().await.expect("conn");
+    // Unused for longer than the idle timeout (30 minutes by default).
+    diesel::sql_query("UPDATE accounts_sessions SET last_seen_at = now() - interval '31 minutes' WHERE token_hash = $1")
+        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&idle))
+        .execute(&mut conn)
+        .await
+        .expect("age");
+    // Past its absolute lifetime, however active.
+    diesel::sql_query("UPDATE accounts_sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
+        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&old))
+        .execute(&mut conn)
+        .await
+        .expect("expire");
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&idle), None).await.0,
+        401,
+        "idle session"
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&old), None).await.0,
+        401,
+        "expired session"
+    );
+    assert_eq!(call(&app, "GET", "/me", Some(&fresh), None).await.0, 200);
+}
