@@ -2,7 +2,6 @@
 //! `keel work` / `keel all`.
 
 use crate::domains::Domains;
-use crate::platform::Platform;
 use keel_queue::{Job, JobContext, JobError, Registry};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +13,7 @@ impl Job for PurgeIdempotencyKeys {
     const NAME: &'static str = "http.purge_idempotency_keys";
 }
 
-pub fn registry(_platform: &Platform, domains: &Domains) -> anyhow::Result<Registry> {
+pub fn registry(domains: &Domains) -> anyhow::Result<Registry> {
     let mut registry = Registry::new();
     keel_notifications::jobs::register(&mut registry, domains.mailer.clone())?;
     keel_accounts::jobs::register(&mut registry)?;

@@ -28,7 +28,7 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
     let domains = crate::domains::Domains::new(&platform)?;
     let workers = match role {
         Role::Work | Role::All => {
-            let registry = crate::jobs::registry(&platform, &domains)?;
+            let registry = crate::jobs::registry(&domains)?;
             Some(Workers::start(
                 settings.clone(),
                 platform.queue.clone(),

@@ -209,9 +209,7 @@ impl Accounts {
                     let (org_id, _role) = repo::primary_membership(conn, user_id)
                         .await?
                         .ok_or(AccountsError::InvalidToken)?;
-                    let session = this
-                        .open_session(conn, user_id, org_id, "email.verified")
-                        .await?;
+                    let session = this.open_session(conn, user_id, org_id).await?;
                     Ok::<_, AccountsError>((session, user_id, org_id))
                 })
             })
@@ -286,9 +284,7 @@ impl Accounts {
                                 .0
                         }
                     };
-                    let session = this
-                        .open_session(conn, user.id, org_id, "session.created")
-                        .await?;
+                    let session = this.open_session(conn, user.id, org_id).await?;
                     repo::audit(
                         conn,
                         AuditEvent {
@@ -353,7 +349,6 @@ impl Accounts {
         conn: &mut keel_persistence::AsyncPgConnection,
         user_id: Uuid,
         org_id: Uuid,
-        _reason: &'static str,
     ) -> Result<SessionToken, AccountsError> {
         let secret = token::generate(SESSION_PREFIX);
         let lifetime = chrono::Duration::from_std(self.settings.accounts.session_absolute())
