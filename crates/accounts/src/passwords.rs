@@ -86,17 +86,10 @@ impl Accounts {
                         .ok_or(AccountsError::InvalidToken)?;
                     let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
                     let user = repo::user_by_id(conn, user_id).await?;
-                    repo::set_password_hash(conn, user_id, &hash).await?;
                     // Proving control of the address also verifies it.
                     repo::mark_email_verified(conn, user_id).await?;
-                    let revoked = repo::revoke_user_sessions(conn, user_id, None).await?;
-                    this.audit_password_change(conn, user_id, "password.reset")
-                        .await?;
-                    let mail = AccountEmail::PasswordChanged {
-                        to: user.email,
-                        name: user.name,
-                    };
-                    Ok::<_, AccountsError>((this.mailer.enqueue(conn, mail).await?, revoked))
+                    this.store_password(conn, user, &hash, None, "password.reset")
+                        .await
                 })
             })
             .await?;
@@ -136,16 +129,8 @@ impl Accounts {
             .pool
             .transaction(move |conn| {
                 Box::pin(async move {
-                    repo::set_password_hash(conn, user_id, &hash).await?;
-                    let revoked =
-                        repo::revoke_user_sessions(conn, user_id, Some(session_id)).await?;
-                    this.audit_password_change(conn, user_id, "password.changed")
-                        .await?;
-                    let mail = AccountEmail::PasswordChanged {
-                        to: user.email,
-                        name: user.name,
-                    };
-                    Ok::<_, AccountsError>((this.mailer.enqueue(conn, mail).await?, revoked))
+                    this.store_password(conn, user, &hash, Some(session_id), "password.changed")
+                        .await
                 })
             })
             .await?;
@@ -153,29 +138,40 @@ impl Accounts {
         Ok(())
     }
 
-    /// Records the change in the trail of every organization of the user.
-    async fn audit_password_change(
+    /// The part of a reset and a change that is the same: store the hash, end the user's
+    /// sessions (but `keep`), record the change in the trail of each of their
+    /// organizations, and enqueue the security notice. Returns the email job and the
+    /// revoked sessions' token hashes.
+    async fn store_password(
         &self,
         conn: &mut keel_persistence::AsyncPgConnection,
-        user_id: uuid::Uuid,
+        user: repo::UserRow,
+        hash: &str,
+        keep: Option<uuid::Uuid>,
         action: &'static str,
-    ) -> Result<(), AccountsError> {
-        for org in repo::user_org_ids(conn, user_id).await? {
+    ) -> Result<(Enqueued, Vec<Vec<u8>>), AccountsError> {
+        repo::set_password_hash(conn, user.id, hash).await?;
+        let revoked = repo::revoke_user_sessions(conn, user.id, keep).await?;
+        for org in repo::user_org_ids(conn, user.id).await? {
             repo::audit(
                 conn,
                 AuditEvent {
                     org_id: Some(org),
-                    actor_user_id: Some(user_id),
+                    actor_user_id: Some(user.id),
                     actor_api_key_id: None,
                     action,
-                    target_id: Some(user_id),
+                    target_id: Some(user.id),
                     ip: None,
                     details: serde_json::json!({}),
                 },
             )
             .await?;
         }
-        Ok(())
+        let mail = AccountEmail::PasswordChanged {
+            to: user.email,
+            name: user.name,
+        };
+        Ok((self.mailer.enqueue(conn, mail).await?, revoked))
     }
 
     async fn after_password_change(&self, enqueued: Enqueued, revoked: &[Vec<u8>]) {
