@@ -61,3 +61,7 @@ new-migration name:
 # Measure Keel's routes against a plaintext hello world; writes docs/benchmarks.md
 bench *args:
     deploy/bench/bench.sh "$@"
+
+# `GET /api/v1/me` latency alone and while 200 connections log in (argon2); writes docs/benchmarks.md
+bench-login-load:
+    deploy/bench/login-load.sh

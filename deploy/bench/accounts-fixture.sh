@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints `export BENCH_SESSION=... BENCH_API_KEY=...` for a fresh verified user of a fresh
+# Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=...` for a fresh verified user of a fresh
 # organization, for the authenticated routes in deploy/bench/routes. Starts `keel serve`
 # on a spare port for the few requests it needs, and marks the address verified directly
 # in the database (the benchmark has no inbox). Usage: eval "$(deploy/bench/accounts-fixture.sh KEEL_BINARY)"
@@ -11,7 +11,9 @@ db_url="${KEEL__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/keel}"
 email="bench-$(date +%s)-$RANDOM@example.com"
 password="bench passphrase $RANDOM$RANDOM"
 
-KEEL__SERVER__PORT="$port" KEEL__TELEMETRY__LOG_FILTER=warn "$keel" serve >/dev/null 2>&1 &
+# A Redis key prefix of its own: earlier runs' login-throttle counters must not refuse
+# this login (the benchmarks log in from one IP many times).
+KEEL__SERVER__PORT="$port" KEEL__TELEMETRY__LOG_FILTER=warn KEEL__REDIS__KEY_PREFIX="keel-fixture-$$" "$keel" serve >/dev/null 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -30,4 +32,4 @@ org="$(curl -fsS -H "authorization: Bearer $session" "http://127.0.0.1:$port/api
 key="$(api -X POST -H "authorization: Bearer $session" "http://127.0.0.1:$port/api/v1/orgs/$org/api-keys" \
     -d '{"name":"bench","scopes":["accounts:read"]}' | sed -E 's/.*"secret":"([^"]+)".*/\1/')"
 [[ "$session" == keel_sess_* && "$key" == keel_key_* ]] || { echo "bench fixture failed" >&2; exit 1; }
-printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q\n' "$session" "$key"
+printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q\n' "$session" "$key" "$email" "$password"

@@ -66,16 +66,18 @@ pub fn start(
                     .service(routes::health::ready)
                     .service(routes::metrics::metrics);
                 if surface == Surface::Api {
-                    cfg.configure(routes::docs::configure)
-                        .configure(routes::admin::configure)
-                        .service(
-                            web::scope("/api/v1")
-                                // Any POST with an Idempotency-Key header is deduplicated.
-                                .wrap(keel_http::Idempotency::new(data.pool.clone()))
-                                // Outermost in the scope: a limited request claims no key.
-                                .wrap(from_fn(keel_http::rate_limit::middleware))
-                                .configure(|cfg| domains(cfg)),
-                        );
+                    // The API first: actix tries services in registration order, and
+                    // the docs and admin routes are patterns (a regex match each).
+                    cfg.service(
+                        web::scope("/api/v1")
+                            // Any POST with an Idempotency-Key header is deduplicated.
+                            .wrap(keel_http::Idempotency::new(data.pool.clone()))
+                            // Outermost in the scope: a limited request claims no key.
+                            .wrap(from_fn(keel_http::rate_limit::middleware))
+                            .configure(|cfg| domains(cfg)),
+                    )
+                    .configure(routes::docs::configure)
+                    .configure(routes::admin::configure);
                 }
             })
             .default_service(web::to(keel_http::not_found))

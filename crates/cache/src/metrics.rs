@@ -2,14 +2,18 @@
 //! one file to read. Recorded through the `metrics` facade; the binary installs the
 //! exporter. Label values are `&'static str`, so recording allocates nothing.
 
-use metrics::{counter, gauge};
+use metrics::{Counter, counter, gauge};
 
 /// `keel_cache_requests_total{namespace, tier="l1"|"l2", result="hit"|"miss"}`.
 /// An L2 read that fails (Redis down) is counted in `keel_cache_errors_total` instead.
 pub(crate) fn request(namespace: &'static str, tier: &'static str, hit: bool) {
+    request_counter(namespace, tier, hit).increment(1);
+}
+
+/// The handle behind [`request`], for callers that keep it.
+pub(crate) fn request_counter(namespace: &'static str, tier: &'static str, hit: bool) -> Counter {
     let result = if hit { "hit" } else { "miss" };
     counter!("keel_cache_requests_total", "namespace" => namespace, "tier" => tier, "result" => result)
-        .increment(1);
 }
 
 /// `keel_cache_loads_total{namespace}`: calls of a loader (the database behind the cache).

@@ -27,6 +27,10 @@ pub struct Namespace<V> {
     /// `"{key_prefix}:cache:{name}:v{version}:"`.
     key_base: Arc<str>,
     l1: L1Cache<V>,
+    /// `keel_cache_requests_total{tier="l1"}` handles, resolved once: a registry lookup
+    /// per read would cost more than the read.
+    l1_hits: ::metrics::Counter,
+    l1_misses: ::metrics::Counter,
     shared: Arc<Shared>,
 }
 
@@ -37,6 +41,8 @@ impl<V> Clone for Namespace<V> {
             id: self.id.clone(),
             key_base: self.key_base.clone(),
             l1: self.l1.clone(),
+            l1_hits: self.l1_hits.clone(),
+            l1_misses: self.l1_misses.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -82,6 +88,8 @@ where
             id,
             key_base,
             l1,
+            l1_hits: metrics::request_counter(name, "l1", true),
+            l1_misses: metrics::request_counter(name, "l1", false),
             shared,
         }
     }
@@ -109,13 +117,14 @@ where
         E: Send + Sync + 'static,
     {
         if let Some(value) = self.l1.get(key).await {
-            metrics::request(self.name, "l1", true);
+            self.l1_hits.increment(1);
             return Ok(value);
         }
-        metrics::request(self.name, "l1", false);
-        self.l1
-            .try_get_with_by_ref(key, self.fill(key, loader))
-            .await
+        self.l1_misses.increment(1);
+        // Boxed: the miss path's future (moka's single-flight, Redis, the loader) is
+        // kilobytes, and every future that awaits this one would otherwise carry and copy
+        // it on every cached request.
+        Box::pin(self.l1.try_get_with_by_ref(key, self.fill(key, loader))).await
     }
 
     /// Drops `key` everywhere. Call it after the writing transaction has committed.
