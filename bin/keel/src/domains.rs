@@ -6,16 +6,19 @@ use crate::platform::Platform;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_accounts::{AccountEmail, AccountMailer, Accounts};
-use keel_notifications::{Mailer, Template};
+use keel_events::Audience;
+use keel_notifications::{Directory, Mailer, Notifications, Recipient, Template};
 use keel_persistence::{AsyncPgConnection, DbResult};
 use keel_queue::Enqueued;
 use serde_json::json;
 use std::sync::Arc;
+use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct Domains {
     pub accounts: Accounts,
     pub mailer: Mailer,
+    pub notifications: Notifications,
 }
 
 impl Domains {
@@ -30,7 +33,19 @@ impl Domains {
             platform.queue.clone(),
             Arc::new(AccountEmails(mailer.clone())),
         )?;
-        Ok(Self { accounts, mailer })
+        let notifications = Notifications::new(
+            settings.clone(),
+            platform.pool.clone(),
+            &platform.cache,
+            platform.queue.clone(),
+            mailer.clone(),
+            Arc::new(People),
+        )?;
+        Ok(Self {
+            accounts,
+            mailer,
+            notifications,
+        })
     }
 }
 
@@ -80,5 +95,37 @@ impl AccountMailer for AccountEmails {
             ),
         };
         async move { self.0.enqueue(conn, &to, template, vars).await }.boxed()
+    }
+}
+
+/// Notifications' recipients, from accounts' memberships.
+#[derive(Debug)]
+struct People;
+
+impl Directory for People {
+    fn recipients<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        org_id: Uuid,
+        audience: &'a Audience,
+    ) -> BoxFuture<'a, DbResult<Vec<Recipient>>> {
+        async move {
+            let (roles, only): (&[&str], Option<&[Uuid]>) = match audience {
+                Audience::Nobody => return Ok(Vec::new()),
+                Audience::Users(ids) => (&[], Some(ids)),
+                Audience::Admins => (&["owner", "admin"], None),
+                Audience::Members => (&[], None),
+            };
+            let people = keel_accounts::repo::people(conn, org_id, roles, only).await?;
+            Ok(people
+                .into_iter()
+                .map(|(user_id, email, name)| Recipient {
+                    user_id,
+                    email,
+                    name,
+                })
+                .collect())
+        }
+        .boxed()
     }
 }

@@ -26,12 +26,15 @@ pub type Domains = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 /// accounts service doubles as the authenticator every domain's routes use).
 pub fn domains(domains: &crate::domains::Domains) -> Domains {
     let accounts = web::Data::new(domains.accounts.clone());
+    let notifications = web::Data::new(domains.notifications.clone());
     let authenticator: keel_http::auth::AuthenticatorData =
         web::Data::new(Arc::new(domains.accounts.clone()) as Arc<dyn keel_http::Authenticator>);
     Arc::new(move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(accounts.clone())
+            .app_data(notifications.clone())
             .app_data(authenticator.clone())
-            .configure(keel_accounts::http::configure);
+            .configure(keel_accounts::http::configure)
+            .configure(keel_notifications::http::configure);
     })
 }
 

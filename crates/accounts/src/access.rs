@@ -32,9 +32,7 @@ pub fn can_read(caller: &Caller) -> Result<(), AccountsError> {
 /// Managing members, keys and the organization: owners and admins, or a key with
 /// `accounts:write`.
 pub fn can_manage(caller: &Caller) -> Result<(), AccountsError> {
-    let admin =
-        matches!(caller.role.as_deref(), Some("owner" | "admin")) && caller.user_id.is_some();
-    if admin || has_scope(caller, "accounts", true) {
+    if caller.is_admin() || has_scope(caller, "accounts", true) {
         return Ok(());
     }
     Err(AccountsError::Forbidden)
@@ -42,12 +40,7 @@ pub fn can_manage(caller: &Caller) -> Result<(), AccountsError> {
 
 /// Whether an API-key caller holds `domain:read` (or `domain:write` when `write`).
 pub fn has_scope(caller: &Caller, domain: &str, write: bool) -> bool {
-    caller.api_key_id.is_some()
-        && caller.scopes.iter().any(|s| match s.split_once(':') {
-            Some((d, "write")) => d == domain,
-            Some((d, "read")) => d == domain && !write,
-            _ => false,
-        })
+    caller.has_scope(domain, write)
 }
 
 #[cfg(test)]

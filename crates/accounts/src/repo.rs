@@ -599,6 +599,28 @@ pub async fn list_members(
     query.load(conn).await.map_err(Into::into)
 }
 
+/// Members of `org_id` with a role in `roles` (all when empty), limited to `only` when
+/// given, as `(user_id, email, name)`: whom an event tells.
+pub async fn people(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    roles: &[&str],
+    only: Option<&[Uuid]>,
+) -> DbResult<Vec<(Uuid, String, String)>> {
+    let mut query = memberships::table
+        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+        .filter(memberships::org_id.eq(org_id))
+        .select((users::id, users::email, users::name))
+        .into_boxed();
+    if !roles.is_empty() {
+        query = query.filter(memberships::role.eq_any(roles.to_vec()));
+    }
+    if let Some(ids) = only {
+        query = query.filter(users::id.eq_any(ids.to_vec()));
+    }
+    query.load(conn).await.map_err(Into::into)
+}
+
 /// The roles of an organization's owners and of `user_id`, with those rows locked, so
 /// two concurrent demotions cannot both pass the last-owner check.
 pub async fn lock_roles(

@@ -489,13 +489,5 @@ pub(crate) fn profile_key(user_id: Uuid, org_id: Uuid) -> String {
 
 /// The cache shares one loader error among all waiters; give each its own copy.
 pub(crate) fn unwrap_shared(e: Arc<DbError>) -> AccountsError {
-    match Arc::try_unwrap(e) {
-        Ok(e) => AccountsError::Db(e),
-        Err(shared) => AccountsError::Db(match shared.as_ref() {
-            DbError::NotFound => DbError::NotFound,
-            DbError::Busy => DbError::Busy,
-            DbError::Timeout => DbError::Timeout,
-            other => DbError::Unavailable(other.to_string()),
-        }),
-    }
+    AccountsError::Db(DbError::from_shared(e))
 }

@@ -19,6 +19,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub mail: MailSettings,
     pub accounts: AccountsSettings,
+    pub notifications: NotificationsSettings,
+    pub webhooks: WebhookSettings,
 }
 
 fn default_env() -> String {
@@ -235,5 +237,53 @@ impl AccountsSettings {
     }
     pub fn session_absolute(&self) -> Duration {
         Duration::from_secs(self.session_absolute_hours * 3600)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotificationsSettings {
+    /// Signs the unsubscribe links in emails (HMAC-SHA256); at least 32 characters.
+    /// Changing it invalidates the links already sent.
+    pub unsubscribe_secret: Secret<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Lets endpoints target loopback, private and link-local addresses (development and
+    /// tests only). Cloud metadata addresses stay blocked even then.
+    pub allow_private_networks: bool,
+    /// Time limit of one delivery attempt, connection to last byte.
+    pub timeout_ms: u64,
+    /// Response bytes kept for the delivery log; the rest is not read.
+    pub max_response_bytes: usize,
+    /// First retry delay; it doubles per attempt (with jitter) up to `backoff_max_secs`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+    /// Failed attempts in a row after which the breaker opens: deliveries to the endpoint
+    /// wait `breaker_cooldown_secs`, then one probe decides.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown_secs: u64,
+    /// Failed attempts in a row after which the endpoint is disabled and the
+    /// organization's admins are told.
+    pub disable_after_failures: u32,
+    /// How long the previous signing secret keeps signing after a rotation.
+    pub secret_overlap_hours: u64,
+}
+
+impl WebhookSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_secs(self.backoff_max_secs)
+    }
+
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_secs(self.breaker_cooldown_secs)
     }
 }

@@ -124,6 +124,26 @@ impl Settings {
         )?;
         at_least("accounts.login_window_minutes", a.login_window_minutes, 1)?;
         at_least("accounts.login_max_delay_secs", a.login_max_delay_secs, 1)?;
+        if self.notifications.unsubscribe_secret.expose().len() < 32 {
+            return Err(invalid(
+                "notifications.unsubscribe_secret",
+                "must be at least 32 characters",
+            ));
+        }
+        let w = &self.webhooks;
+        at_least("webhooks.timeout_ms", w.timeout_ms, 1)?;
+        at_least("webhooks.backoff_base_ms", w.backoff_base_ms, 1)?;
+        at_least(
+            "webhooks.breaker_threshold",
+            u64::from(w.breaker_threshold),
+            1,
+        )?;
+        if w.disable_after_failures < w.breaker_threshold {
+            return Err(invalid(
+                "webhooks.disable_after_failures",
+                "must be at least webhooks.breaker_threshold",
+            ));
+        }
         if let Some(token) = self.admin.token()
             && token.len() < 16
         {

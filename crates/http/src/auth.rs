@@ -30,6 +30,33 @@ pub struct Caller {
     pub scopes: Vec<String>,
 }
 
+impl Caller {
+    /// Whether an API-key caller holds `domain:read` (or `domain:write` when `write`;
+    /// write implies read).
+    pub fn has_scope(&self, domain: &str, write: bool) -> bool {
+        self.api_key_id.is_some()
+            && self.scopes.iter().any(|s| match s.split_once(':') {
+                Some((d, "write")) => d == domain,
+                Some((d, "read")) => d == domain && !write,
+                _ => false,
+            })
+    }
+
+    /// Whether a user caller is an owner or admin of its organization.
+    pub fn is_admin(&self) -> bool {
+        self.user_id.is_some() && matches!(self.role.as_deref(), Some("owner" | "admin"))
+    }
+
+    /// `org_id` when it is the caller's organization; otherwise 404, exactly like an
+    /// organization that does not exist (no probing of other tenants).
+    pub fn in_org(&self, org_id: Uuid) -> Result<Uuid, ApiError> {
+        match self.org_id {
+            Some(own) if own == org_id => Ok(own),
+            _ => Err(ApiError::not_found("not found")),
+        }
+    }
+}
+
 /// Resolves a bearer token to a caller (or a 401/429/503 error).
 pub trait Authenticator: Send + Sync + 'static {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, ApiError>>;

@@ -70,3 +70,62 @@ impl MailError {
         keel_persistence::DbError::Query(diesel::result::Error::SerializationError(Box::new(self)))
     }
 }
+
+/// Why a notifications or webhooks request failed; mapped to the API's error body.
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationsError {
+    /// 422: a field failed validation.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// 404: no such resource for this caller (also: another organization's).
+    #[error("not found")]
+    NotFound,
+    /// 403: the caller's role or scopes do not allow this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 400: an unsubscribe link that is not one of ours.
+    #[error("invalid or expired link")]
+    InvalidLink,
+    /// 503/500, by the database error's class.
+    #[error(transparent)]
+    Db(#[from] keel_persistence::DbError),
+}
+
+impl NotificationsError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        NotificationsError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for NotificationsError {
+    fn from(e: diesel::result::Error) -> Self {
+        NotificationsError::Db(e.into())
+    }
+}
+
+impl From<std::sync::Arc<keel_persistence::DbError>> for NotificationsError {
+    fn from(e: std::sync::Arc<keel_persistence::DbError>) -> Self {
+        NotificationsError::Db(keel_persistence::DbError::from_shared(e))
+    }
+}
+
+impl From<NotificationsError> for keel_http::ApiError {
+    fn from(e: NotificationsError) -> Self {
+        use keel_http::ApiError;
+        match e {
+            NotificationsError::Invalid { field, message } => ApiError::validation(field, message),
+            NotificationsError::NotFound => ApiError::not_found("not found"),
+            NotificationsError::Forbidden(why) => ApiError::forbidden(why),
+            NotificationsError::InvalidLink => {
+                ApiError::bad_request("this link is invalid or no longer works")
+            }
+            NotificationsError::Db(db) => db.into(),
+        }
+    }
+}

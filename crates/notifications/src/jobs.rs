@@ -97,3 +97,22 @@ fn to_job_error(error: MailError) -> JobError {
         JobError::permanent(error)
     }
 }
+
+/// Attaches the event fan-out and webhook delivery handlers to the worker registry.
+pub fn register_events(
+    registry: &mut Registry,
+    notifications: crate::Notifications,
+) -> Result<(), RegistryError> {
+    let n = notifications.clone();
+    registry.register(move |_ctx: JobContext, job: crate::fanout::FanOut| {
+        let n = n.clone();
+        async move { n.fan_out(job.event_id).await }
+    })?;
+    registry.register(
+        move |ctx: JobContext, job: crate::webhooks::deliver::Deliver| {
+            let n = notifications.clone();
+            async move { n.deliver(&ctx, job.delivery_id).await }
+        },
+    )?;
+    Ok(())
+}

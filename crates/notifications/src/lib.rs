@@ -1,31 +1,46 @@
-//! Notifications: for now, transactional email.
+//! Notifications: how every domain tells people and systems that something happened.
 //!
-//! Domains never send email from a request. They call [`Mailer::enqueue`] inside their
-//! transaction; it renders the message once (so a wrong call fails where it is made)
-//! and writes a durable `notifications.send_email` job. A worker renders it again and
-//! sends it through the configured transport — `.eml` files in `mail.dir` by default,
-//! an SMTP relay when `mail.transport = "smtp"` — retrying while the relay is down.
+//! - **Events.** Domains publish [`keel_events::Event`]s through the
+//!   [`keel_events::Publisher`] trait, which [`Notifications`] implements: inside the
+//!   publisher's transaction it records the event and a `notifications.fan_out` job.
+//! - **Fan-out** ([`fanout`]): per recipient and the recipient's preferences, an in-app
+//!   notification and/or an email; per subscribed endpoint of the organization, a webhook
+//!   delivery. Each is keyed so a job that runs twice delivers nothing twice.
+//! - **In-app** ([`inbox`]): list, unread count (cached), mark read.
+//! - **Email**: rendered templates sent by the durable `notifications.send_email` job
+//!   through the configured transport (`.eml` files or SMTP); notification emails carry a
+//!   signed unsubscribe link that works without logging in.
+//! - **Webhooks** ([`webhooks`]): signed JSON POSTs with retries, a circuit breaker per
+//!   endpoint, disabling after repeated failures, an SSRF guard and a delivery log.
 //!
-//! Templates (HTML + text + subject, `templates/`) are compiled into the binary and
-//! rendered with strict undefined: a missing variable is an error, never a blank.
-//!
-//! Other domains reach this crate through a trait they declare (e.g. an `AccountMailer`
-//! in accounts), implemented by the binary over [`Mailer`]; the binary also calls
-//! [`jobs::register`] on the worker registry.
+//! Who belongs to an organization comes from the [`Directory`] trait, which the binary
+//! implements over accounts: this crate reads no other domain's tables.
 //!
 //! Metrics: `keel_emails_sent_total{template, transport}`,
-//! `keel_email_failures_total{template, kind = "transient" | "permanent"}`. Logs and
-//! spans name the recipient's domain only (`email.to_domain`): addresses are personal
-//! data.
+//! `keel_email_failures_total{template, kind}`, `keel_events_published_total`,
+//! `keel_webhook_attempts_total{host, outcome}`, `keel_webhook_failures_total{host, kind}`,
+//! `keel_webhook_latency_seconds{host}`, `keel_webhook_breaker_open{host}`,
+//! `keel_webhook_endpoints_disabled_total`. Logs and spans name the recipient's domain
+//! only (`email.to_domain`): addresses are personal data.
 
+mod directory;
 mod error;
+pub mod fanout;
+pub mod http;
+pub mod inbox;
 pub mod jobs;
 mod mailer;
 mod message;
+pub mod preferences;
+mod service;
 mod template;
 mod transport;
+mod unsubscribe;
+pub mod webhooks;
 
-pub use error::MailError;
+pub use directory::{Directory, Recipient};
+pub use error::{MailError, NotificationsError};
 pub use mailer::Mailer;
 pub use message::EmailMessage;
+pub use service::Notifications;
 pub use template::Template;

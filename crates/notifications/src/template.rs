@@ -33,15 +33,19 @@ pub enum Template {
     Invitation,
     /// The password was changed (a security notice). Vars: `name`.
     PasswordChanged,
+    /// A published event told by email. Vars: `name`, `title`, `body`, `link` (may be
+    /// empty), `unsubscribe_link`.
+    Notification,
 }
 
 impl Template {
-    pub const ALL: [Template; 5] = [
+    pub const ALL: [Template; 6] = [
         Template::VerifyEmail,
         Template::SignupAttempt,
         Template::PasswordReset,
         Template::Invitation,
         Template::PasswordChanged,
+        Template::Notification,
     ];
 
     /// The stable name stored in job payloads and used as a metric label.
@@ -52,6 +56,7 @@ impl Template {
             Template::PasswordReset => "password_reset",
             Template::Invitation => "invitation",
             Template::PasswordChanged => "password_changed",
+            Template::Notification => "notification",
         }
     }
 
@@ -62,6 +67,7 @@ impl Template {
             Template::SignupAttempt => &["name", "reset_link"],
             Template::Invitation => &["inviter_name", "organization_name", "role", "link"],
             Template::PasswordChanged => &["name"],
+            Template::Notification => &["name", "title", "body", "link", "unsubscribe_link"],
         }
     }
 
@@ -91,6 +97,7 @@ impl Template {
             Template::PasswordReset => files!("password_reset"),
             Template::Invitation => files!("invitation"),
             Template::PasswordChanged => files!("password_changed"),
+            Template::Notification => files!("notification"),
         }
     }
 }

@@ -189,6 +189,13 @@ fn sample_vars(template: Template) -> serde_json::Value {
             "link": "https://keel.test/i/abc",
         }),
         Template::PasswordChanged => json!({ "name": "Ada" }),
+        Template::Notification => json!({
+            "name": "Ada",
+            "title": "Your export is ready",
+            "body": "The export of March has finished.",
+            "link": "https://keel.test/exports/1",
+            "unsubscribe_link": "https://keel.test/api/v1/unsubscribe?token=abc",
+        }),
     }
 }
 

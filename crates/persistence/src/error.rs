@@ -99,3 +99,16 @@ impl<T> OptionalExt<T> for DbResult<T> {
         }
     }
 }
+
+impl DbError {
+    /// The error of a load shared by several callers (the cache hands each an
+    /// `Arc<DbError>`): the original when this is the last handle, else its class.
+    pub fn from_shared(e: std::sync::Arc<DbError>) -> DbError {
+        std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| match shared.as_ref() {
+            DbError::NotFound => DbError::NotFound,
+            DbError::Busy => DbError::Busy,
+            DbError::Timeout => DbError::Timeout,
+            other => DbError::Unavailable(other.to_string()),
+        })
+    }
+}

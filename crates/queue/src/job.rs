@@ -55,6 +55,14 @@ pub enum JobError {
     /// once, to be inspected and retried by hand.
     #[error("permanent: {0:#}")]
     Permanent(anyhow::Error),
+    /// Transient, and the handler knows when to try again (a receiver's `Retry-After`,
+    /// its own backoff): like `Retry`, but the next attempt waits this long.
+    #[error("{1:#} (retry in {0:?})")]
+    RetryAfter(Duration, anyhow::Error),
+    /// Not attempted at all (a circuit breaker is open): run again after this long
+    /// without using up an attempt.
+    #[error("deferred for {0:?}: {1}")]
+    Defer(Duration, String),
 }
 
 impl JobError {
@@ -64,6 +72,10 @@ impl JobError {
 
     pub fn permanent(err: impl Into<anyhow::Error>) -> Self {
         JobError::Permanent(err.into())
+    }
+
+    pub fn retry_after(delay: Duration, err: impl Into<anyhow::Error>) -> Self {
+        JobError::RetryAfter(delay, err.into())
     }
 }
 

@@ -14,7 +14,7 @@
 //! Domain crates implement [`Job`] for their payloads and register handlers on a
 //! [`Registry`]; the binary starts [`Workers`] with it.
 
-mod backoff;
+pub mod backoff;
 mod cron;
 mod doorbell;
 mod inspect;

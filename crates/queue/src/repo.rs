@@ -162,6 +162,28 @@ pub(crate) async fn release(
     Ok(n == 1)
 }
 
+/// Back to pending, due at `run_at`, the attempt given back: the handler did not try.
+pub(crate) async fn defer(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    attempt: i32,
+    run_at: DateTime<Utc>,
+    reason: &str,
+) -> DbResult<bool> {
+    let n = sql_query(
+        "UPDATE queue_jobs SET state = 'pending', attempts = attempts - 1, run_at = $3, doorbell_at = $3, \
+             lease_until = NULL, locked_by = NULL, last_error = $4, updated_at = now() \
+         WHERE id = $1 AND state = 'running' AND attempts = $2",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Integer, _>(attempt)
+    .bind::<Timestamptz, _>(run_at)
+    .bind::<Text, _>(reason)
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
 #[derive(QueryableByName)]
 pub(crate) struct Kind {
     #[diesel(sql_type = Text)]

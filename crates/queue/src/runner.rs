@@ -147,6 +147,7 @@ impl Runner {
         let kind = claimed.kind.clone();
         let attempt = claimed.attempts;
         let exhausted = attempt >= claimed.max_attempts;
+        let mut requested_delay = None;
         let (error, permanent) = match outcome {
             Outcome::Succeeded => {
                 let result = self
@@ -163,15 +164,24 @@ impl Runner {
                 tracing::info!("job released at shutdown; it will run again");
                 return "released";
             }
+            Outcome::Failed(JobError::Defer(delay, reason)) => {
+                return self.defer(claimed, delay, reason).await;
+            }
             Outcome::Failed(JobError::Permanent(e)) => (format!("permanent: {e:#}"), true),
             Outcome::Failed(JobError::Retry(e)) => (format!("{e:#}"), false),
+            Outcome::Failed(JobError::RetryAfter(delay, e)) => {
+                requested_delay = Some(delay);
+                (format!("{e:#}"), false)
+            }
             Outcome::TimedOut(t) => (format!("timed out after {t:?}"), false),
             Outcome::Panicked(msg) => (format!("panicked: {msg}"), false),
         };
         let retry_at = (!permanent && !exhausted).then(|| {
             let q = &self.settings.queue;
-            let delay = backoff::delay(attempt as u32, q.backoff_base(), q.backoff_max());
-            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero())
+            let delay = requested_delay.unwrap_or_else(|| {
+                backoff::delay(attempt as u32, q.backoff_base(), q.backoff_max())
+            });
+            after(delay)
         });
         let (id, message) = (claimed.id, error.clone());
         let recorded = self
@@ -203,6 +213,28 @@ impl Runner {
         }
     }
 
+    /// Puts a job the handler did not attempt back, due after `delay`, with its attempt
+    /// given back.
+    async fn defer(&self, claimed: &Claimed, delay: Duration, reason: String) -> &'static str {
+        let (id, attempt, run_at) = (claimed.id, claimed.attempts, after(delay));
+        let recorded = self
+            .with_conn(move |conn| {
+                Box::pin(async move { repo::defer(conn, id, attempt, run_at, &reason).await })
+            })
+            .await;
+        if recorded != Some(true) {
+            return "lost";
+        }
+        self.doorbells
+            .ring(&[Ring {
+                kind: claimed.kind.clone(),
+                job_id: id,
+                run_at,
+            }])
+            .await;
+        "deferred"
+    }
+
     /// Runs one statement on a pooled connection; `None` (logged) when the database
     /// failed — the lease then expires and the job is redelivered.
     async fn with_conn<T, F>(&self, f: F) -> Option<T>
@@ -219,6 +251,10 @@ impl Runner {
             .inspect_err(|e| tracing::error!(error = %e, "could not record job outcome; the lease will expire"))
             .ok()
     }
+}
+
+fn after(delay: Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

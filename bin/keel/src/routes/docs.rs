@@ -48,6 +48,7 @@ impl Modify for SecuritySchemes {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(keel_accounts::http::AccountsApi::openapi());
+    doc.merge(keel_notifications::http::NotificationsApi::openapi());
     doc
 }
 

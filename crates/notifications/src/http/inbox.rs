@@ -1,0 +1,158 @@
+//! `/notifications`, `/me/notification-preferences`, `/unsubscribe`.
+
+use super::reader;
+use crate::Notifications;
+use crate::inbox::Notification;
+use crate::preferences::Preferences;
+use actix_web::{HttpResponse, web};
+use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/notifications", web::get().to(list))
+        .route("/notifications/unread-count", web::get().to(unread_count))
+        .route("/notifications/read-all", web::post().to(read_all))
+        .route("/notifications/{id}/read", web::post().to(read))
+        .route("/me/notification-preferences", web::get().to(preferences))
+        .route(
+            "/me/notification-preferences",
+            web::put().to(set_preferences),
+        )
+        .route("/unsubscribe", web::get().to(unsubscribe))
+        .route("/unsubscribe", web::post().to(unsubscribe));
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only unread notifications.
+    #[serde(default)]
+    pub unread: bool,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// The caller's notifications in this organization, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Paginated<Notification>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn list(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let reader = reader(&caller, false)?;
+    let q = query.into_inner();
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    Ok(HttpResponse::Ok().json(n.list(reader, q.unread, &page).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UnreadCount {
+    pub count: i64,
+}
+
+/// How many notifications are unread; cheap enough to poll (served from cache).
+#[utoipa::path(get, path = "/api/v1/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = UnreadCount), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn unread_count(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let count = n.unread_count(reader(&caller, false)?).await?;
+    Ok(HttpResponse::Ok().json(UnreadCount { count }))
+}
+
+/// Marks one notification read.
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn read(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    n.mark_read(reader(&caller, true)?, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadAll {
+    /// How many were unread.
+    pub marked: usize,
+}
+
+/// Marks every notification of the caller in this organization read.
+#[utoipa::path(post, path = "/api/v1/notifications/read-all", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = ReadAll), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn read_all(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let marked = n.mark_all_read(reader(&caller, true)?).await?;
+    Ok(HttpResponse::Ok().json(ReadAll { marked }))
+}
+
+/// The caller's choices of channel per event type; anything not listed is on.
+#[utoipa::path(get, path = "/api/v1/me/notification-preferences", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = Preferences), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn preferences(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let reader = reader(&caller, false)?;
+    Ok(HttpResponse::Ok().json(n.preferences(reader.user_id).await?))
+}
+
+/// Sets the listed choices (`{"preferences": [{"event_type", "channel", "enabled"}]}`);
+/// others are kept. All or nothing: one bad entry changes nothing.
+#[utoipa::path(put, path = "/api/v1/me/notification-preferences", tag = "notifications", security(("bearer" = [])),
+    request_body = Preferences,
+    responses((status = 200, body = Preferences), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn set_preferences(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    body: Json<Preferences>,
+) -> Result<HttpResponse, ApiError> {
+    let reader = reader(&caller, true)?;
+    Ok(HttpResponse::Ok().json(
+        n.set_preferences(reader.user_id, body.0.preferences)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnsubscribeQuery {
+    /// The token of the link in the email.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Unsubscribed {
+    /// The event type whose emails stop.
+    pub event_type: String,
+    pub channel: &'static str,
+    pub enabled: bool,
+}
+
+/// The link in notification emails: turns those emails off, without logging in (the
+/// token is signed). `POST` serves one-click unsubscribe (RFC 8058); `GET` the link.
+#[utoipa::path(get, path = "/api/v1/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, body = Unsubscribed), (status = 400, body = ErrorBody)))]
+pub async fn unsubscribe(
+    n: web::Data<Notifications>,
+    query: web::Query<UnsubscribeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let event_type = n.unsubscribe(&query.token).await?;
+    Ok(HttpResponse::Ok().json(Unsubscribed {
+        event_type,
+        channel: "email",
+        enabled: false,
+    }))
+}

@@ -1,0 +1,56 @@
+//! The notifications routes under `/api/v1`: the caller's in-app notifications and
+//! preferences, unsubscribe links, and the organization's webhooks.
+
+mod inbox;
+pub mod openapi;
+mod webhooks;
+
+use crate::inbox::Reader;
+use actix_web::web;
+use keel_http::{ApiError, Authenticated, Caller};
+use uuid::Uuid;
+
+pub use openapi::NotificationsApi;
+
+/// Mounts every notifications route; static paths before patterned ones (actix tries
+/// routes in registration order).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    inbox::configure(cfg);
+    webhooks::configure(cfg);
+}
+
+/// In-app notifications belong to a person: a session, or a key acting for a user is
+/// needed; keys need `notifications:read` (or `:write` to mark read).
+fn reader(caller: &Authenticated, write: bool) -> Result<Reader, ApiError> {
+    let c = &caller.0;
+    let (Some(user_id), Some(org_id)) = (c.user_id, c.org_id) else {
+        return Err(ApiError::forbidden(
+            "notifications belong to users: use a session token",
+        ));
+    };
+    if c.api_key_id.is_some() && !c.has_scope("notifications", write) {
+        return Err(ApiError::forbidden(if write {
+            "this key lacks the notifications:write scope"
+        } else {
+            "this key lacks the notifications:read scope"
+        }));
+    }
+    Ok(Reader { user_id, org_id })
+}
+
+/// Webhooks are the organization's: reading needs membership or `notifications:read`,
+/// changing needs owner/admin or `notifications:write`. Another organization's id is 404.
+fn org_access(caller: &Caller, org_id: Uuid, write: bool) -> Result<Uuid, ApiError> {
+    let org_id = caller.in_org(org_id)?;
+    let member = caller.user_id.is_some() && caller.role.is_some();
+    let allowed = if write { caller.is_admin() } else { member };
+    if allowed || caller.has_scope("notifications", write) {
+        Ok(org_id)
+    } else {
+        Err(ApiError::forbidden(if write {
+            "managing webhooks needs the owner or admin role, or the notifications:write scope"
+        } else {
+            "reading webhooks needs membership or the notifications:read scope"
+        }))
+    }
+}

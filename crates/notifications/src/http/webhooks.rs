@@ -1,0 +1,163 @@
+//! `/orgs/{org_id}/webhooks`: endpoints, their delivery log, redelivery and tests.
+
+use super::org_access;
+use crate::Notifications;
+use crate::webhooks::deliveries::Delivery;
+use crate::webhooks::endpoints::{Endpoint, EndpointChanges, EndpointWithSecret, NewEndpoint};
+use actix_web::{HttpResponse, web};
+use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orgs/{org_id}/webhooks", web::post().to(create))
+        .route("/orgs/{org_id}/webhooks", web::get().to(list))
+        .route("/orgs/{org_id}/webhooks/{id}", web::get().to(get))
+        .route("/orgs/{org_id}/webhooks/{id}", web::patch().to(update))
+        .route("/orgs/{org_id}/webhooks/{id}", web::delete().to(delete))
+        .route(
+            "/orgs/{org_id}/webhooks/{id}/rotate-secret",
+            web::post().to(rotate_secret),
+        )
+        .route("/orgs/{org_id}/webhooks/{id}/test", web::post().to(test))
+        .route(
+            "/orgs/{org_id}/webhooks/{id}/deliveries",
+            web::get().to(deliveries),
+        )
+        .route(
+            "/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            web::post().to(redeliver),
+        );
+}
+
+/// Adds an endpoint. The answer carries the signing secret, shown this once.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewEndpoint,
+    responses((status = 201, body = EndpointWithSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    org_id: web::Path<Uuid>,
+    body: Json<NewEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let org_id = org_access(&caller.0, *org_id, true)?;
+    Ok(HttpResponse::Created().json(n.create_endpoint(org_id, body.0).await?))
+}
+
+/// The organization's endpoints (without secrets), oldest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks", tag = "webhooks", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Paginated<Endpoint>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    org_id: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let org_id = org_access(&caller.0, *org_id, false)?;
+    Ok(HttpResponse::Ok().json(n.endpoints(org_id, &query.parse()?).await?))
+}
+
+/// One endpoint (without its secret).
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, body = Endpoint), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn get(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, false)?;
+    Ok(HttpResponse::Ok().json(n.endpoint(org_id, id).await?))
+}
+
+/// Changes the URL, description or event types; `enabled` pauses or re-enables it.
+#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    request_body = EndpointChanges,
+    responses((status = 200, body = Endpoint), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+    body: Json<EndpointChanges>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, true)?;
+    Ok(HttpResponse::Ok().json(n.update_endpoint(org_id, id, body.0).await?))
+}
+
+/// Deletes the endpoint and its delivery log.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, true)?;
+    n.delete_endpoint(org_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new signing secret, shown once; the old one keeps signing too for
+/// `webhooks.secret_overlap_hours` (see `previous_secret_expires_at`).
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, body = EndpointWithSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn rotate_secret(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, true)?;
+    Ok(HttpResponse::Ok().json(n.rotate_secret(org_id, id).await?))
+}
+
+/// Queues a `webhook.test` delivery to this endpoint; follow it in the delivery log.
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn test(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, true)?;
+    Ok(HttpResponse::Accepted().json(n.test_delivery(org_id, id).await?))
+}
+
+/// The endpoint's deliveries, newest first: status, attempts, last response code,
+/// latency and error.
+#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = Paginated<Delivery>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn deliveries(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, false)?;
+    Ok(HttpResponse::Ok().json(n.deliveries(org_id, id, &query.parse()?).await?))
+}
+
+/// Sends a delivery again (same delivery id, same body).
+#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    security(("bearer" = [])),
+    responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn redeliver(
+    n: web::Data<Notifications>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id, delivery_id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, true)?;
+    Ok(HttpResponse::Accepted().json(n.redeliver(org_id, id, delivery_id).await?))
+}

@@ -1,0 +1,146 @@
+//! Per-user choices: which event types reach them on which channel. Every channel is on
+//! unless the user turned it off; only the choices are stored.
+
+use crate::error::NotificationsError;
+use crate::service::Notifications;
+use diesel::QueryableByName;
+use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The channels a person can be told on (webhooks are per organization, not per person).
+pub const CHANNELS: &[&str] = &["in_app", "email"];
+
+/// One choice: `event_type` on `channel` is on or off.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, QueryableByName, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Preference {
+    /// An event type such as `export.completed`.
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    /// `in_app` or `email`.
+    #[diesel(sql_type = Text)]
+    pub channel: String,
+    #[diesel(sql_type = Bool)]
+    pub enabled: bool,
+}
+
+/// The caller's choices; anything not listed is on.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    pub preferences: Vec<Preference>,
+}
+
+/// Most choices one request may set.
+const MAX_PREFERENCES: usize = 200;
+
+impl Notifications {
+    pub async fn preferences(&self, user_id: Uuid) -> Result<Preferences, NotificationsError> {
+        let mut conn = self.inner.pool.get().await?;
+        let preferences = diesel::sql_query(
+            "SELECT event_type, channel, enabled FROM notifications_preferences \
+             WHERE user_id = $1 ORDER BY event_type, channel",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .load(&mut conn)
+        .await?;
+        Ok(Preferences { preferences })
+    }
+
+    /// Sets the listed choices (others keep theirs); validated as a whole first, so a
+    /// bad entry changes nothing.
+    pub async fn set_preferences(
+        &self,
+        user_id: Uuid,
+        input: Vec<Preference>,
+    ) -> Result<Preferences, NotificationsError> {
+        if input.len() > MAX_PREFERENCES {
+            return Err(NotificationsError::invalid(
+                "preferences",
+                format!("at most {MAX_PREFERENCES} entries per request"),
+            ));
+        }
+        for p in &input {
+            check_event_type(&p.event_type)?;
+            if !CHANNELS.contains(&p.channel.as_str()) {
+                return Err(NotificationsError::invalid(
+                    "channel",
+                    format!("must be one of {}", CHANNELS.join(", ")),
+                ));
+            }
+        }
+        self.inner
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    for p in &input {
+                        set_one(conn, user_id, p).await?;
+                    }
+                    Ok::<_, NotificationsError>(())
+                })
+            })
+            .await?;
+        self.preferences(user_id).await
+    }
+
+    /// The unsubscribe link's action: email off for that event type. Returns the event
+    /// type, for the confirmation.
+    pub async fn unsubscribe(&self, token: &str) -> Result<String, NotificationsError> {
+        let (user_id, event_type) = self
+            .inner
+            .links
+            .verify(token)
+            .ok_or(NotificationsError::InvalidLink)?;
+        let mut conn = self.inner.pool.get().await?;
+        let off = Preference {
+            event_type,
+            channel: "email".to_owned(),
+            enabled: false,
+        };
+        set_one(&mut conn, user_id, &off).await?;
+        Ok(off.event_type)
+    }
+}
+
+async fn set_one(
+    conn: &mut keel_persistence::AsyncPgConnection,
+    user_id: Uuid,
+    p: &Preference,
+) -> Result<(), diesel::result::Error> {
+    diesel::sql_query(
+        "INSERT INTO notifications_preferences (user_id, event_type, channel, enabled) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, event_type, channel) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now()",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(&p.event_type)
+    .bind::<Text, _>(&p.channel)
+    .bind::<Bool, _>(p.enabled)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// `domain.name` in lowercase letters, digits and `_`, dot-separated, or `*` where the
+/// caller allows it; at most 100 characters.
+pub(crate) fn check_event_type(value: &str) -> Result<(), NotificationsError> {
+    let ok = value.len() <= 100
+        && value.contains('.')
+        && value.split('.').all(|part| {
+            part.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(NotificationsError::invalid(
+            "event_type",
+            format!("{value:?} is not an event type (like \"export.completed\")"),
+        ))
+    }
+}

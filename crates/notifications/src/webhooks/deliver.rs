@@ -1,0 +1,363 @@
+//! `notifications.deliver_webhook`: one attempt to deliver one delivery row.
+//!
+//! - Success (2xx): the row is delivered; the endpoint's failure streak and breaker reset.
+//! - Network error, timeout, 5xx, 429: retried with exponential backoff and jitter
+//!   (`webhooks.backoff_*`), or after the receiver's `Retry-After` when that is longer.
+//! - Other 4xx, a redirect, a blocked address: failed at once (retrying sends the same
+//!   request to the same answer).
+//! - Every failure extends the endpoint's streak. At `webhooks.breaker_threshold` the
+//!   breaker opens: deliveries wait `breaker_cooldown_secs` without calling the receiver
+//!   (and without using up attempts), then a single probe decides. At
+//!   `webhooks.disable_after_failures` the endpoint is disabled and the organization's
+//!   admins are told (in-app and email) through a `webhook.disabled` event.
+
+use crate::service::Notifications;
+use crate::webhooks::send::{Attempt, Verdict};
+use crate::webhooks::signing;
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use keel_events::{Audience, Event};
+use keel_persistence::{AsyncPgConnection, DbError, DbResult, OptionalExt};
+use keel_queue::{Job, JobContext, JobError, backoff};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deliver {
+    pub delivery_id: Uuid,
+}
+
+impl Job for Deliver {
+    const NAME: &'static str = "notifications.deliver_webhook";
+    /// With the default 1 s base the attempts spread over about two hours (1 s doubling,
+    /// capped at an hour): long enough to ride out a deploy or an outage of the receiver.
+    const MAX_ATTEMPTS: Option<u32> = Some(12);
+    /// Above any sensible `webhooks.timeout_ms`, plus the bookkeeping.
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
+}
+
+#[derive(QueryableByName)]
+struct Target {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    body: String,
+    #[diesel(sql_type = Text)]
+    event_type: String,
+    #[diesel(sql_type = SqlUuid)]
+    endpoint_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    org_id: Uuid,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Text)]
+    secret: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    previous_secret: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Integer)]
+    consecutive_failures: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    breaker_open_until: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Streak {
+    #[diesel(sql_type = Integer)]
+    consecutive_failures: i32,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Text)]
+    url: String,
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    #[allow(dead_code, reason = "only whether a row came back matters")]
+    id: Uuid,
+}
+
+impl Notifications {
+    pub(crate) async fn deliver(
+        &self,
+        ctx: &JobContext,
+        delivery_id: Uuid,
+    ) -> Result<(), JobError> {
+        let settings = &self.inner.settings.webhooks;
+        let mut conn = self.inner.pool.get().await?;
+        let Some(target) = load_target(&mut conn, delivery_id).await? else {
+            // The endpoint (and with it the delivery) was deleted.
+            return Ok(());
+        };
+        if target.status == "delivered" {
+            return Ok(());
+        }
+        if !target.enabled {
+            finish(
+                &mut conn,
+                delivery_id,
+                "failed",
+                None,
+                "the endpoint is disabled",
+            )
+            .await?;
+            return Ok(());
+        }
+        let now = Utc::now();
+        if target.consecutive_failures
+            >= i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX)
+            && !claim_probe(&mut conn, target.endpoint_id, settings.breaker_cooldown()).await?
+        {
+            let until = target.breaker_open_until.unwrap_or(now);
+            let wait = (until - now).to_std().unwrap_or_default();
+            let jitter = backoff::delay(1, Duration::from_millis(250), Duration::from_secs(1));
+            return Err(JobError::Defer(
+                wait + jitter,
+                "circuit breaker open".to_owned(),
+            ));
+        }
+        drop(conn);
+
+        let attempt = self.send(&target, delivery_id, ctx.attempt, now).await;
+        record_metrics(&target.url, &attempt);
+        let mut conn = self.inner.pool.get().await?;
+        match &attempt.verdict {
+            Verdict::Delivered => {
+                record_attempt(&mut conn, delivery_id, &attempt, "delivered").await?;
+                diesel::sql_query(
+                    "UPDATE notifications_webhook_endpoints SET consecutive_failures = 0, \
+                     breaker_open_until = NULL WHERE id = $1",
+                )
+                .bind::<SqlUuid, _>(target.endpoint_id)
+                .execute(&mut conn)
+                .await
+                .map_err(DbError::from)?;
+                Ok(())
+            }
+            Verdict::Retry { retry_after, .. } => {
+                let still_enabled = self.failed(target.endpoint_id, target.org_id).await?;
+                let give_up = ctx.is_last_attempt() || !still_enabled;
+                let status = if give_up { "failed" } else { "pending" };
+                record_attempt(&mut conn, delivery_id, &attempt, status).await?;
+                if give_up {
+                    return Ok(());
+                }
+                let ours =
+                    backoff::delay(ctx.attempt, settings.backoff_base(), settings.backoff_max());
+                let wait = retry_after.map_or(ours, |theirs| theirs.max(ours));
+                Err(JobError::retry_after(
+                    wait,
+                    anyhow::anyhow!(attempt.error.clone().unwrap_or_default()),
+                ))
+            }
+            Verdict::Fail { .. } => {
+                self.failed(target.endpoint_id, target.org_id).await?;
+                record_attempt(&mut conn, delivery_id, &attempt, "failed").await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        target: &Target,
+        delivery_id: Uuid,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Attempt {
+        let mut secrets = vec![target.secret.as_str()];
+        if let (Some(previous), Some(until)) =
+            (&target.previous_secret, target.previous_secret_expires_at)
+            && until > now
+        {
+            secrets.push(previous);
+        }
+        let body = target.body.as_bytes();
+        let headers = [
+            (
+                signing::SIGNATURE_HEADER,
+                signing::signature_header(&secrets, now.timestamp(), body),
+            ),
+            (signing::DELIVERY_ID_HEADER, delivery_id.to_string()),
+            (signing::EVENT_TYPE_HEADER, target.event_type.clone()),
+            ("keel-delivery-attempt", attempt.to_string()),
+        ];
+        self.inner
+            .sender
+            .post(&target.url, &headers, body.to_vec())
+            .await
+    }
+
+    /// One more failure in the endpoint's streak: opens the breaker at the threshold,
+    /// disables the endpoint (and tells the admins) at the limit. Returns whether the
+    /// endpoint is still enabled.
+    async fn failed(&self, endpoint_id: Uuid, org_id: Uuid) -> Result<bool, JobError> {
+        let settings = self.inner.settings.webhooks.clone();
+        let this = self.clone();
+        let (enabled, rings) = self
+            .inner
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let streak: Streak = diesel::sql_query(
+                        "UPDATE notifications_webhook_endpoints SET \
+                             consecutive_failures = consecutive_failures + 1, \
+                             breaker_open_until = CASE WHEN consecutive_failures + 1 >= $2 \
+                                 THEN now() + make_interval(secs => $3::double precision) \
+                                 ELSE breaker_open_until END \
+                         WHERE id = $1 RETURNING consecutive_failures, enabled, url",
+                    )
+                    .bind::<SqlUuid, _>(endpoint_id)
+                    .bind::<Integer, _>(i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX))
+                    .bind::<diesel::sql_types::Double, _>(settings.breaker_cooldown().as_secs_f64())
+                    .get_result(conn)
+                    .await?;
+                    let limit = i32::try_from(settings.disable_after_failures).unwrap_or(i32::MAX);
+                    if !streak.enabled || streak.consecutive_failures < limit {
+                        return Ok::<_, DbError>((streak.enabled, Vec::new()));
+                    }
+                    let reason = format!("{limit} failed attempts in a row");
+                    diesel::sql_query(
+                        "UPDATE notifications_webhook_endpoints SET enabled = false, \
+                         disabled_reason = $2, updated_at = now() WHERE id = $1",
+                    )
+                    .bind::<SqlUuid, _>(endpoint_id)
+                    .bind::<Text, _>(&reason)
+                    .execute(conn)
+                    .await?;
+                    let event = Event {
+                        event_type: "webhook.disabled".to_owned(),
+                        org_id,
+                        audience: Audience::Admins,
+                        title: "A webhook endpoint was disabled".to_owned(),
+                        body: format!(
+                            "Deliveries to {} failed {limit} times in a row, so the endpoint \
+                             was disabled. Fix the receiver, then re-enable it.",
+                            streak.url
+                        ),
+                        link: None,
+                        data: serde_json::json!({
+                            "endpoint_id": endpoint_id,
+                            "url": streak.url,
+                            "reason": reason,
+                        }),
+                    };
+                    let ring = this.publish_on(conn, &event).await?;
+                    tracing::warn!(webhook.endpoint_id = %endpoint_id, "webhook endpoint disabled after repeated failures");
+                    metrics::counter!("keel_webhook_endpoints_disabled_total").increment(1);
+                    Ok((false, vec![ring]))
+                })
+            })
+            .await?;
+        self.inner.queue.ring(rings).await;
+        Ok(enabled)
+    }
+}
+
+async fn load_target(conn: &mut AsyncPgConnection, delivery_id: Uuid) -> DbResult<Option<Target>> {
+    diesel::sql_query(
+        "SELECT d.status, d.body, d.event_type, e.id AS endpoint_id, e.org_id, e.url, e.enabled, e.secret, \
+                e.previous_secret, e.previous_secret_expires_at, e.consecutive_failures, e.breaker_open_until \
+         FROM notifications_webhook_deliveries d JOIN notifications_webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.id = $1",
+    )
+    .bind::<SqlUuid, _>(delivery_id)
+    .get_result(conn)
+    .await
+    .map_err(DbError::from)
+    .optional()
+}
+
+/// Half-open: the first delivery after the cooldown takes the probe (and pushes the
+/// window on, so the others keep waiting); false when another has it or it is too soon.
+async fn claim_probe(
+    conn: &mut AsyncPgConnection,
+    endpoint_id: Uuid,
+    cooldown: Duration,
+) -> DbResult<bool> {
+    let claimed: Option<Claimed> = diesel::sql_query(
+        "UPDATE notifications_webhook_endpoints \
+         SET breaker_open_until = now() + make_interval(secs => $2::double precision) \
+         WHERE id = $1 AND (breaker_open_until IS NULL OR breaker_open_until <= now()) RETURNING id",
+    )
+    .bind::<SqlUuid, _>(endpoint_id)
+    .bind::<diesel::sql_types::Double, _>(cooldown.as_secs_f64())
+    .get_result(conn)
+    .await
+    .map_err(DbError::from)
+    .optional()?;
+    Ok(claimed.is_some())
+}
+
+async fn record_attempt(
+    conn: &mut AsyncPgConnection,
+    delivery_id: Uuid,
+    attempt: &Attempt,
+    status: &str,
+) -> DbResult<()> {
+    diesel::sql_query(
+        "UPDATE notifications_webhook_deliveries SET attempts = attempts + 1, status = $2, \
+             response_status = $3, latency_ms = $4, error = $5, response_excerpt = $6, \
+             delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(delivery_id)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Integer>, _>(attempt.status.map(i32::from))
+    .bind::<Integer, _>(i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX))
+    .bind::<Nullable<Text>, _>(attempt.error.as_deref())
+    .bind::<Text, _>(&attempt.response_excerpt)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes a delivery that was not attempted (the endpoint is disabled).
+async fn finish(
+    conn: &mut AsyncPgConnection,
+    delivery_id: Uuid,
+    status: &str,
+    response_status: Option<i32>,
+    error: &str,
+) -> DbResult<()> {
+    diesel::sql_query(
+        "UPDATE notifications_webhook_deliveries SET status = $2, response_status = $3, error = $4, \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(delivery_id)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Integer>, _>(response_status)
+    .bind::<Text, _>(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Per receiver host: `keel_webhook_attempts_total{host, outcome}`,
+/// `keel_webhook_failures_total{host, kind}`, `keel_webhook_latency_seconds{host}`.
+fn record_metrics(url: &str, attempt: &Attempt) {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "invalid".to_owned());
+    let outcome = match attempt.verdict {
+        Verdict::Delivered => "delivered",
+        Verdict::Retry { .. } => "retry",
+        Verdict::Fail { .. } => "failed",
+    };
+    metrics::counter!("keel_webhook_attempts_total", "host" => host.clone(), "outcome" => outcome)
+        .increment(1);
+    if let Verdict::Retry { kind, .. } | Verdict::Fail { kind } = &attempt.verdict {
+        metrics::counter!("keel_webhook_failures_total", "host" => host.clone(), "kind" => kind.as_str())
+            .increment(1);
+    }
+    metrics::histogram!("keel_webhook_latency_seconds", "host" => host)
+        .record(attempt.latency.as_secs_f64());
+}
