@@ -21,6 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "http/notifications.rs"]
+mod notifications;
+
 // ---------------------------------------------------------------- the test domain
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +88,7 @@ struct TestApp {
     base: String,
     client: reqwest::Client,
     platform: Platform,
+    domains: keel::domains::Domains,
     _db: TestDatabase,
 }
 
@@ -97,7 +101,8 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     // The real domains, as `keel serve` mounts them, plus the test domain.
-    let real = server::domains(&keel::domains::Domains::new(&platform).expect("domains"));
+    let domains = keel::domains::Domains::new(&platform).expect("domains");
+    let real = server::domains(&domains);
     let test = test_domain();
     let routes: Domains = Arc::new(move |cfg: &mut web::ServiceConfig| {
         real(cfg);
@@ -110,6 +115,7 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
         base,
         client: reqwest::Client::new(),
         platform,
+        domains,
         _db: db,
     }
 }

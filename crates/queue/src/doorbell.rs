@@ -108,21 +108,56 @@ impl Doorbells {
             }
         };
         for ring in rings {
-            let mut storage = self.storage(conn.clone(), &ring.kind);
-            let task = TaskBuilder::new(Doorbell {
-                job_id: ring.job_id,
-            })
-            .run_at_time(SystemTime::from(ring.run_at))
-            .build();
-            let pushed = tokio::time::timeout(self.timeout, storage.push_task(task)).await;
-            let error = match pushed {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("timed out after {:?}", self.timeout),
-            };
-            metrics::counter!("keel_queue_doorbell_errors_total").increment(1);
-            tracing::debug!(job.id = %ring.job_id, job.kind = %ring.kind, %error, "doorbell not pushed");
+            let storage = self.storage(conn.clone(), &ring.kind);
+            let (job_id, timeout) = (ring.job_id, self.timeout);
+            let wait = (ring.run_at - Utc::now()).to_std().unwrap_or_default();
+            if wait.is_zero() || wait > NEAR {
+                push(storage, job_id, &ring.kind, ring_time(ring.run_at), timeout).await;
+            } else {
+                // Near retries are timed here: apalis schedules in whole seconds, which
+                // would flatten a backoff of 100, 200, 400 ms. Should this process stop
+                // first, the reconciler rings the row.
+                let kind = ring.kind.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    push(storage, job_id, &kind, SystemTime::now(), timeout).await;
+                });
+            }
         }
+    }
+}
+
+/// Delays up to this long are timed in process rather than by apalis' scheduler.
+const NEAR: Duration = Duration::from_secs(3);
+
+async fn push(
+    mut storage: RedisStorage<Doorbell>,
+    job_id: Uuid,
+    kind: &str,
+    at: SystemTime,
+    timeout: Duration,
+) {
+    let task = TaskBuilder::new(Doorbell { job_id })
+        .run_at_time(at)
+        .build();
+    let error = match tokio::time::timeout(timeout, storage.push_task(task)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("timed out after {timeout:?}"),
+    };
+    metrics::counter!("keel_queue_doorbell_errors_total").increment(1);
+    tracing::debug!(job.id = %job_id, job.kind = %kind, %error, "doorbell not pushed");
+}
+
+/// apalis schedules in whole seconds, truncating. A future `run_at` is rounded up, so the
+/// doorbell rings at most a second late rather than early (when the claim would refuse it
+/// and the job would wait for the reconciler); a due one rings now.
+fn ring_time(run_at: DateTime<Utc>) -> SystemTime {
+    let at = SystemTime::from(run_at);
+    if run_at > Utc::now() {
+        at + Duration::from_millis(999)
+    } else {
+        at
     }
 }
 

@@ -1,0 +1,1019 @@
+//! Notifications end to end: events published in a transaction, fanned out by the real
+//! workers to in-app rows, emails (`.eml` files) and webhooks delivered to real HTTP
+//! receivers on localhost.
+
+use super::{TestApp, spawn_app};
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel::sql_types::{Integer, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl as _;
+use hmac::{Hmac, Mac};
+use keel_events::{Audience, Event};
+use keel_persistence::DbError;
+use keel_queue::Workers;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------- harness
+
+/// A user with a session in a fresh organization (its owner).
+struct User {
+    token: String,
+    user_id: Uuid,
+    org_id: Uuid,
+}
+
+async fn user(app: &TestApp, email: &str) -> User {
+    let password = "a long passphrase for tests";
+    let res = app
+        .client
+        .post(app.url("/api/v1/signup"))
+        .json(&json!({"email": email, "password": password, "name": "Ada", "organization_name": "Engines"}))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), 202);
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    diesel::sql_query("UPDATE accounts_users SET email_verified_at = now() WHERE email = $1")
+        .bind::<Text, _>(email)
+        .execute(&mut conn)
+        .await
+        .expect("verify");
+    let session: Value = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = session["token"].as_str().expect("token").to_owned();
+    let me: Value = app
+        .authed(&token, reqwest::Method::GET, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .expect("me");
+    User {
+        token,
+        user_id: me["user"]["id"]
+            .as_str()
+            .expect("user id")
+            .parse()
+            .expect("uuid"),
+        org_id: me["organization"]["id"]
+            .as_str()
+            .expect("org id")
+            .parse()
+            .expect("uuid"),
+    }
+}
+
+impl TestApp {
+    async fn authed(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn authed_json(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    fn workers(&self) -> Workers {
+        let registry = keel::jobs::registry(&self.domains).expect("registry");
+        Workers::start(
+            self.platform.settings.clone(),
+            self.platform.queue.clone(),
+            self.platform.cache.clone(),
+            registry,
+        )
+    }
+
+    /// Publishes `event` in a transaction that commits when `commit`, else rolls back.
+    async fn publish(&self, event: Event, commit: bool) {
+        let n = self.domains.notifications.clone();
+        let result = self
+            .platform
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let ring = n.publish_on(conn, &event).await?;
+                    if commit {
+                        Ok(ring)
+                    } else {
+                        Err(DbError::Unavailable("rolled back on purpose".into()))
+                    }
+                })
+            })
+            .await;
+        if let Ok(ring) = result {
+            self.platform.queue.ring([ring]).await;
+        }
+    }
+
+    async fn count(&self, sql: &str, id: Uuid) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.platform.pool.get().await.expect("conn");
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(id)
+            .get_result::<N>(&mut conn)
+            .await
+            .expect("count")
+            .n
+    }
+}
+
+fn event(org_id: Uuid, event_type: &str, audience: Audience) -> Event {
+    Event {
+        event_type: event_type.to_owned(),
+        org_id,
+        audience,
+        title: format!("News: {event_type}"),
+        body: "The export of March has finished.".to_owned(),
+        link: Some("https://keel.test/exports/1".to_owned()),
+        data: json!({"export_id": "e-1", "rows": 42}),
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the receiver answers to its n-th request (0-based); later ones get 200.
+#[derive(Clone, Copy)]
+enum Answer {
+    Status(u16),
+    Hang(Duration),
+}
+
+#[derive(Clone)]
+struct Received {
+    at: Instant,
+    delivery_id: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+/// A real webhook receiver on localhost.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(plan: Vec<Answer>) -> Self {
+        let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let state = (seen.clone(), Arc::new(plan));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(web::Data::new(state.clone()))
+                .route("/hook", web::post().to(receive))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        Self { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Received> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+type ReceiverState = (Arc<Mutex<Vec<Received>>>, Arc<Vec<Answer>>);
+
+async fn receive(
+    state: web::Data<ReceiverState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let n = {
+        let mut seen = state.0.lock().expect("lock");
+        seen.push(Received {
+            at: Instant::now(),
+            delivery_id: header("keel-delivery-id"),
+            signature: header("keel-signature"),
+            body: body.to_vec(),
+        });
+        seen.len() - 1
+    };
+    match state.1.get(n).copied() {
+        Some(Answer::Status(code)) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status"))
+                .body("receiver says no")
+        }
+        Some(Answer::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            HttpResponse::Ok().finish()
+        }
+        None => HttpResponse::Ok().body("thanks"),
+    }
+}
+
+/// The receiver's side of the signature, written from the documentation, not with
+/// Keel's code: `t=<ts>,v1=<hex hmac_sha256(secret, "<ts>.<body>")>`.
+fn signature_is_valid(header: &str, secret: &str, body: &[u8]) -> bool {
+    let mut ts = None;
+    let mut sigs = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => ts = Some(v.to_owned()),
+            Some(("v1", v)) => sigs.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    let Some(ts) = ts else { return false };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    sigs.contains(&expected)
+}
+
+async fn create_endpoint(app: &TestApp, owner: &User, url: &str, types: &[&str]) -> (Uuid, String) {
+    let res = app
+        .authed_json(
+            &owner.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/webhooks", owner.org_id),
+            json!({"url": url, "event_types": types, "description": "test receiver"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.expect("json");
+    let secret = body["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"));
+    (
+        body["id"].as_str().expect("id").parse().expect("uuid"),
+        secret,
+    )
+}
+
+async fn deliveries(app: &TestApp, owner: &User, endpoint: Uuid) -> Vec<Value> {
+    let res = app
+        .authed(
+            &owner.token,
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/orgs/{}/webhooks/{endpoint}/deliveries",
+                owner.org_id
+            ),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    body["items"].as_array().expect("items").clone()
+}
+
+fn mail_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("keel-mail-{}", Uuid::now_v7()))
+}
+
+fn emails_in(dir: &PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The email body with quoted-printable soft breaks joined and `=3D` decoded.
+fn unfold(eml: &str) -> String {
+    eml.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_unsubscribe_apply() {
+    let dir = mail_dir();
+    let app = spawn_app(&[("KEEL__MAIL__DIR", dir.to_str().expect("utf-8"))]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let workers = app.workers();
+
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Members),
+        true,
+    )
+    .await;
+    eventually(
+        "the in-app notification",
+        Duration::from_secs(10),
+        || async {
+            app.count(
+                "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+                ada.user_id,
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    let count: Value = app
+        .authed(
+            &ada.token,
+            reqwest::Method::GET,
+            "/api/v1/notifications/unread-count",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(count["count"], 1);
+    let list: Value = app
+        .authed(
+            &ada.token,
+            reqwest::Method::GET,
+            "/api/v1/notifications?unread=true",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let item = &list["items"][0];
+    assert_eq!(item["type"], "export.completed");
+    assert_eq!(item["title"], "News: export.completed");
+    assert_eq!(item["data"]["rows"], 42);
+    let id = item["id"].as_str().expect("id");
+
+    // The email went out with a working unsubscribe link (no login needed).
+    eventually(
+        "the notification email",
+        Duration::from_secs(10),
+        || async {
+            emails_in(&dir)
+                .iter()
+                .any(|e| e.contains("News: export.completed"))
+        },
+    )
+    .await;
+    let eml = unfold(
+        &emails_in(&dir)
+            .into_iter()
+            .find(|e| e.contains("News: export.completed"))
+            .expect("email"),
+    );
+    let start = eml
+        .find("/api/v1/unsubscribe?token=")
+        .expect("unsubscribe link");
+    let token: String = eml[start + "/api/v1/unsubscribe?token=".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let res = app.get(&format!("/api/v1/unsubscribe?token={token}")).await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .get(&format!("/api/v1/unsubscribe?token={token}x"))
+        .await;
+    assert_eq!(res.status(), 400, "a tampered link is refused");
+    let prefs: Value = app
+        .authed(
+            &ada.token,
+            reqwest::Method::GET,
+            "/api/v1/me/notification-preferences",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        prefs["preferences"],
+        json!([{"event_type": "export.completed", "channel": "email", "enabled": false}])
+    );
+
+    // Reading drops the cached count at once.
+    let res = app
+        .authed(
+            &ada.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/notifications/{id}/read"),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let count: Value = app
+        .authed(
+            &ada.token,
+            reqwest::Method::GET,
+            "/api/v1/notifications/unread-count",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(count["count"], 0);
+
+    // In-app off for another type: its next event makes no row; a bad entry changes nothing.
+    let res = app
+        .authed_json(
+            &ada.token,
+            reqwest::Method::PUT,
+            "/api/v1/me/notification-preferences",
+            json!({"preferences": [
+                {"event_type": "upload.processed", "channel": "in_app", "enabled": false},
+                {"event_type": "upload.processed", "channel": "pager", "enabled": false}
+            ]}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .authed_json(
+            &ada.token,
+            reqwest::Method::PUT,
+            "/api/v1/me/notification-preferences",
+            json!({"preferences": [{"event_type": "upload.processed", "channel": "in_app", "enabled": false}]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    app.publish(
+        event(ada.org_id, "upload.processed", Audience::Members),
+        true,
+    )
+    .await;
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Members),
+        true,
+    )
+    .await;
+    eventually(
+        "the second export notification",
+        Duration::from_secs(10),
+        || async {
+            app.count(
+                "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+                ada.user_id,
+            )
+            .await
+                == 2
+        },
+    )
+    .await;
+    let types: Value = app
+        .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let types: Vec<&str> = types["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["export.completed", "export.completed"],
+        "newest first, no upload row"
+    );
+    let res = app
+        .authed(
+            &ada.token,
+            reqwest::Method::POST,
+            "/api/v1/notifications/read-all",
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["marked"], 1);
+    // Emails: only the first export's (the second came after unsubscribing).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exports = emails_in(&dir)
+        .iter()
+        .filter(|e| e.contains("News: export.completed"))
+        .count();
+    assert_eq!(exports, 1);
+    workers.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_once() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(Vec::new());
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
+    let workers = app.workers();
+
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Members),
+        false,
+    )
+    .await;
+    app.publish(event(ada.org_id, "export.failed", Audience::Members), true)
+        .await;
+    eventually(
+        "the committed event's delivery",
+        Duration::from_secs(10),
+        || async { !receiver.seen().is_empty() },
+    )
+    .await;
+    // Run the committed event's fan-out again, as a redelivered job would.
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    let events: Vec<Id> = diesel::sql_query("SELECT id FROM notifications_events")
+        .load(&mut conn)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 1, "the rolled-back event was never recorded");
+    let again = app
+        .platform
+        .queue
+        .enqueue(
+            &mut conn,
+            &keel_notifications::fanout::FanOut {
+                event_id: events[0].id,
+            },
+        )
+        .await
+        .expect("enqueue");
+    app.platform.queue.ring([again.clone()]).await;
+    eventually("the repeated fan-out", Duration::from_secs(10), || async {
+        app.platform
+            .queue
+            .status(again.id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.state == "succeeded")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1, "one event, one endpoint: one delivery");
+    let body: Value = serde_json::from_slice(&seen[0].body).expect("json body");
+    assert_eq!(body["type"], "export.failed");
+    assert_eq!(body["id"], seen[0].delivery_id.as_str());
+    assert_eq!(deliveries(&app, &ada, endpoint).await.len(), 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+            ada.user_id
+        )
+        .await,
+        1
+    );
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid_signatures() {
+    let app = spawn_app(&[
+        ("KEEL__WEBHOOKS__BREAKER_THRESHOLD", "5"),
+        ("KEEL__WEBHOOKS__DISABLE_AFTER_FAILURES", "10"),
+    ])
+    .await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(vec![
+        Answer::Status(500),
+        Answer::Status(503),
+        Answer::Status(429),
+    ]);
+    let (endpoint, secret) =
+        create_endpoint(&app, &ada, &receiver.url, &["export.completed"]).await;
+    let workers = app.workers();
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Nobody),
+        true,
+    )
+    .await;
+    eventually("the fourth attempt", Duration::from_secs(40), || async {
+        receiver.seen().len() >= 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = receiver.seen();
+    assert_eq!(
+        seen.len(),
+        4,
+        "delivered once after three failures, then no more"
+    );
+    assert!(
+        seen.iter().all(|r| r.delivery_id == seen[0].delivery_id),
+        "one delivery id throughout"
+    );
+    assert!(
+        seen.iter().all(|r| r.body == seen[0].body),
+        "the same bytes every time"
+    );
+    for r in &seen {
+        assert!(
+            signature_is_valid(&r.signature, &secret, &r.body),
+            "{}",
+            r.signature
+        );
+        assert!(!signature_is_valid(&r.signature, "whsec_wrong", &r.body));
+    }
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2],
+        "gaps grow: {gaps:?}"
+    );
+    let log = deliveries(&app, &ada, endpoint).await;
+    assert_eq!(log[0]["status"], "delivered");
+    assert_eq!(log[0]["attempts"], 4);
+    assert_eq!(log[0]["response_status"], 200);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(vec![Answer::Status(500); 100]);
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["export.completed"]).await;
+    let workers = app.workers();
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Nobody),
+        true,
+    )
+    .await;
+    let path = format!("/api/v1/orgs/{}/webhooks/{endpoint}", ada.org_id);
+    eventually(
+        "the endpoint to be disabled",
+        Duration::from_secs(40),
+        || async {
+            let e: Value = app
+                .authed(&ada.token, reqwest::Method::GET, &path)
+                .await
+                .json()
+                .await
+                .expect("json");
+            e["enabled"] == false
+        },
+    )
+    .await;
+    // test.toml: disabled after 6 failures in a row; the breaker (3) spaced the last ones.
+    assert_eq!(receiver.seen().len(), 6);
+    let e: Value = app
+        .authed(&ada.token, reqwest::Method::GET, &path)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(e["consecutive_failures"], 6);
+    assert!(
+        e["disabled_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("6 failed attempts")
+    );
+    eventually(
+        "the admin's notification",
+        Duration::from_secs(10),
+        || async {
+            let list: Value = app
+                .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
+                .await
+                .json()
+                .await
+                .expect("json");
+            list["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|i| i["type"] == "webhook.disabled"))
+        },
+    )
+    .await;
+    let log = deliveries(&app, &ada, endpoint).await;
+    assert_eq!(log[0]["status"], "failed");
+    assert_eq!(log[0]["response_status"], 500);
+    // Disabled endpoints take no tests; re-enabling closes the breaker.
+    let res = app
+        .authed(&ada.token, reqwest::Method::POST, &format!("{path}/test"))
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .authed_json(
+            &ada.token,
+            reqwest::Method::PATCH,
+            &path,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let e: Value = res.json().await.expect("json");
+    assert_eq!(e["consecutive_failures"], 0);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for_it() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(5))]);
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
+    let workers = app.workers();
+    let started = Instant::now();
+    let res = app
+        .authed(
+            &ada.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/webhooks/{endpoint}/test", ada.org_id),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the request did not wait for the receiver"
+    );
+    let delivery: Value = res.json().await.expect("json");
+    assert_eq!(delivery["event_type"], "webhook.test");
+    eventually(
+        "the retry after the timeout",
+        Duration::from_secs(15),
+        || async { deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered" },
+    )
+    .await;
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].delivery_id, seen[1].delivery_id);
+    // test.toml: 1.5 s per attempt.
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= Duration::from_millis(1500), "{gap:?}");
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_same_id() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(30))]);
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
+    let workers = app.workers();
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Nobody),
+        true,
+    )
+    .await;
+    eventually(
+        "the first attempt to arrive",
+        Duration::from_secs(10),
+        || async { !receiver.seen().is_empty() },
+    )
+    .await;
+    // The worker dies mid-request: its tasks stop without recording anything.
+    drop(workers);
+    // Its lease runs out (here: at once, instead of after the job's timeout).
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    diesel::sql_query(
+        "UPDATE queue_jobs SET lease_until = now() - interval '1 second' WHERE kind = $1 AND state = 'running'",
+    )
+    .bind::<Text, _>("notifications.deliver_webhook")
+    .execute(&mut conn)
+    .await
+    .expect("expire lease");
+    let workers = app.workers();
+    eventually("the second attempt", Duration::from_secs(20), || async {
+        receiver.seen().len() >= 2
+    })
+    .await;
+    let seen = receiver.seen();
+    assert_eq!(
+        seen[0].delivery_id, seen[1].delivery_id,
+        "deduplicable by delivery id"
+    );
+    assert_eq!(seen[0].body, seen[1].body);
+    eventually(
+        "the delivery to be recorded",
+        Duration::from_secs(10),
+        || async { deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered" },
+    )
+    .await;
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_and_metadata_addresses_are_refused() {
+    let app = spawn_app(&[("KEEL__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "false")]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let path = format!("/api/v1/orgs/{}/webhooks", ada.org_id);
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://localhost:8080/",
+        "http://10.0.0.8/",
+        "ftp://example.com/",
+        "http://user:pw@example.com/",
+    ] {
+        let res = app
+            .authed_json(
+                &ada.token,
+                reqwest::Method::POST,
+                &path,
+                json!({"url": url, "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(res.status(), 422, "{url}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["field"], "url", "{url}: {body}");
+    }
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = Integer)]
+        n: i32,
+    }
+    let n: N = diesel::sql_query("SELECT count(*)::int AS n FROM notifications_webhook_endpoints")
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(n.n, 0, "nothing half-written");
+
+    // Even where private networks are allowed, cloud metadata stays out of reach.
+    let dev = spawn_app(&[]).await;
+    let grace = user(&dev, "grace@example.com").await;
+    let res = dev
+        .authed_json(
+            &grace.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/webhooks", grace.org_id),
+            json!({"url": "http://169.254.169.254/", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_organizations_webhooks_deliveries_and_notifications_are_not_found() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let mallory = user(&app, "mallory@example.com").await;
+    let receiver = Receiver::start(Vec::new());
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
+    let res = app
+        .authed(
+            &ada.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/webhooks/{endpoint}/test", ada.org_id),
+        )
+        .await;
+    let delivery = res.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Members),
+        true,
+    )
+    .await;
+    let workers = app.workers();
+    eventually("ada's notification", Duration::from_secs(10), || async {
+        app.count(
+            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+            ada.user_id,
+        )
+        .await
+            == 1
+    })
+    .await;
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let notification: Id = diesel::sql_query("SELECT id FROM notifications_inbox LIMIT 1")
+        .get_result(&mut conn)
+        .await
+        .expect("row");
+
+    use reqwest::Method as M;
+    let (a, e, n) = (ada.org_id, endpoint, notification.id);
+    let cases: Vec<(M, String, Option<Value>)> = vec![
+        (M::GET, format!("/api/v1/orgs/{a}/webhooks"), None),
+        (
+            M::POST,
+            format!("/api/v1/orgs/{a}/webhooks"),
+            Some(json!({"url": receiver.url, "event_types": ["*"]})),
+        ),
+        (M::GET, format!("/api/v1/orgs/{a}/webhooks/{e}"), None),
+        (
+            M::PATCH,
+            format!("/api/v1/orgs/{a}/webhooks/{e}"),
+            Some(json!({"url": "https://evil.example/"})),
+        ),
+        (M::DELETE, format!("/api/v1/orgs/{a}/webhooks/{e}"), None),
+        (
+            M::POST,
+            format!("/api/v1/orgs/{a}/webhooks/{e}/rotate-secret"),
+            None,
+        ),
+        (M::POST, format!("/api/v1/orgs/{a}/webhooks/{e}/test"), None),
+        (
+            M::GET,
+            format!("/api/v1/orgs/{a}/webhooks/{e}/deliveries"),
+            None,
+        ),
+        (
+            M::POST,
+            format!("/api/v1/orgs/{a}/webhooks/{e}/deliveries/{delivery}/redeliver"),
+            None,
+        ),
+        // Mallory's own org, ada's endpoint id:
+        (
+            M::GET,
+            format!("/api/v1/orgs/{}/webhooks/{e}", mallory.org_id),
+            None,
+        ),
+        (
+            M::GET,
+            format!("/api/v1/orgs/{}/webhooks/{e}/deliveries", mallory.org_id),
+            None,
+        ),
+        (M::POST, format!("/api/v1/notifications/{n}/read"), None),
+    ];
+    for (method, path, body) in cases {
+        let res = match body {
+            Some(body) => {
+                app.authed_json(&mallory.token, method.clone(), &path, body)
+                    .await
+            }
+            None => app.authed(&mallory.token, method.clone(), &path).await,
+        };
+        assert_eq!(res.status(), 404, "{method} {path}");
+    }
+    // Nothing changed: ada still sees her endpoint, its secret works, the row is unread.
+    let e: Value = app
+        .authed(
+            &ada.token,
+            M::GET,
+            &format!("/api/v1/orgs/{a}/webhooks/{endpoint}"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(e["url"], receiver.url.as_str());
+    assert!(e["previous_secret_expires_at"].is_null(), "not rotated");
+    let count: Value = app
+        .authed(&ada.token, M::GET, "/api/v1/notifications/unread-count")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(count["count"], 1);
+    let list: Value = app
+        .authed(&mallory.token, M::GET, "/api/v1/notifications")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["items"], json!([]));
+    workers.shutdown().await;
+}
