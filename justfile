@@ -65,3 +65,7 @@ bench *args:
 # `GET /api/v1/me` latency alone and while 200 connections log in (argon2); writes docs/benchmarks.md
 bench-login-load:
     deploy/bench/login-load.sh
+
+# Webhook fan-out: 10,000 events to a local receiver; deliveries/s and publish-to-receipt lag
+bench-fanout:
+    deploy/bench/fanout.sh

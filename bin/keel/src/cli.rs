@@ -32,6 +32,20 @@ pub enum Command {
     /// Inspect and repair the job queue.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Publish test events to an organization, as a domain would (checks webhooks and
+    /// notifications end to end; `just bench-fanout` uses it).
+    PublishEvents {
+        /// The organization (tenant).
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long, default_value = "keel.test_event")]
+        event_type: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Who is told in-app and by email: nobody (webhooks only), admins or members.
+        #[arg(long, default_value = "nobody")]
+        audience: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +78,12 @@ impl Cli {
                 Ok(())
             }
             Command::Jobs(cmd) => jobs(Platform::new(settings)?, cmd).await,
+            Command::PublishEvents {
+                org,
+                event_type,
+                count,
+                audience,
+            } => publish_events(Platform::new(settings)?, org, event_type, count, &audience).await,
         }
     }
 }
@@ -94,5 +114,55 @@ async fn jobs(platform: Platform, cmd: JobsCommand) -> anyhow::Result<()> {
         }
         JobsCommand::Reconcile => writeln!(out, "{:?}", queue.reconcile_now().await?)?,
     }
+    Ok(())
+}
+
+/// Publishes `count` events, 100 per transaction, each through the notifications
+/// publisher exactly as a domain does, and rings their fan-out jobs.
+async fn publish_events(
+    platform: Platform,
+    org_id: Uuid,
+    event_type: String,
+    count: u32,
+    audience: &str,
+) -> anyhow::Result<()> {
+    use keel_events::{Audience, Event};
+    let audience = match audience {
+        "nobody" => Audience::Nobody,
+        "admins" => Audience::Admins,
+        "members" => Audience::Members,
+        other => anyhow::bail!("--audience must be nobody, admins or members, not {other:?}"),
+    };
+    let notifications = crate::domains::Domains::new(&platform)?.notifications;
+    let mut sent = 0;
+    while sent < count {
+        let batch = (count - sent).min(100);
+        let (n, event_type, audience) =
+            (notifications.clone(), event_type.clone(), audience.clone());
+        let rings = platform
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let mut rings = Vec::with_capacity(batch as usize);
+                    for i in 0..batch {
+                        let event = Event {
+                            event_type: event_type.clone(),
+                            org_id,
+                            audience: audience.clone(),
+                            title: "A test event".to_owned(),
+                            body: "Published with `keel publish-events`.".to_owned(),
+                            link: None,
+                            data: serde_json::json!({ "sequence": sent + i }),
+                        };
+                        rings.push(n.publish_on(conn, &event).await?);
+                    }
+                    Ok::<_, keel_persistence::DbError>(rings)
+                })
+            })
+            .await?;
+        platform.queue.ring(rings).await;
+        sent += batch;
+    }
+    writeln!(std::io::stdout(), "published {sent} events")?;
     Ok(())
 }

@@ -19,6 +19,11 @@ use uuid::Uuid;
 
 // ---------------------------------------------------------------- harness
 
+/// How long a test waits for background work. Generous: with every test of this binary
+/// running at once on two cores, a job is sometimes picked up many seconds late (the
+/// apalis fetch cadence under load); alone, each wait here is well under a second.
+const PATIENCE: Duration = Duration::from_secs(45);
+
 /// A user with a session in a fresh organization (its owner).
 struct User {
     token: String,
@@ -350,18 +355,14 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         true,
     )
     .await;
-    eventually(
-        "the in-app notification",
-        Duration::from_secs(10),
-        || async {
-            app.count(
-                "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-                ada.user_id,
-            )
-            .await
-                == 1
-        },
-    )
+    eventually("the in-app notification", PATIENCE, || async {
+        app.count(
+            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+            ada.user_id,
+        )
+        .await
+            == 1
+    })
     .await;
     let count: Value = app
         .authed(
@@ -391,15 +392,11 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
     let id = item["id"].as_str().expect("id");
 
     // The email went out with a working unsubscribe link (no login needed).
-    eventually(
-        "the notification email",
-        Duration::from_secs(10),
-        || async {
-            emails_in(&dir)
-                .iter()
-                .any(|e| e.contains("News: export.completed"))
-        },
-    )
+    eventually("the notification email", PATIENCE, || async {
+        emails_in(&dir)
+            .iter()
+            .any(|e| e.contains("News: export.completed"))
+    })
     .await;
     let eml = unfold(
         &emails_in(&dir)
@@ -488,18 +485,14 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         true,
     )
     .await;
-    eventually(
-        "the second export notification",
-        Duration::from_secs(10),
-        || async {
-            app.count(
-                "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-                ada.user_id,
-            )
-            .await
-                == 2
-        },
-    )
+    eventually("the second export notification", PATIENCE, || async {
+        app.count(
+            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
+            ada.user_id,
+        )
+        .await
+            == 2
+    })
     .await;
     let types: Value = app
         .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
@@ -553,11 +546,9 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
     .await;
     app.publish(event(ada.org_id, "export.failed", Audience::Members), true)
         .await;
-    eventually(
-        "the committed event's delivery",
-        Duration::from_secs(10),
-        || async { !receiver.seen().is_empty() },
-    )
+    eventually("the committed event's delivery", PATIENCE, || async {
+        !receiver.seen().is_empty()
+    })
     .await;
     // Run the committed event's fan-out again, as a redelivered job would.
     #[derive(diesel::QueryableByName)]
@@ -583,7 +574,7 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
         .await
         .expect("enqueue");
     app.platform.queue.ring([again.clone()]).await;
-    eventually("the repeated fan-out", Duration::from_secs(10), || async {
+    eventually("the repeated fan-out", PATIENCE, || async {
         app.platform
             .queue
             .status(again.id)
@@ -632,7 +623,7 @@ async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid
         true,
     )
     .await;
-    eventually("the fourth attempt", Duration::from_secs(40), || async {
+    eventually("the fourth attempt", PATIENCE, || async {
         receiver.seen().len() >= 4
     })
     .await;
@@ -684,19 +675,15 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
     )
     .await;
     let path = format!("/api/v1/orgs/{}/webhooks/{endpoint}", ada.org_id);
-    eventually(
-        "the endpoint to be disabled",
-        Duration::from_secs(40),
-        || async {
-            let e: Value = app
-                .authed(&ada.token, reqwest::Method::GET, &path)
-                .await
-                .json()
-                .await
-                .expect("json");
-            e["enabled"] == false
-        },
-    )
+    eventually("the endpoint to be disabled", PATIENCE, || async {
+        let e: Value = app
+            .authed(&ada.token, reqwest::Method::GET, &path)
+            .await
+            .json()
+            .await
+            .expect("json");
+        e["enabled"] == false
+    })
     .await;
     // test.toml: disabled after 6 failures in a row; the breaker (3) spaced the last ones.
     assert_eq!(receiver.seen().len(), 6);
@@ -713,21 +700,17 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
             .expect("reason")
             .contains("6 failed attempts")
     );
-    eventually(
-        "the admin's notification",
-        Duration::from_secs(10),
-        || async {
-            let list: Value = app
-                .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
-                .await
-                .json()
-                .await
-                .expect("json");
-            list["items"]
-                .as_array()
-                .is_some_and(|items| items.iter().any(|i| i["type"] == "webhook.disabled"))
-        },
-    )
+    eventually("the admin's notification", PATIENCE, || async {
+        let list: Value = app
+            .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
+            .await
+            .json()
+            .await
+            .expect("json");
+        list["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["type"] == "webhook.disabled"))
+    })
     .await;
     let log = deliveries(&app, &ada, endpoint).await;
     assert_eq!(log[0]["status"], "failed");
@@ -773,11 +756,9 @@ async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for
     );
     let delivery: Value = res.json().await.expect("json");
     assert_eq!(delivery["event_type"], "webhook.test");
-    eventually(
-        "the retry after the timeout",
-        Duration::from_secs(15),
-        || async { deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered" },
-    )
+    eventually("the retry after the timeout", PATIENCE, || async {
+        deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered"
+    })
     .await;
     let seen = receiver.seen();
     assert_eq!(seen.len(), 2);
@@ -800,11 +781,9 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
         true,
     )
     .await;
-    eventually(
-        "the first attempt to arrive",
-        Duration::from_secs(10),
-        || async { !receiver.seen().is_empty() },
-    )
+    eventually("the first attempt to arrive", PATIENCE, || async {
+        !receiver.seen().is_empty()
+    })
     .await;
     // The worker dies mid-request: its tasks stop without recording anything.
     drop(workers);
@@ -818,7 +797,7 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
     .await
     .expect("expire lease");
     let workers = app.workers();
-    eventually("the second attempt", Duration::from_secs(20), || async {
+    eventually("the second attempt", PATIENCE, || async {
         receiver.seen().len() >= 2
     })
     .await;
@@ -828,11 +807,9 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
         "deduplicable by delivery id"
     );
     assert_eq!(seen[0].body, seen[1].body);
-    eventually(
-        "the delivery to be recorded",
-        Duration::from_secs(10),
-        || async { deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered" },
-    )
+    eventually("the delivery to be recorded", PATIENCE, || async {
+        deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered"
+    })
     .await;
     workers.shutdown().await;
 }
@@ -913,7 +890,7 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
     )
     .await;
     let workers = app.workers();
-    eventually("ada's notification", Duration::from_secs(10), || async {
+    eventually("ada's notification", PATIENCE, || async {
         app.count(
             "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
             ada.user_id,

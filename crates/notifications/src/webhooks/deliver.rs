@@ -126,7 +126,9 @@ impl Notifications {
         drop(conn);
 
         let attempt = self.send(&target, delivery_id, ctx.attempt, now).await;
-        record_metrics(&target.url, &attempt);
+        let host = host_of(&target.url);
+        record_metrics(&host, &attempt);
+        let threshold = i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX);
         let mut conn = self.inner.pool.get().await?;
         match &attempt.verdict {
             Verdict::Delivered => {
@@ -139,10 +141,13 @@ impl Notifications {
                 .execute(&mut conn)
                 .await
                 .map_err(DbError::from)?;
+                breaker_gauge(&host, false);
                 Ok(())
             }
             Verdict::Retry { retry_after, .. } => {
-                let still_enabled = self.failed(target.endpoint_id, target.org_id).await?;
+                let (still_enabled, streak) =
+                    self.failed(target.endpoint_id, target.org_id).await?;
+                breaker_gauge(&host, streak >= threshold);
                 let give_up = ctx.is_last_attempt() || !still_enabled;
                 let status = if give_up { "failed" } else { "pending" };
                 record_attempt(&mut conn, delivery_id, &attempt, status).await?;
@@ -158,7 +163,8 @@ impl Notifications {
                 ))
             }
             Verdict::Fail { .. } => {
-                self.failed(target.endpoint_id, target.org_id).await?;
+                let (_, streak) = self.failed(target.endpoint_id, target.org_id).await?;
+                breaker_gauge(&host, streak >= threshold);
                 record_attempt(&mut conn, delivery_id, &attempt, "failed").await?;
                 Ok(())
             }
@@ -197,11 +203,11 @@ impl Notifications {
 
     /// One more failure in the endpoint's streak: opens the breaker at the threshold,
     /// disables the endpoint (and tells the admins) at the limit. Returns whether the
-    /// endpoint is still enabled.
-    async fn failed(&self, endpoint_id: Uuid, org_id: Uuid) -> Result<bool, JobError> {
+    /// endpoint is still enabled, and the streak.
+    async fn failed(&self, endpoint_id: Uuid, org_id: Uuid) -> Result<(bool, i32), JobError> {
         let settings = self.inner.settings.webhooks.clone();
         let this = self.clone();
-        let (enabled, rings) = self
+        let (enabled, streak, rings) = self
             .inner
             .pool
             .transaction(move |conn| {
@@ -221,7 +227,11 @@ impl Notifications {
                     .await?;
                     let limit = i32::try_from(settings.disable_after_failures).unwrap_or(i32::MAX);
                     if !streak.enabled || streak.consecutive_failures < limit {
-                        return Ok::<_, DbError>((streak.enabled, Vec::new()));
+                        return Ok::<_, DbError>((
+                            streak.enabled,
+                            streak.consecutive_failures,
+                            Vec::new(),
+                        ));
                     }
                     let reason = format!("{limit} failed attempts in a row");
                     diesel::sql_query(
@@ -252,12 +262,12 @@ impl Notifications {
                     let ring = this.publish_on(conn, &event).await?;
                     tracing::warn!(webhook.endpoint_id = %endpoint_id, "webhook endpoint disabled after repeated failures");
                     metrics::counter!("keel_webhook_endpoints_disabled_total").increment(1);
-                    Ok((false, vec![ring]))
+                    Ok((false, streak.consecutive_failures, vec![ring]))
                 })
             })
             .await?;
         self.inner.queue.ring(rings).await;
-        Ok(enabled)
+        Ok((enabled, streak))
     }
 }
 
@@ -340,13 +350,17 @@ async fn finish(
     Ok(())
 }
 
-/// Per receiver host: `keel_webhook_attempts_total{host, outcome}`,
-/// `keel_webhook_failures_total{host, kind}`, `keel_webhook_latency_seconds{host}`.
-fn record_metrics(url: &str, attempt: &Attempt) {
-    let host = reqwest::Url::parse(url)
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| "invalid".to_owned());
+        .unwrap_or_else(|| "invalid".to_owned())
+}
+
+/// Per receiver host: `keel_webhook_attempts_total{host, outcome}`,
+/// `keel_webhook_failures_total{host, kind}`, `keel_webhook_latency_seconds{host}`.
+fn record_metrics(host: &str, attempt: &Attempt) {
+    let host = host.to_owned();
     let outcome = match attempt.verdict {
         Verdict::Delivered => "delivered",
         Verdict::Retry { .. } => "retry",
@@ -360,4 +374,13 @@ fn record_metrics(url: &str, attempt: &Attempt) {
     }
     metrics::histogram!("keel_webhook_latency_seconds", "host" => host)
         .record(attempt.latency.as_secs_f64());
+}
+
+/// `keel_webhook_breaker_open{host}`: 1 while the last attempt left a breaker open.
+fn breaker_gauge(host: &str, open: bool) {
+    metrics::gauge!("keel_webhook_breaker_open", "host" => host.to_owned()).set(if open {
+        1.0
+    } else {
+        0.0
+    });
 }
