@@ -189,4 +189,12 @@ pub(crate) fn queue_config(prefix: &str, kind: &str) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(format!("{prefix}:jobs:{kind}"))
         .emit_events(false)
+        // A worker sometimes misses the wake-up of its poll interval (seen under load:
+        // a doorbell waited until the next heartbeat, 30 s by default); the heartbeat
+        // also fetches, so a short one bounds that wait. Orphans still take a minute.
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(60)
 }
+
+/// Also the longest a pushed doorbell can wait for a fetch when a wake-up is lost.
+const HEARTBEAT: Duration = Duration::from_secs(1);
