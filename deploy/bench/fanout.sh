@@ -11,28 +11,9 @@ cd "$ROOT"
 BENCH_EVENTS="${BENCH_EVENTS:-10000}"
 BENCH_OUTPUT="${BENCH_OUTPUT-docs/benchmarks.md}"
 RECEIVER_PORT=18090
-log() { printf 'fanout: %s\n' "$*" >&2; }
-die() {
-    printf 'fanout: error: %s\n' "$*" >&2
-    exit 1
-}
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-fanout.XXXXXX")"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-deploy/local/services.sh ensure
-cargo build --release -p keel
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')"
-KEEL="$TARGET_DIR/release/keel"
-"$KEEL" migrate
-eval "$(deploy/bench/accounts-fixture.sh "$KEEL")"
-export BENCH_SESSION
+BENCH_NAME=fanout
+# shellcheck source=deploy/bench/common.sh
+source deploy/bench/common.sh
 
 python3 deploy/bench/receiver.py "$RECEIVER_PORT" "$BENCH_EVENTS" "$WORK/result.json" &
 PIDS+=($!)
@@ -42,10 +23,7 @@ export KEEL__WEBHOOKS__ALLOW_PRIVATE_NETWORKS=true KEEL__TELEMETRY__LOG_FILTER=w
 export KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP=0
 KEEL__SERVER__PORT=18083 "$KEEL" serve >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do
-    curl -fsS http://127.0.0.1:18083/health/live >/dev/null 2>&1 && break
-    sleep 0.1
-done
+wait_for_health 18083
 org="$(curl -fsS -H "authorization: Bearer $BENCH_SESSION" http://127.0.0.1:18083/api/v1/me |
     sed -E 's/.*"organization":\{"id":"([^"]+)".*/\1/')"
 curl -fsS -X POST -H "authorization: Bearer $BENCH_SESSION" -H 'content-type: application/json' \
@@ -80,14 +58,4 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } >"$WORK/report.md"
 echo
 cat "$WORK/report.md"
-if [[ -n "$BENCH_OUTPUT" ]]; then
-    grep -q '<!-- fanout:start -->' "$BENCH_OUTPUT" ||
-        printf '\n<!-- fanout:start -->\n<!-- fanout:end -->\n' >>"$BENCH_OUTPUT"
-    awk -v report="$WORK/report.md" '
-        /<!-- fanout:start -->/ { print; while ((getline line < report) > 0) print line; skipping = 1; next }
-        /<!-- fanout:end -->/ { skipping = 0 }
-        !skipping { print }
-    ' "$BENCH_OUTPUT" >"$WORK/out.md"
-    cat "$WORK/out.md" >"$BENCH_OUTPUT"
-    log "wrote $BENCH_OUTPUT"
-fi
+write_section fanout "$WORK/report.md"

@@ -20,28 +20,10 @@ BENCH_ME_CONNECTIONS="${BENCH_ME_CONNECTIONS:-16}"
 BENCH_OUTPUT="${BENCH_OUTPUT-docs/benchmarks.md}"
 PORT=18082
 
-log() { printf 'login-load: %s\n' "$*" >&2; }
-die() {
-    printf 'login-load: error: %s\n' "$*" >&2
-    exit 1
-}
-command -v wrk >/dev/null || die "wrk is missing: run \`just bench\` once (it installs it) or install it"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-login-load.XXXXXX")"
-SERVER_PID=''
-cleanup() {
-    [[ -z "$SERVER_PID" ]] || { kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-deploy/local/services.sh ensure
-cargo build --release -p keel
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')"
-KEEL="$TARGET_DIR/release/keel"
-"$KEEL" migrate
-eval "$(deploy/bench/accounts-fixture.sh "$KEEL")"
-export BENCH_EMAIL BENCH_PASSWORD
+BENCH_NAME=login-load
+command -v wrk >/dev/null || { echo "login-load: wrk is missing: run \`just bench\` once (it installs it) or install it" >&2; exit 1; }
+# shellcheck source=deploy/bench/common.sh
+source deploy/bench/common.sh
 
 # Rate limits off and login throttling out of reach: the load generator is one client on
 # one IP logging in to one account (throttling still runs: its Redis round trips count;
@@ -51,11 +33,8 @@ KEEL__SERVER__PORT="$PORT" KEEL__TELEMETRY__LOG_FILTER=warn \
     KEEL__ACCOUNTS__LOGIN_FREE_ATTEMPTS_PER_ACCOUNT=1000000000 KEEL__ACCOUNTS__LOGIN_FREE_ATTEMPTS_PER_IP=1000000000 \
     KEEL__REDIS__KEY_PREFIX="keel-login-load-$$" \
     "$KEEL" serve >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$PORT/health/live" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+PIDS+=($!)
+wait_for_health "$PORT"
 status="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
     -d "{\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\"}" "http://127.0.0.1:$PORT/api/v1/sessions")"
 [[ "$status" == 201 ]] || die "a login answered $status, not 201"
@@ -104,14 +83,4 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo
 cat "$WORK/report.md"
 
-if [[ -n "$BENCH_OUTPUT" ]]; then
-    grep -q '<!-- login-load:start -->' "$BENCH_OUTPUT" ||
-        printf '\n<!-- login-load:start -->\n<!-- login-load:end -->\n' >>"$BENCH_OUTPUT"
-    awk -v report="$WORK/report.md" '
-        /<!-- login-load:start -->/ { print; while ((getline line < report) > 0) print line; skipping = 1; next }
-        /<!-- login-load:end -->/ { skipping = 0 }
-        !skipping { print }
-    ' "$BENCH_OUTPUT" >"$WORK/out.md"
-    cat "$WORK/out.md" >"$BENCH_OUTPUT"
-    log "wrote $BENCH_OUTPUT"
-fi
+write_section login-load "$WORK/report.md"

@@ -624,6 +624,7 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
         .spawn()
         .expect("spawn keel");
     let base = format!("http://127.0.0.1:{port}");
+    keel_telemetry::install_tls_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while client

@@ -17,6 +17,7 @@ use keel_http::{ApiError, Authenticator, Caller};
 
 /// Activity is recorded when the cached `last_seen_at` is older than this.
 const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+pub(crate) const TOUCH_EVERY_STD: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Authenticator for Accounts {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, ApiError>> {
@@ -40,6 +41,12 @@ impl Authenticator for Accounts {
 }
 
 impl Accounts {
+    /// True for one caller per id and minute in this process: the requests that all see
+    /// the same stale cache entry write the activity once, not once each.
+    async fn claim_touch(&self, id: uuid::Uuid) -> bool {
+        self.touches.entry(id).or_insert(()).await.is_fresh()
+    }
+
     async fn session_caller(&self, token: &str) -> Result<Caller, AccountsError> {
         let hash = token::hash(token);
         let key = token::hex(&hash);
@@ -62,7 +69,7 @@ impl Accounts {
         if auth.expires_at <= now || auth.last_seen_at + idle <= now {
             return Err(AccountsError::InvalidCredentials);
         }
-        if now - auth.last_seen_at > TOUCH_EVERY {
+        if now - auth.last_seen_at > TOUCH_EVERY && self.claim_touch(auth.session_id).await {
             let touched = {
                 let mut conn = self.pool.get().await?;
                 repo::touch_session(&mut conn, auth.session_id, now - idle).await?
@@ -104,7 +111,9 @@ impl Accounts {
             return Err(AccountsError::InvalidCredentials);
         }
         // "Last used" for the key list, written at most once a minute per key and process.
-        if auth.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY) {
+        if auth.last_used_at.is_none_or(|at| now - at > TOUCH_EVERY)
+            && self.claim_touch(auth.key_id).await
+        {
             let mut conn = self.pool.get().await?;
             repo::touch_api_key(&mut conn, auth.key_id).await?;
             drop(conn);

@@ -35,6 +35,8 @@ pub struct Accounts {
     pub(crate) keys: Namespace<Option<repo::KeyAuth>>,
     /// Organization names by id.
     pub(crate) orgs: Namespace<Option<repo::OrgInfo>>,
+    /// Sessions and keys whose activity this process wrote in the last minute.
+    pub(crate) touches: moka::future::Cache<Uuid, ()>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -74,6 +76,10 @@ impl Accounts {
                 &settings.accounts,
             ),
             hasher: Hasher::new(settings.accounts.password_hash_concurrency)?,
+            touches: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(crate::auth::TOUCH_EVERY_STD)
+                .build(),
             sessions: cache.namespace("accounts.session", 1),
             profiles: cache.namespace("accounts.profile", 1),
             keys: cache.namespace("accounts.api_key", 1),

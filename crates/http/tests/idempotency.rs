@@ -135,6 +135,8 @@ async fn spawn_app() -> TestApp {
     .run();
     let handle = server.handle();
     tokio::spawn(server);
+    // The workspace's reqwest brings no TLS provider of its own.
+    keel_telemetry::install_tls_provider();
     TestApp {
         base,
         client: reqwest::Client::new(),

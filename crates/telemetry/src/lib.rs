@@ -37,6 +37,7 @@ pub enum TelemetryError {
 /// W3C propagator and the Prometheus recorder. Never blocks on the collector: spans are
 /// exported in the background and dropped if it is unreachable.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
+    install_tls_provider();
     let provider = traces::provider(settings)?;
     logging::install(settings, &provider)?;
     metrics::install();
@@ -50,4 +51,13 @@ impl Telemetry {
             tracing::debug!(error = %e, "trace provider shutdown");
         }
     }
+}
+
+/// Makes ring the process's TLS crypto provider. Keel's HTTP clients (the OTLP exporter,
+/// outgoing webhooks) share one reqwest built without a provider of its own, so that the
+/// process carries one TLS stack (ring, as the SMTP client uses); a client built before
+/// this would panic. Idempotent.
+pub fn install_tls_provider() {
+    // Err only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -57,6 +57,7 @@ pub(crate) fn install(
 /// For tests: installs the same stack once per process (quiet unless `RUST_LOG` is set),
 /// so spans get trace ids and metrics are recorded. Later calls do nothing.
 pub fn init_for_tests() {
+    crate::install_tls_provider();
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let settings = TelemetrySettings {

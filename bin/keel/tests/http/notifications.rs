@@ -105,6 +105,12 @@ impl TestApp {
             .expect("request")
     }
 
+    async fn get_json(&self, token: &str, path: &str) -> Value {
+        let res = self.authed(token, reqwest::Method::GET, path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.expect("json")
+    }
+
     fn workers(&self) -> Workers {
         let registry = keel::jobs::registry(&self.domains).expect("registry");
         Workers::start(
@@ -365,26 +371,12 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
     })
     .await;
     let count: Value = app
-        .authed(
-            &ada.token,
-            reqwest::Method::GET,
-            "/api/v1/notifications/unread-count",
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
     assert_eq!(count["count"], 1);
     let list: Value = app
-        .authed(
-            &ada.token,
-            reqwest::Method::GET,
-            "/api/v1/notifications?unread=true",
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, "/api/v1/notifications?unread=true")
+        .await;
     let item = &list["items"][0];
     assert_eq!(item["type"], "export.completed");
     assert_eq!(item["title"], "News: export.completed");
@@ -418,15 +410,8 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         .await;
     assert_eq!(res.status(), 400, "a tampered link is refused");
     let prefs: Value = app
-        .authed(
-            &ada.token,
-            reqwest::Method::GET,
-            "/api/v1/me/notification-preferences",
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, "/api/v1/me/notification-preferences")
+        .await;
     assert_eq!(
         prefs["preferences"],
         json!([{"event_type": "export.completed", "channel": "email", "enabled": false}])
@@ -442,15 +427,8 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         .await;
     assert_eq!(res.status(), 204);
     let count: Value = app
-        .authed(
-            &ada.token,
-            reqwest::Method::GET,
-            "/api/v1/notifications/unread-count",
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
     assert_eq!(count["count"], 0);
 
     // In-app off for another type: its next event makes no row; a bad entry changes nothing.
@@ -494,12 +472,7 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
             == 2
     })
     .await;
-    let types: Value = app
-        .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let types: Value = app.get_json(&ada.token, "/api/v1/notifications").await;
     let types: Vec<&str> = types["items"]
         .as_array()
         .expect("items")
@@ -676,23 +649,13 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
     .await;
     let path = format!("/api/v1/orgs/{}/webhooks/{endpoint}", ada.org_id);
     eventually("the endpoint to be disabled", PATIENCE, || async {
-        let e: Value = app
-            .authed(&ada.token, reqwest::Method::GET, &path)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let e: Value = app.get_json(&ada.token, &path).await;
         e["enabled"] == false
     })
     .await;
     // test.toml: disabled after 6 failures in a row; the breaker (3) spaced the last ones.
     assert_eq!(receiver.seen().len(), 6);
-    let e: Value = app
-        .authed(&ada.token, reqwest::Method::GET, &path)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let e: Value = app.get_json(&ada.token, &path).await;
     assert_eq!(e["consecutive_failures"], 6);
     assert!(
         e["disabled_reason"]
@@ -701,12 +664,7 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
             .contains("6 failed attempts")
     );
     eventually("the admin's notification", PATIENCE, || async {
-        let list: Value = app
-            .authed(&ada.token, reqwest::Method::GET, "/api/v1/notifications")
-            .await
-            .json()
-            .await
-            .expect("json");
+        let list: Value = app.get_json(&ada.token, "/api/v1/notifications").await;
         list["items"]
             .as_array()
             .is_some_and(|items| items.iter().any(|i| i["type"] == "webhook.disabled"))
@@ -967,30 +925,15 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
     }
     // Nothing changed: ada still sees her endpoint, its secret works, the row is unread.
     let e: Value = app
-        .authed(
-            &ada.token,
-            M::GET,
-            &format!("/api/v1/orgs/{a}/webhooks/{endpoint}"),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, &format!("/api/v1/orgs/{a}/webhooks/{endpoint}"))
+        .await;
     assert_eq!(e["url"], receiver.url.as_str());
     assert!(e["previous_secret_expires_at"].is_null(), "not rotated");
     let count: Value = app
-        .authed(&ada.token, M::GET, "/api/v1/notifications/unread-count")
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
     assert_eq!(count["count"], 1);
-    let list: Value = app
-        .authed(&mallory.token, M::GET, "/api/v1/notifications")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json(&mallory.token, "/api/v1/notifications").await;
     assert_eq!(list["items"], json!([]));
     workers.shutdown().await;
 }

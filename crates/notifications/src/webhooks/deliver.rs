@@ -133,6 +133,10 @@ impl Notifications {
         match &attempt.verdict {
             Verdict::Delivered => {
                 record_attempt(&mut conn, delivery_id, &attempt, "delivered").await?;
+                if target.consecutive_failures == 0 && target.breaker_open_until.is_none() {
+                    // A healthy endpoint: no streak to reset, one commit saved.
+                    return Ok(());
+                }
                 diesel::sql_query(
                     "UPDATE notifications_webhook_endpoints SET consecutive_failures = 0, \
                      breaker_open_until = NULL WHERE id = $1",

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use futures::future::BoxFuture;
 use keel_http::pagination::{Page, Paginated};
-use keel_persistence::{DbError, OptionalExt};
+use keel_persistence::{AsyncPgConnection, DbError, OptionalExt};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -85,31 +86,23 @@ impl Notifications {
         delivery_id: Uuid,
     ) -> Result<Delivery, NotificationsError> {
         self.require_enabled(org_id, endpoint_id).await?;
-        let queue = self.inner.queue.clone();
-        let (delivery, ring) = self
-            .inner
-            .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let delivery: Delivery = diesel::sql_query(format!(
-                        "UPDATE notifications_webhook_deliveries SET status = 'pending', updated_at = now() \
-                         WHERE id = $1 AND endpoint_id = $2 AND org_id = $3 RETURNING {COLUMNS}"
-                    ))
-                    .bind::<SqlUuid, _>(delivery_id)
-                    .bind::<SqlUuid, _>(endpoint_id)
-                    .bind::<SqlUuid, _>(org_id)
-                    .get_result(conn)
-                    .await
-                    .map_err(DbError::from)
-                    .optional()?
-                    .ok_or(NotificationsError::NotFound)?;
-                    let ring = queue.enqueue(conn, &Deliver { delivery_id }).await?;
-                    Ok::<_, NotificationsError>((delivery, ring))
-                })
+        self.queue_delivery(move |conn| {
+            Box::pin(async move {
+                diesel::sql_query(format!(
+                    "UPDATE notifications_webhook_deliveries SET status = 'pending', updated_at = now() \
+                     WHERE id = $1 AND endpoint_id = $2 AND org_id = $3 RETURNING {COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(delivery_id)
+                .bind::<SqlUuid, _>(endpoint_id)
+                .bind::<SqlUuid, _>(org_id)
+                .get_result(conn)
+                .await
+                .map_err(DbError::from)
+                .optional()?
+                .ok_or(NotificationsError::NotFound)
             })
-            .await?;
-        self.inner.queue.ring([ring]).await;
-        Ok(delivery)
+        })
+        .await
     }
 
     /// A `webhook.test` delivery to this endpoint only, whatever types it subscribes to.
@@ -126,23 +119,47 @@ impl Notifications {
             Utc::now(),
             &serde_json::json!({ "message": "This is a test delivery from Keel." }),
         );
+        self.queue_delivery(move |conn| {
+            Box::pin(async move {
+                Ok(diesel::sql_query(format!(
+                    "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_type, body) \
+                     VALUES ($1, $2, $3, 'webhook.test', $4) RETURNING {COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(delivery_id)
+                .bind::<SqlUuid, _>(endpoint_id)
+                .bind::<SqlUuid, _>(org_id)
+                .bind::<Text, _>(body)
+                .get_result(conn)
+                .await?)
+            })
+        })
+        .await
+    }
+
+    /// Writes a delivery row with `write` and its job in one transaction, then rings.
+    async fn queue_delivery<F>(&self, write: F) -> Result<Delivery, NotificationsError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut AsyncPgConnection,
+            ) -> BoxFuture<'c, Result<Delivery, NotificationsError>>
+            + Send
+            + 'static,
+    {
         let queue = self.inner.queue.clone();
         let (delivery, ring) = self
             .inner
             .pool
             .transaction(move |conn| {
                 Box::pin(async move {
-                    let delivery: Delivery = diesel::sql_query(format!(
-                        "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_type, body) \
-                         VALUES ($1, $2, $3, 'webhook.test', $4) RETURNING {COLUMNS}"
-                    ))
-                    .bind::<SqlUuid, _>(delivery_id)
-                    .bind::<SqlUuid, _>(endpoint_id)
-                    .bind::<SqlUuid, _>(org_id)
-                    .bind::<Text, _>(&body)
-                    .get_result(conn)
-                    .await?;
-                    let ring = queue.enqueue(conn, &Deliver { delivery_id }).await?;
+                    let delivery = write(conn).await?;
+                    let ring = queue
+                        .enqueue(
+                            conn,
+                            &Deliver {
+                                delivery_id: delivery.id,
+                            },
+                        )
+                        .await?;
                     Ok::<_, NotificationsError>((delivery, ring))
                 })
             })

@@ -308,16 +308,19 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// The two policies, for tests here and in the sender.
+#[cfg(test)]
+pub(crate) const STRICT: UrlPolicy = UrlPolicy {
+    allow_private_networks: false,
+};
+#[cfg(test)]
+pub(crate) const LAX: UrlPolicy = UrlPolicy {
+    allow_private_networks: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const STRICT: UrlPolicy = UrlPolicy {
-        allow_private_networks: false,
-    };
-    const LAX: UrlPolicy = UrlPolicy {
-        allow_private_networks: true,
-    };
 
     #[test]
     fn forbidden_reasons_by_address() {

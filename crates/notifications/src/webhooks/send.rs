@@ -110,8 +110,9 @@ impl Sender {
         timeout: Duration,
         max_response_bytes: usize,
     ) -> Result<Self, String> {
-        // reqwest is built without a crypto provider; this fails harmlessly when a
-        // provider is already installed.
+        // reqwest is built without a crypto provider (the process installs ring, see
+        // keel_telemetry::install_tls_provider); this fails harmlessly when one is
+        // installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -365,19 +366,13 @@ fn root_cause(e: &(dyn StdError + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::webhooks::guard::{LAX, STRICT};
     use std::sync::{Arc, Mutex};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
-
-    const STRICT: UrlPolicy = UrlPolicy {
-        allow_private_networks: false,
-    };
-    const LAX: UrlPolicy = UrlPolicy {
-        allow_private_networks: true,
-    };
 
     /// A one-trick HTTP/1.1 server on 127.0.0.1: answers every request with the same
     /// canned bytes after `delay`, and records the requests it received.
