@@ -25,14 +25,6 @@ impl Domains {
     pub fn new(platform: &Platform) -> anyhow::Result<Self> {
         let settings = &platform.settings;
         let mailer = Mailer::new(&settings.mail, platform.queue.clone())?;
-        let accounts = Accounts::new(
-            settings.clone(),
-            platform.pool.clone(),
-            &platform.cache,
-            platform.redis.clone(),
-            platform.queue.clone(),
-            Arc::new(AccountEmails(mailer.clone())),
-        )?;
         let notifications = Notifications::new(
             settings.clone(),
             platform.pool.clone(),
@@ -40,6 +32,15 @@ impl Domains {
             platform.queue.clone(),
             mailer.clone(),
             Arc::new(People),
+        )?;
+        let accounts = Accounts::new(
+            settings.clone(),
+            platform.pool.clone(),
+            &platform.cache,
+            platform.redis.clone(),
+            platform.queue.clone(),
+            Arc::new(AccountEmails(mailer.clone())),
+            Arc::new(notifications.clone()),
         )?;
         Ok(Self {
             accounts,

@@ -12,6 +12,7 @@ use crate::repo::{self, AuditEntry, AuditEvent, Member, NewToken, OrgInfo};
 use crate::service::{Accounts, profile_key};
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::{DateTime, Utc};
+use keel_events::{Audience, Event};
 use keel_http::{Caller, Page, Paginated};
 use uuid::Uuid;
 
@@ -232,15 +233,28 @@ impl Accounts {
                         details: serde_json::json!({ "email_domain": email.domain(), "role": new_role }),
                     })
                     .await?;
+                    let event = Event {
+                        event_type: "member.invited".to_owned(),
+                        org_id,
+                        audience: Audience::Admins,
+                        title: format!("{inviter_name} invited {} to {}", email.as_str(), org.name),
+                        body: format!("The invitation is for the {new_role} role and stays valid for 7 days."),
+                        link: None,
+                        data: serde_json::json!({
+                            "email": email.as_str(), "role": new_role, "invited_by_user_id": actor.0,
+                            "invited_by_api_key_id": actor.1,
+                        }),
+                    };
+                    let published = this.events.publish(conn, event).await?;
                     let mail = AccountEmail::Invitation {
                         to: email.as_str().to_owned(), inviter_name, organization_name: org.name,
                         role: new_role.to_owned(), link,
                     };
-                    Ok::<_, AccountsError>(this.mailer.enqueue(conn, mail).await?)
+                    Ok::<_, AccountsError>([this.mailer.enqueue(conn, mail).await?, published])
                 })
             })
             .await?;
-        self.queue.ring([enqueued]).await;
+        self.queue.ring(enqueued).await;
         Ok(())
     }
 

@@ -25,6 +25,8 @@ pub struct Accounts {
     pub(crate) queue: Queue,
     pub(crate) hasher: Hasher,
     pub(crate) mailer: Arc<dyn AccountMailer>,
+    /// Where membership events (`member.invited`) go; notifications, wired by the binary.
+    pub(crate) events: Arc<dyn keel_events::Publisher>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) throttle: crate::throttle::Throttle,
     /// Live sessions by token hash (`None` cached too: unknown tokens cost no query).
@@ -68,6 +70,7 @@ impl Accounts {
         redis: deadpool_redis::Pool,
         queue: Queue,
         mailer: Arc<dyn AccountMailer>,
+        events: Arc<dyn keel_events::Publisher>,
     ) -> Result<Self, AccountsError> {
         Ok(Self {
             throttle: crate::throttle::Throttle::new(
@@ -76,6 +79,7 @@ impl Accounts {
                 &settings.accounts,
             ),
             hasher: Hasher::new(settings.accounts.password_hash_concurrency)?,
+            events,
             touches: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(crate::auth::TOUCH_EVERY_STD)

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_accounts::{AccountEmail, AccountMailer, Accounts};
 use keel_cache::Cache;
+use keel_events::{Audience, Event, Publisher};
 use keel_http::Authenticator;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{AsyncPgConnection, DbPool, DbResult};
@@ -35,6 +36,26 @@ impl AccountMailer for JobMailer {
         email: AccountEmail,
     ) -> BoxFuture<'a, DbResult<Enqueued>> {
         async move { self.0.enqueue(conn, &TestEmail(email)).await }.boxed()
+    }
+}
+
+/// The job a test publisher enqueues: the event itself as payload.
+#[derive(Debug, Serialize, Deserialize)]
+struct TestEvent(Event);
+impl Job for TestEvent {
+    const NAME: &'static str = "test.event";
+}
+
+#[derive(Debug)]
+struct JobEvents(Queue);
+
+impl Publisher for JobEvents {
+    fn publish<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        event: Event,
+    ) -> BoxFuture<'a, DbResult<Enqueued>> {
+        async move { self.0.enqueue(conn, &TestEvent(event)).await }.boxed()
     }
 }
 
@@ -73,7 +94,8 @@ fn instance(settings: &Arc<keel_config::Settings>, pool: DbPool) -> Accounts {
     let cache = Cache::new(&settings.cache, &settings.redis, redis.clone()).expect("cache");
     let queue = Queue::new(settings, pool.clone()).expect("queue");
     let mailer = Arc::new(JobMailer(queue.clone()));
-    Accounts::new(settings.clone(), pool, &cache, redis, queue, mailer).expect("accounts")
+    let events = Arc::new(JobEvents(queue.clone()));
+    Accounts::new(settings.clone(), pool, &cache, redis, queue, mailer, events).expect("accounts")
 }
 
 async fn app(
@@ -118,12 +140,21 @@ async fn call(
 
 /// The emails enqueued so far, oldest first.
 async fn emails(pool: &DbPool) -> Vec<AccountEmail> {
+    payloads(pool, TestEmail::NAME).await
+}
+
+async fn events(pool: &DbPool) -> Vec<Event> {
+    payloads(pool, TestEvent::NAME).await
+}
+
+/// The payloads of the jobs of `kind`, oldest first.
+async fn payloads<T: serde::de::DeserializeOwned>(pool: &DbPool, kind: &str) -> Vec<T> {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
     use keel_persistence::schema::queue_jobs;
     let mut conn = pool.get().await.expect("conn");
     let payloads: Vec<Value> = queue_jobs::table
-        .filter(queue_jobs::kind.eq(TestEmail::NAME))
+        .filter(queue_jobs::kind.eq(kind))
         .order(queue_jobs::created_at.asc())
         .select(queue_jobs::payload)
         .load(&mut conn)
@@ -131,7 +162,7 @@ async fn emails(pool: &DbPool) -> Vec<AccountEmail> {
         .expect("jobs");
     payloads
         .into_iter()
-        .map(|p| serde_json::from_value(p).expect("email payload"))
+        .map(|p| serde_json::from_value(p).expect("payload"))
         .collect()
 }
 
@@ -839,6 +870,14 @@ async fn an_invitation_works_once_and_only_for_the_invited_address() {
             _ => None,
         })
         .expect("invitation");
+    // Published in the same transaction, for the organization's admins (and webhooks).
+    let published = events(&ctx.pool).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].event_type, "member.invited");
+    assert_eq!(published[0].org_id.to_string(), org);
+    assert_eq!(published[0].audience, Audience::Admins);
+    assert_eq!(published[0].data["email"], "invited@example.com");
+    assert_eq!(published[0].data["role"], "member");
     let stranger = verified_user(&ctx, &app, "stranger@example.com").await;
     let (status, _) = call(
         &app,

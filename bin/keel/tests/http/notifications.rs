@@ -579,6 +579,8 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
 async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid_signatures() {
     let app = spawn_app(&[
         ("KEEL__WEBHOOKS__BREAKER_THRESHOLD", "5"),
+        // Gaps of about 0.5, 1 and 2 s: far apart enough to compare on a busy machine.
+        ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "500"),
         ("KEEL__WEBHOOKS__DISABLE_AFTER_FAILURES", "10"),
     ])
     .await;
@@ -935,5 +937,38 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
     assert_eq!(count["count"], 1);
     let list: Value = app.get_json(&mallory.token, "/api/v1/notifications").await;
     assert_eq!(list["items"], json!([]));
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invitation_tells_the_admins_in_app_and_the_organizations_webhooks() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(Vec::new());
+    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["member.invited"]).await;
+    let workers = app.workers();
+    let res = app
+        .authed_json(
+            &ada.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/invitations", ada.org_id),
+            json!({"email": "grace@example.com", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    eventually("the webhook delivery", PATIENCE, || async {
+        !receiver.seen().is_empty()
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&receiver.seen()[0].body).expect("json");
+    assert_eq!(body["type"], "member.invited");
+    assert_eq!(body["data"]["email"], "grace@example.com");
+    assert_eq!(body["data"]["role"], "admin");
+    let list = app.get_json(&ada.token, "/api/v1/notifications").await;
+    assert_eq!(list["items"][0]["type"], "member.invited", "{list}");
+    assert_eq!(
+        deliveries(&app, &ada, endpoint).await[0]["status"],
+        "delivered"
+    );
     workers.shutdown().await;
 }
