@@ -124,10 +124,19 @@ impl Settings {
         )?;
         at_least("accounts.login_window_minutes", a.login_window_minutes, 1)?;
         at_least("accounts.login_max_delay_secs", a.login_max_delay_secs, 1)?;
-        if self.notifications.unsubscribe_secret.expose().len() < 32 {
+        let unsubscribe = self.notifications.unsubscribe_secret.expose();
+        if unsubscribe.len() < 32 {
             return Err(invalid(
                 "notifications.unsubscribe_secret",
                 "must be at least 32 characters",
+            ));
+        }
+        // The development default is public: in production it would let anyone forge
+        // unsubscribe links.
+        if self.env == "production" && unsubscribe.starts_with(DEVELOPMENT_SECRET_PREFIX) {
+            return Err(invalid(
+                "notifications.unsubscribe_secret",
+                "is the development default; set KEEL__NOTIFICATIONS__UNSUBSCRIBE_SECRET",
             ));
         }
         let w = &self.webhooks;
@@ -155,6 +164,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// How the development default of `notifications.unsubscribe_secret` begins.
+const DEVELOPMENT_SECRET_PREFIX: &str = "development-only-";
 
 fn invalid(key: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {

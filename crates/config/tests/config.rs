@@ -7,8 +7,28 @@ fn repo_config_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
 
+/// The repository's config for `env_name`; production gets the secrets it requires.
 fn loader(env_name: &str) -> Loader {
-    Loader::new(repo_config_dir(), env_name, HashMap::new())
+    let loader = Loader::new(repo_config_dir(), env_name, HashMap::new());
+    if env_name == "production" {
+        loader.with_var(
+            "KEEL__NOTIFICATIONS__UNSUBSCRIBE_SECRET",
+            "0123456789abcdef0123456789abcdef-prod",
+        )
+    } else {
+        loader
+    }
+}
+
+#[test]
+fn production_refuses_the_development_unsubscribe_secret() {
+    let err = Loader::new(repo_config_dir(), "production", HashMap::new())
+        .load()
+        .expect_err("the public development secret must not reach production");
+    assert!(
+        err.to_string().contains("notifications.unsubscribe_secret"),
+        "{err}"
+    );
 }
 
 #[test]

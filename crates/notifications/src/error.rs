@@ -86,6 +86,9 @@ pub enum NotificationsError {
     /// 403: the caller's role or scopes do not allow this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 409: conflicts with the resource's current state.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// 400: an unsubscribe link that is not one of ours.
     #[error("invalid or expired link")]
     InvalidLink,
@@ -122,6 +125,7 @@ impl From<NotificationsError> for keel_http::ApiError {
             NotificationsError::Invalid { field, message } => ApiError::validation(field, message),
             NotificationsError::NotFound => ApiError::not_found("not found"),
             NotificationsError::Forbidden(why) => ApiError::forbidden(why),
+            NotificationsError::Conflict(why) => ApiError::conflict(why),
             NotificationsError::InvalidLink => {
                 ApiError::bad_request("this link is invalid or no longer works")
             }

@@ -83,6 +83,10 @@ impl Mailer {
             subject: rendered.subject,
             html: rendered.html,
             text: rendered.text,
+            list_unsubscribe: vars
+                .get("unsubscribe_link")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
         })
     }
 

@@ -2,6 +2,7 @@
 
 use crate::MailError;
 use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use std::fmt;
 use uuid::Uuid;
@@ -14,6 +15,9 @@ pub struct EmailMessage {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// Sent as `List-Unsubscribe` with `List-Unsubscribe-Post: List-Unsubscribe=One-Click`
+    /// (RFC 8058), so mail clients offer an unsubscribe button that POSTs it.
+    pub list_unsubscribe: Option<String>,
 }
 
 /// Shows the recipient's domain only: `Debug` output ends up in logs, and an address is
@@ -54,11 +58,23 @@ pub(crate) fn build(
     id: Uuid,
     msg: &EmailMessage,
 ) -> Result<Message, MailError> {
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(parse_mailbox(&msg.to)?)
         .subject(msg.subject.as_str())
-        .message_id(Some(format!("<{id}@{message_domain}>")))
+        .message_id(Some(format!("<{id}@{message_domain}>")));
+    if let Some(url) = &msg.list_unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    builder
         .multipart(MultiPart::alternative_plain_html(
             msg.text.clone(),
             msg.html.clone(),
@@ -80,6 +96,7 @@ mod tests {
             subject: "Hi".into(),
             html: "<p>Hi</p>".into(),
             text: "Hi".into(),
+            list_unsubscribe: None,
         };
         let shown = format!("{msg:?}");
         assert!(

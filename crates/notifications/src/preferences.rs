@@ -87,6 +87,17 @@ impl Notifications {
         self.preferences(user_id).await
     }
 
+    /// The event type an unsubscribe token is for, if the token is ours.
+    pub fn check_unsubscribe(&self, token: &str) -> Result<String, NotificationsError> {
+        let (_, event_type) = self
+            .inner
+            .links
+            .verify(token)
+            .ok_or(NotificationsError::InvalidLink)?;
+        check_event_type(&event_type)?;
+        Ok(event_type)
+    }
+
     /// The unsubscribe link's action: email off for that event type. Returns the event
     /// type, for the confirmation.
     pub async fn unsubscribe(&self, token: &str) -> Result<String, NotificationsError> {

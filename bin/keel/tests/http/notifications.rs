@@ -403,7 +403,25 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .collect();
+    assert!(
+        eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "one-click unsubscribe offered to mail clients"
+    );
+    // Opening the link changes nothing (scanners follow links); its button POSTs.
     let res = app.get(&format!("/api/v1/unsubscribe?token={token}")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.expect("page").contains("method=\"post\""));
+    assert_eq!(
+        app.get_json(&ada.token, "/api/v1/me/notification-preferences")
+            .await["preferences"],
+        json!([])
+    );
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/unsubscribe?token={token}")))
+        .send()
+        .await
+        .expect("unsubscribe");
     assert_eq!(res.status(), 200);
     let res = app
         .get(&format!("/api/v1/unsubscribe?token={token}x"))

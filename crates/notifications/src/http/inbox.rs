@@ -19,7 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/me/notification-preferences",
             web::put().to(set_preferences),
         )
-        .route("/unsubscribe", web::get().to(unsubscribe))
+        .route("/unsubscribe", web::get().to(unsubscribe_page))
         .route("/unsubscribe", web::post().to(unsubscribe));
 }
 
@@ -42,7 +42,7 @@ pub async fn list(
     caller: Authenticated,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = reader(&caller, false)?;
+    let reader = reader(&caller)?;
     let q = query.into_inner();
     let page = PageQuery {
         limit: q.limit,
@@ -64,7 +64,7 @@ pub async fn unread_count(
     n: web::Data<Notifications>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let count = n.unread_count(reader(&caller, false)?).await?;
+    let count = n.unread_count(reader(&caller)?).await?;
     Ok(HttpResponse::Ok().json(UnreadCount { count }))
 }
 
@@ -76,7 +76,7 @@ pub async fn read(
     caller: Authenticated,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    n.mark_read(reader(&caller, true)?, *id).await?;
+    n.mark_read(reader(&caller)?, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -93,7 +93,7 @@ pub async fn read_all(
     n: web::Data<Notifications>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let marked = n.mark_all_read(reader(&caller, true)?).await?;
+    let marked = n.mark_all_read(reader(&caller)?).await?;
     Ok(HttpResponse::Ok().json(ReadAll { marked }))
 }
 
@@ -104,7 +104,7 @@ pub async fn preferences(
     n: web::Data<Notifications>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = reader(&caller, false)?;
+    let reader = reader(&caller)?;
     Ok(HttpResponse::Ok().json(n.preferences(reader.user_id).await?))
 }
 
@@ -119,7 +119,7 @@ pub async fn set_preferences(
     caller: Authenticated,
     body: Json<Preferences>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = reader(&caller, true)?;
+    let reader = reader(&caller)?;
     Ok(HttpResponse::Ok().json(
         n.set_preferences(reader.user_id, body.0.preferences)
             .await?,
@@ -141,9 +141,34 @@ pub struct Unsubscribed {
     pub enabled: bool,
 }
 
-/// The link in notification emails: turns those emails off, without logging in (the
-/// token is signed). `POST` serves one-click unsubscribe (RFC 8058); `GET` the link.
+/// The link in notification emails: a small page whose button unsubscribes. A GET
+/// changes nothing, because mail scanners and link previews follow links; the button
+/// (and mail clients' one-click unsubscribe, RFC 8058) POST to the same URL.
 #[utoipa::path(get, path = "/api/v1/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    responses((status = 200, description = "An HTML page with the unsubscribe button", content_type = "text/html"),
+              (status = 400, body = ErrorBody)))]
+pub async fn unsubscribe_page(
+    n: web::Data<Notifications>,
+    query: web::Query<UnsubscribeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let event_type = n.check_unsubscribe(&query.token)?;
+    // The token is base64url and the event type `[a-z0-9_.]`: nothing to escape.
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head>\
+         <body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\">\
+         <p>Stop emails about <strong>{event_type}</strong>? In-app notifications stay on; \
+         you can change both in your notification settings.</p>\
+         <form method=\"post\" action=\"?token={token}\"><button type=\"submit\">Unsubscribe</button></form>\
+         </body></html>",
+        token = query.token
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page))
+}
+
+/// Turns emails of the link's event type off, without logging in (the token is signed).
+#[utoipa::path(post, path = "/api/v1/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
     responses((status = 200, body = Unsubscribed), (status = 400, body = ErrorBody)))]
 pub async fn unsubscribe(
     n: web::Data<Notifications>,

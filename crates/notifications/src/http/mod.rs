@@ -19,23 +19,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     webhooks::configure(cfg);
 }
 
-/// In-app notifications belong to a person: a session, or a key acting for a user is
-/// needed; keys need `notifications:read` (or `:write` to mark read).
-fn reader(caller: &Authenticated, write: bool) -> Result<Reader, ApiError> {
-    let c = &caller.0;
-    let (Some(user_id), Some(org_id)) = (c.user_id, c.org_id) else {
-        return Err(ApiError::forbidden(
+/// In-app notifications belong to a person acting for an organization: a session. API
+/// keys belong to the organization, not to a user, so they have no inbox (403).
+fn reader(caller: &Authenticated) -> Result<Reader, ApiError> {
+    match (caller.0.user_id, caller.0.org_id) {
+        (Some(user_id), Some(org_id)) => Ok(Reader { user_id, org_id }),
+        _ => Err(ApiError::forbidden(
             "notifications belong to users: use a session token",
-        ));
-    };
-    if c.api_key_id.is_some() && !c.has_scope("notifications", write) {
-        return Err(ApiError::forbidden(if write {
-            "this key lacks the notifications:write scope"
-        } else {
-            "this key lacks the notifications:read scope"
-        }));
+        )),
     }
-    Ok(Reader { user_id, org_id })
 }
 
 /// Webhooks are the organization's: reading needs membership or `notifications:read`,

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 #[openapi(
     paths(
         super::inbox::list, super::inbox::unread_count, super::inbox::read, super::inbox::read_all,
-        super::inbox::preferences, super::inbox::set_preferences, super::inbox::unsubscribe,
+        super::inbox::preferences, super::inbox::set_preferences, super::inbox::unsubscribe_page, super::inbox::unsubscribe,
         super::webhooks::create, super::webhooks::list, super::webhooks::get, super::webhooks::update,
         super::webhooks::delete, super::webhooks::rotate_secret, super::webhooks::test,
         super::webhooks::deliveries, super::webhooks::redeliver,

@@ -147,11 +147,12 @@ pub async fn deliveries(
     Ok(HttpResponse::Ok().json(n.deliveries(org_id, id, &query.parse()?).await?))
 }
 
-/// Sends a delivery again (same delivery id, same body).
+/// Sends a delivered or failed delivery again (same delivery id, same body); 409 while it
+/// is still being attempted.
 #[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     security(("bearer" = [])),
     responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn redeliver(
     n: web::Data<Notifications>,
     caller: Authenticated,

@@ -61,10 +61,6 @@ struct Target {
     previous_secret: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     previous_secret_expires_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Integer)]
-    consecutive_failures: i32,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    breaker_open_until: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -75,13 +71,6 @@ struct Streak {
     enabled: bool,
     #[diesel(sql_type = Text)]
     url: String,
-}
-
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = SqlUuid)]
-    #[allow(dead_code, reason = "only whether a row came back matters")]
-    id: Uuid,
 }
 
 impl Notifications {
@@ -111,15 +100,22 @@ impl Notifications {
             return Ok(());
         }
         let now = Utc::now();
-        if target.consecutive_failures
-            >= i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX)
-            && !claim_probe(&mut conn, target.endpoint_id, settings.breaker_cooldown()).await?
+        let threshold = i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX);
+        if let Admission::Wait(until) = admit(
+            &mut conn,
+            target.endpoint_id,
+            threshold,
+            settings.breaker_cooldown(),
+        )
+        .await?
         {
-            let until = target.breaker_open_until.unwrap_or(now);
+            // Spread the waiting deliveries over the cooldown rather than waking them
+            // all at its end.
             let wait = (until - now).to_std().unwrap_or_default();
-            let jitter = backoff::delay(1, Duration::from_millis(250), Duration::from_secs(1));
+            let spread =
+                backoff::delay(1, settings.breaker_cooldown(), settings.breaker_cooldown());
             return Err(JobError::Defer(
-                wait + jitter,
+                wait + spread / 2,
                 "circuit breaker open".to_owned(),
             ));
         }
@@ -128,18 +124,16 @@ impl Notifications {
         let attempt = self.send(&target, delivery_id, ctx.attempt, now).await;
         let host = host_of(&target.url);
         record_metrics(&host, &attempt);
-        let threshold = i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX);
         let mut conn = self.inner.pool.get().await?;
         match &attempt.verdict {
             Verdict::Delivered => {
                 record_attempt(&mut conn, delivery_id, &attempt, "delivered").await?;
-                if target.consecutive_failures == 0 && target.breaker_open_until.is_none() {
-                    // A healthy endpoint: no streak to reset, one commit saved.
-                    return Ok(());
-                }
+                // Written only when there is a streak to end (a healthy endpoint costs no
+                // write), judged by the row as it is now, not as this job loaded it.
                 diesel::sql_query(
                     "UPDATE notifications_webhook_endpoints SET consecutive_failures = 0, \
-                     breaker_open_until = NULL WHERE id = $1",
+                     breaker_open_until = NULL \
+                     WHERE id = $1 AND (consecutive_failures > 0 OR breaker_open_until IS NOT NULL)",
                 )
                 .bind::<SqlUuid, _>(target.endpoint_id)
                 .execute(&mut conn)
@@ -252,14 +246,16 @@ impl Notifications {
                         audience: Audience::Admins,
                         title: "A webhook endpoint was disabled".to_owned(),
                         body: format!(
-                            "Deliveries to {} failed {limit} times in a row, so the endpoint \
-                             was disabled. Fix the receiver, then re-enable it.",
-                            streak.url
+                            "Deliveries to the endpoint at {} failed {limit} times in a row, \
+                             so it was disabled. Fix the receiver, then re-enable it.",
+                            host_of(&streak.url)
                         ),
                         link: None,
+                        // The host only: a URL's path often carries the receiver's token,
+                        // and this event may go to other endpoints.
                         data: serde_json::json!({
                             "endpoint_id": endpoint_id,
-                            "url": streak.url,
+                            "host": host_of(&streak.url),
                             "reason": reason,
                         }),
                     };
@@ -278,7 +274,7 @@ impl Notifications {
 async fn load_target(conn: &mut AsyncPgConnection, delivery_id: Uuid) -> DbResult<Option<Target>> {
     diesel::sql_query(
         "SELECT d.status, d.body, d.event_type, e.id AS endpoint_id, e.org_id, e.url, e.enabled, e.secret, \
-                e.previous_secret, e.previous_secret_expires_at, e.consecutive_failures, e.breaker_open_until \
+                e.previous_secret, e.previous_secret_expires_at \
          FROM notifications_webhook_deliveries d JOIN notifications_webhook_endpoints e ON e.id = d.endpoint_id \
          WHERE d.id = $1",
     )
@@ -289,25 +285,50 @@ async fn load_target(conn: &mut AsyncPgConnection, delivery_id: Uuid) -> DbResul
     .optional()
 }
 
-/// Half-open: the first delivery after the cooldown takes the probe (and pushes the
-/// window on, so the others keep waiting); false when another has it or it is too soon.
-async fn claim_probe(
+enum Admission {
+    Send,
+    /// The breaker is open until then.
+    Wait(DateTime<Utc>),
+}
+
+/// Whether this delivery may call the receiver, decided on the row as it is now (many
+/// deliveries run at once): yes while the breaker is closed; when it is open, only the
+/// first delivery after the cooldown, as the probe, which pushes the window on so the
+/// others keep waiting for its verdict.
+async fn admit(
     conn: &mut AsyncPgConnection,
     endpoint_id: Uuid,
+    threshold: i32,
     cooldown: Duration,
-) -> DbResult<bool> {
-    let claimed: Option<Claimed> = diesel::sql_query(
-        "UPDATE notifications_webhook_endpoints \
-         SET breaker_open_until = now() + make_interval(secs => $2::double precision) \
-         WHERE id = $1 AND (breaker_open_until IS NULL OR breaker_open_until <= now()) RETURNING id",
+) -> DbResult<Admission> {
+    #[derive(QueryableByName)]
+    struct Breaker {
+        #[diesel(sql_type = Bool)]
+        admitted: bool,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        open_until: Option<DateTime<Utc>>,
+    }
+    let b: Breaker = diesel::sql_query(
+        "WITH probe AS ( \
+             UPDATE notifications_webhook_endpoints \
+             SET breaker_open_until = now() + make_interval(secs => $3::double precision) \
+             WHERE id = $1 AND consecutive_failures >= $2 \
+               AND (breaker_open_until IS NULL OR breaker_open_until <= now()) \
+             RETURNING id) \
+         SELECT (e.consecutive_failures < $2 OR EXISTS (SELECT 1 FROM probe)) AS admitted, \
+                e.breaker_open_until AS open_until \
+         FROM notifications_webhook_endpoints e WHERE e.id = $1",
     )
     .bind::<SqlUuid, _>(endpoint_id)
+    .bind::<Integer, _>(threshold)
     .bind::<diesel::sql_types::Double, _>(cooldown.as_secs_f64())
     .get_result(conn)
-    .await
-    .map_err(DbError::from)
-    .optional()?;
-    Ok(claimed.is_some())
+    .await?;
+    Ok(if b.admitted {
+        Admission::Send
+    } else {
+        Admission::Wait(b.open_until.unwrap_or_else(Utc::now))
+    })
 }
 
 async fn record_attempt(

@@ -77,8 +77,9 @@ impl Notifications {
         Ok(Paginated::from_rows(rows, page, |d| d.id))
     }
 
-    /// Sends the delivery again, with the same id and body (receivers that already have
-    /// it can tell), whatever its status. The endpoint must be enabled.
+    /// Sends a delivered or failed delivery again, with the same id and body (receivers
+    /// that already have it can tell); 409 while it is still being attempted. The
+    /// endpoint must be enabled.
     pub async fn redeliver(
         &self,
         org_id: Uuid,
@@ -88,9 +89,9 @@ impl Notifications {
         self.require_enabled(org_id, endpoint_id).await?;
         self.queue_delivery(move |conn| {
             Box::pin(async move {
-                diesel::sql_query(format!(
-                    "UPDATE notifications_webhook_deliveries SET status = 'pending', updated_at = now() \
-                     WHERE id = $1 AND endpoint_id = $2 AND org_id = $3 RETURNING {COLUMNS}"
+                let delivery: Option<Delivery> = diesel::sql_query(format!(
+                    "SELECT {COLUMNS} FROM notifications_webhook_deliveries \
+                     WHERE id = $1 AND endpoint_id = $2 AND org_id = $3 FOR UPDATE"
                 ))
                 .bind::<SqlUuid, _>(delivery_id)
                 .bind::<SqlUuid, _>(endpoint_id)
@@ -98,8 +99,24 @@ impl Notifications {
                 .get_result(conn)
                 .await
                 .map_err(DbError::from)
-                .optional()?
-                .ok_or(NotificationsError::NotFound)
+                .optional()?;
+                match delivery {
+                    None => return Err(NotificationsError::NotFound),
+                    // Its job is still trying: a second one would send it twice at once.
+                    Some(d) if d.status == "pending" => {
+                        return Err(NotificationsError::Conflict(
+                            "this delivery is still being attempted; redeliver it once it has delivered or failed",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                Ok(diesel::sql_query(format!(
+                    "UPDATE notifications_webhook_deliveries SET status = 'pending', updated_at = now() \
+                     WHERE id = $1 RETURNING {COLUMNS}"
+                ))
+                .bind::<SqlUuid, _>(delivery_id)
+                .get_result(conn)
+                .await?)
             })
         })
         .await

@@ -84,6 +84,7 @@ pub struct EndpointChanges {
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
     /// `true` re-enables a disabled endpoint (and closes its breaker); `false` pauses it.
+    /// A new `url` also starts with a clean failure streak.
     pub enabled: Option<bool>,
 }
 
@@ -180,8 +181,8 @@ impl Notifications {
                  event_types = COALESCE($5, event_types), enabled = COALESCE($6, enabled), \
                  disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason \
                                         WHEN $6 THEN NULL ELSE 'disabled by a user' END, \
-                 consecutive_failures = CASE WHEN $6 THEN 0 ELSE consecutive_failures END, \
-                 breaker_open_until = CASE WHEN $6 THEN NULL ELSE breaker_open_until END, \
+                 consecutive_failures = CASE WHEN $6 OR $3 IS NOT NULL THEN 0 ELSE consecutive_failures END, \
+                 breaker_open_until = CASE WHEN $6 OR $3 IS NOT NULL THEN NULL ELSE breaker_open_until END, \
                  updated_at = now() \
              WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
         ))
@@ -276,6 +277,12 @@ fn check_description(description: &str) -> Result<(), NotificationsError> {
         return Err(NotificationsError::invalid(
             "description",
             "must be at most 500 characters",
+        ));
+    }
+    if description.chars().any(char::is_control) {
+        return Err(NotificationsError::invalid(
+            "description",
+            "must not contain control characters",
         ));
     }
     Ok(())
