@@ -143,6 +143,15 @@ impl TestApp {
         }
     }
 
+    /// Waits until `user_id` has `n` in-app notifications.
+    async fn wait_for_inbox(&self, user_id: Uuid, n: i64) {
+        let sql = "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1";
+        eventually("the in-app notifications", PATIENCE, || async {
+            self.count(sql, user_id).await == n
+        })
+        .await;
+    }
+
     async fn count(&self, sql: &str, id: Uuid) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
@@ -361,15 +370,7 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         true,
     )
     .await;
-    eventually("the in-app notification", PATIENCE, || async {
-        app.count(
-            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-            ada.user_id,
-        )
-        .await
-            == 1
-    })
-    .await;
+    app.wait_for_inbox(ada.user_id, 1).await;
     let count: Value = app
         .get_json(&ada.token, "/api/v1/notifications/unread-count")
         .await;
@@ -481,15 +482,7 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         true,
     )
     .await;
-    eventually("the second export notification", PATIENCE, || async {
-        app.count(
-            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-            ada.user_id,
-        )
-        .await
-            == 2
-    })
-    .await;
+    app.wait_for_inbox(ada.user_id, 2).await;
     let types: Value = app.get_json(&ada.token, "/api/v1/notifications").await;
     let types: Vec<&str> = types["items"]
         .as_array()
@@ -868,15 +861,7 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
     )
     .await;
     let workers = app.workers();
-    eventually("ada's notification", PATIENCE, || async {
-        app.count(
-            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-            ada.user_id,
-        )
-        .await
-            == 1
-    })
-    .await;
+    app.wait_for_inbox(ada.user_id, 1).await;
     let mut conn = app.platform.pool.get().await.expect("conn");
     #[derive(diesel::QueryableByName)]
     struct Id {
