@@ -60,7 +60,8 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use futures::future::LocalBoxFuture;
+use futures::TryFutureExt;
+use futures::future::{Either, LocalBoxFuture, MapOk};
 use keel_persistence::{DbPool, DbResult};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -167,16 +168,26 @@ where
 {
     type Response = ServiceResponse<BoxBody>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = Either<
+        MapOk<S::Future, fn(ServiceResponse<B>) -> ServiceResponse<BoxBody>>,
+        LocalBoxFuture<'static, Result<Self::Response, Self::Error>>,
+    >;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        Box::pin(handle(
+        // Most requests (every GET) have nothing to deduplicate: straight through,
+        // without building and boxing the keyed path's future.
+        if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
+            let boxed: fn(ServiceResponse<B>) -> ServiceResponse<BoxBody> =
+                ServiceResponse::map_into_boxed_body;
+            return Either::Left(self.service.call(req).map_ok(boxed));
+        }
+        Either::Right(Box::pin(handle(
             Rc::clone(&self.service),
             Rc::clone(&self.config),
             req,
-        ))
+        )))
     }
 }
 
