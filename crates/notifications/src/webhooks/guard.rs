@@ -49,8 +49,13 @@ const V4_RULES: &[(Ipv4Net, &str)] = &[
     (v4(127, 0, 0, 0, 8), "loopback"),
     (v4(169, 254, 0, 0, 16), "link-local"),
     (v4(172, 16, 0, 0, 12), "private"),
+    (v4(192, 0, 0, 0, 24), "reserved for protocols"),
+    (v4(192, 0, 2, 0, 24), "documentation"),
+    (v4(192, 88, 99, 0, 24), "6to4 relay"),
     (v4(192, 168, 0, 0, 16), "private"),
     (v4(198, 18, 0, 0, 15), "benchmarking"),
+    (v4(198, 51, 100, 0, 24), "documentation"),
+    (v4(203, 0, 113, 0, 24), "documentation"),
     (v4(224, 0, 0, 0, 4), "multicast"),
     (v4(240, 0, 0, 0, 4), "reserved"),
 ];
@@ -67,6 +72,22 @@ const V6_RULES: &[(Ipv6Net, &str)] = &[
     // Deprecated, but some old networks still route it internally.
     (v6(0xfec0, 10), "site-local"),
     (v6(0xff00, 8), "multicast"),
+    // Tunnels and translators that carry an IPv4 address somewhere the guard does not
+    // unwrap: refused whole rather than judged by a guess.
+    (v6(0x2002, 16), "6to4 (embeds an IPv4 address)"),
+    (v6(0x2001, 32), "Teredo (embeds an IPv4 address)"),
+    (
+        Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48),
+        "NAT64 (local use)",
+    ),
+    (
+        Ipv6Net::new_assert(Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),
+        "discard-only",
+    ),
+    (
+        Ipv6Net::new_assert(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32),
+        "documentation",
+    ),
 ];
 
 /// `::a.b.c.d`, the deprecated IPv4-compatible form (`::` and `::1` excluded).
@@ -358,6 +379,24 @@ mod tests {
             ("198.18.0.1", Some("benchmarking"), None),
             ("198.19.255.255", Some("benchmarking"), None),
             ("198.20.0.0", None, None),
+            ("192.0.0.8", Some("reserved for protocols"), None),
+            ("192.0.2.1", Some("documentation"), None),
+            ("203.0.113.9", Some("documentation"), None),
+            ("192.88.99.1", Some("6to4 relay"), None),
+            (
+                "2002:7f00:1::1",
+                Some("6to4 (embeds an IPv4 address)"),
+                None,
+            ),
+            (
+                "2001:0:4136:e378::1",
+                Some("Teredo (embeds an IPv4 address)"),
+                None,
+            ),
+            ("2001:4860:4860::8888", None, None),
+            ("64:ff9b:1::a00:1", Some("NAT64 (local use)"), None),
+            ("100::1", Some("discard-only"), None),
+            ("2001:db8::1", Some("documentation"), None),
             // Embedded IPv4 is judged as IPv4.
             ("::ffff:127.0.0.1", Some("loopback"), None),
             ("::ffff:10.0.0.1", Some("private"), None),
