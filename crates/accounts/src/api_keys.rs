@@ -3,10 +3,12 @@
 
 use crate::access;
 use crate::error::AccountsError;
+use crate::orgs::ListKey;
 use crate::repo::{self, ApiKeyRow, AuditEvent, NewApiKeyRow};
 use crate::service::Accounts;
 use crate::token::{self, API_KEY_PREFIX};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use keel_http::{Caller, Page, Paginated};
 use uuid::Uuid;
 
@@ -107,13 +109,17 @@ impl Accounts {
         &self,
         caller: &Caller,
         org_id: Uuid,
-        page: Page<(DateTime<Utc>, Uuid)>,
+        page: Page<ListKey>,
     ) -> Result<Paginated<ApiKeyRow>, AccountsError> {
-        let org_id = access::same_org(caller, org_id)?;
-        access::can_manage(caller)?;
-        let mut conn = self.pool.get().await?;
-        let rows = repo::list_api_keys(&mut conn, org_id, page.fetch_limit(), page.after).await?;
-        Ok(Paginated::from_rows(rows, &page, |k| (k.created_at, k.id)))
+        self.org_page(
+            caller,
+            org_id,
+            page,
+            access::can_manage,
+            |c, org, limit, after| repo::list_api_keys(c, org, limit, after).boxed(),
+            |k: &ApiKeyRow| (k.created_at, k.id),
+        )
+        .await
     }
 
     /// Revokes a key: it stops working at once on every instance (within the L1 TTL).

@@ -12,9 +12,15 @@ use crate::repo::{self, AuditEntry, AuditEvent, Member, NewToken, OrgInfo};
 use crate::service::{Accounts, profile_key};
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use keel_events::{Audience, Event};
 use keel_http::{Caller, Page, Paginated};
+use keel_persistence::{AsyncPgConnection, DbResult};
 use uuid::Uuid;
+
+/// The keyset every organization list is ordered by: creation time, then id.
+pub(crate) type ListKey = (DateTime<Utc>, Uuid);
 
 /// How long an invitation link works.
 const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
@@ -73,15 +79,17 @@ impl Accounts {
         &self,
         caller: &Caller,
         org_id: Uuid,
-        page: Page<(DateTime<Utc>, Uuid)>,
+        page: Page<ListKey>,
     ) -> Result<Paginated<Member>, AccountsError> {
-        let org_id = access::same_org(caller, org_id)?;
-        access::can_read(caller)?;
-        let mut conn = self.pool.get().await?;
-        let rows = repo::list_members(&mut conn, org_id, page.fetch_limit(), page.after).await?;
-        Ok(Paginated::from_rows(rows, &page, |m| {
-            (m.joined_at, m.user_id)
-        }))
+        self.org_page(
+            caller,
+            org_id,
+            page,
+            access::can_read,
+            |c, org, limit, after| repo::list_members(c, org, limit, after).boxed(),
+            |m: &Member| (m.joined_at, m.user_id),
+        )
+        .await
     }
 
     /// Changes a member's role.
@@ -301,12 +309,42 @@ impl Accounts {
         &self,
         caller: &Caller,
         org_id: Uuid,
-        page: Page<(DateTime<Utc>, Uuid)>,
+        page: Page<ListKey>,
     ) -> Result<Paginated<AuditEntry>, AccountsError> {
+        self.org_page(
+            caller,
+            org_id,
+            page,
+            access::can_manage,
+            |c, org, limit, after| repo::list_audit(c, org, limit, after).boxed(),
+            |e: &AuditEntry| (e.created_at, e.id),
+        )
+        .await
+    }
+
+    /// One page of an organization's list (members, API keys, audit trail): the tenancy
+    /// check, the permission the list needs (`allowed`), then `list` on the keyset.
+    pub(crate) async fn org_page<T, L>(
+        &self,
+        caller: &Caller,
+        org_id: Uuid,
+        page: Page<ListKey>,
+        allowed: fn(&Caller) -> Result<(), AccountsError>,
+        list: L,
+        key_of: fn(&T) -> ListKey,
+    ) -> Result<Paginated<T>, AccountsError>
+    where
+        L: for<'c> FnOnce(
+            &'c mut AsyncPgConnection,
+            Uuid,
+            i64,
+            Option<ListKey>,
+        ) -> BoxFuture<'c, DbResult<Vec<T>>>,
+    {
         let org_id = access::same_org(caller, org_id)?;
-        access::can_manage(caller)?;
+        allowed(caller)?;
         let mut conn = self.pool.get().await?;
-        let rows = repo::list_audit(&mut conn, org_id, page.fetch_limit(), page.after).await?;
-        Ok(Paginated::from_rows(rows, &page, |e| (e.created_at, e.id)))
+        let rows = list(&mut conn, org_id, page.fetch_limit(), page.after).await?;
+        Ok(Paginated::from_rows(rows, &page, key_of))
     }
 }
