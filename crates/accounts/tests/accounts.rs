@@ -486,10 +486,7 @@ async fn api_keys_are_shown_once_limited_by_scope_and_revocable() {
     let ctx = setup().await;
     let app = app(&ctx).await;
     let owner = verified_user(&ctx, &app, "owner@example.com").await;
-    let org = call(&app, "GET", "/me", Some(&owner), None).await.1["organization"]["id"]
-        .as_str()
-        .expect("org id")
-        .to_owned();
+    let org = org_of(&app, &owner).await;
     let keys = format!("/orgs/{org}/api-keys");
 
     let (status, body) = call(
@@ -599,10 +596,7 @@ async fn another_organizations_ids_are_not_found() {
     let app = app(&ctx).await;
     let alice = verified_user(&ctx, &app, "alice@example.com").await;
     let mallory = verified_user(&ctx, &app, "mallory@example.com").await;
-    let alice_org = call(&app, "GET", "/me", Some(&alice), None).await.1["organization"]["id"]
-        .as_str()
-        .expect("org")
-        .to_owned();
+    let alice_org = org_of(&app, &alice).await;
     let keys = format!("/orgs/{alice_org}/api-keys");
     let (_, created) = call(
         &app,
