@@ -318,6 +318,33 @@ async fn create_endpoint(app: &TestApp, owner: &User, url: &str, types: &[&str])
     )
 }
 
+/// An app with one user (ada, owning her organization), a receiver answering `plan`, an
+/// endpoint of ada's organization subscribed to `types` that points at it, and workers.
+struct Hooked {
+    app: TestApp,
+    ada: User,
+    receiver: Receiver,
+    endpoint: Uuid,
+    secret: String,
+    workers: Workers,
+}
+
+async fn hooked(overrides: &[(&str, &str)], plan: Vec<Answer>, types: &[&str]) -> Hooked {
+    let app = spawn_app(overrides).await;
+    let ada = user(&app, "ada@example.com").await;
+    let receiver = Receiver::start(plan);
+    let (endpoint, secret) = create_endpoint(&app, &ada, &receiver.url, types).await;
+    let workers = app.workers();
+    Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        secret,
+        workers,
+    }
+}
+
 async fn deliveries(app: &TestApp, owner: &User, endpoint: Uuid) -> Vec<Value> {
     let res = app
         .authed(
@@ -517,11 +544,14 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_once() {
-    let app = spawn_app(&[]).await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(Vec::new());
-    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
-    let workers = app.workers();
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], Vec::new(), &["*"]).await;
 
     app.publish(
         event(ada.org_id, "export.completed", Audience::Members),
@@ -588,22 +618,25 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid_signatures() {
-    let app = spawn_app(&[
+    let overrides = [
         ("KEEL__WEBHOOKS__BREAKER_THRESHOLD", "5"),
         // Gaps of about 0.5, 1 and 2 s: far apart enough to compare on a busy machine.
         ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "500"),
         ("KEEL__WEBHOOKS__DISABLE_AFTER_FAILURES", "10"),
-    ])
-    .await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(vec![
+    ];
+    let plan = vec![
         Answer::Status(500),
         Answer::Status(503),
         Answer::Status(429),
-    ]);
-    let (endpoint, secret) =
-        create_endpoint(&app, &ada, &receiver.url, &["export.completed"]).await;
-    let workers = app.workers();
+    ];
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        secret,
+        workers,
+    } = hooked(&overrides, plan, &["export.completed"]).await;
     app.publish(
         event(ada.org_id, "export.completed", Audience::Nobody),
         true,
@@ -650,11 +683,14 @@ async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
-    let app = spawn_app(&[]).await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(vec![Answer::Status(500); 100]);
-    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["export.completed"]).await;
-    let workers = app.workers();
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], vec![Answer::Status(500); 100], &["export.completed"]).await;
     app.publish(
         event(ada.org_id, "export.completed", Audience::Nobody),
         true,
@@ -707,11 +743,14 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for_it() {
-    let app = spawn_app(&[]).await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(5))]);
-    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
-    let workers = app.workers();
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], vec![Answer::Hang(Duration::from_secs(5))], &["*"]).await;
     let started = Instant::now();
     let res = app
         .authed(
@@ -742,11 +781,14 @@ async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_same_id() {
-    let app = spawn_app(&[]).await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(30))]);
-    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["*"]).await;
-    let workers = app.workers();
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], vec![Answer::Hang(Duration::from_secs(30))], &["*"]).await;
     app.publish(
         event(ada.org_id, "export.completed", Audience::Nobody),
         true,
@@ -945,11 +987,14 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invitation_tells_the_admins_in_app_and_the_organizations_webhooks() {
-    let app = spawn_app(&[]).await;
-    let ada = user(&app, "ada@example.com").await;
-    let receiver = Receiver::start(Vec::new());
-    let (endpoint, _) = create_endpoint(&app, &ada, &receiver.url, &["member.invited"]).await;
-    let workers = app.workers();
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], Vec::new(), &["member.invited"]).await;
     let res = app
         .authed_json(
             &ada.token,
