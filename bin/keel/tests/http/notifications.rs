@@ -880,6 +880,46 @@ async fn private_and_metadata_addresses_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_stop_exactly_at_the_endpoint_limit() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    let limit = keel_notifications::webhooks::endpoints::MAX_ENDPOINTS as usize;
+    for i in 0..limit - 4 {
+        create_endpoint(&app, &ada, &format!("http://127.0.0.1:9/{i}"), &["*"]).await;
+    }
+    let path = format!("/api/v1/orgs/{}/webhooks", ada.org_id);
+    let attempts = (0..12).map(|i| {
+        app.authed_json(
+            &ada.token,
+            reqwest::Method::POST,
+            &path,
+            json!({"url": format!("http://127.0.0.1:9/race/{i}"), "event_types": ["*"]}),
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|res| res.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        8,
+        "{statuses:?}"
+    );
+    let listed = app.get_json(&ada.token, &format!("{path}?limit=100")).await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(limit),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn another_organizations_webhooks_deliveries_and_notifications_are_not_found() {
     let app = spawn_app(&[]).await;
     let ada = user(&app, "ada@example.com").await;

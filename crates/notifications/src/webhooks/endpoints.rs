@@ -99,24 +99,42 @@ impl Notifications {
         check_description(&input.description)?;
         let secret = signing::new_secret();
         let id = Uuid::now_v7();
-        let mut conn = self.inner.pool.get().await?;
-        let endpoint: Option<Endpoint> = diesel::sql_query(format!(
-            "INSERT INTO notifications_webhook_endpoints (id, org_id, url, description, event_types, secret) \
-             SELECT $1, $2, $3, $4, $5, $6 \
-             WHERE (SELECT count(*) FROM notifications_webhook_endpoints WHERE org_id = $2) < $7 \
-             RETURNING {COLUMNS}"
-        ))
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(org_id)
-        .bind::<Text, _>(url)
-        .bind::<Text, _>(&input.description)
-        .bind::<Array<Text>, _>(&input.event_types)
-        .bind::<Text, _>(&secret)
-        .bind::<BigInt, _>(MAX_ENDPOINTS)
-        .get_result(&mut conn)
-        .await
-        .map_err(DbError::from)
-        .optional()?;
+        // The count and the insert run under a per-organization lock: two concurrent
+        // creates at 19 endpoints would otherwise both see 19 (READ COMMITTED) and both
+        // insert. The lock is transaction-scoped and taken before the insert's snapshot.
+        let row_secret = secret.clone();
+        let endpoint: Option<Endpoint> = self
+            .inner
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    diesel::sql_query(
+                        "SELECT pg_advisory_xact_lock(hashtextextended('notifications_webhook_endpoints:' || $1::text, 0))",
+                    )
+                    .bind::<SqlUuid, _>(org_id)
+                    .execute(conn)
+                    .await?;
+                    diesel::sql_query(format!(
+                        "INSERT INTO notifications_webhook_endpoints (id, org_id, url, description, event_types, secret) \
+                         SELECT $1, $2, $3, $4, $5, $6 \
+                         WHERE (SELECT count(*) FROM notifications_webhook_endpoints WHERE org_id = $2) < $7 \
+                         RETURNING {COLUMNS}"
+                    ))
+                    .bind::<SqlUuid, _>(id)
+                    .bind::<SqlUuid, _>(org_id)
+                    .bind::<Text, _>(url)
+                    .bind::<Text, _>(&input.description)
+                    .bind::<Array<Text>, _>(&input.event_types)
+                    .bind::<Text, _>(row_secret)
+                    .bind::<BigInt, _>(MAX_ENDPOINTS)
+                    .get_result(conn)
+                    .await
+                    .map_err(DbError::from)
+                    .optional()
+                    .map_err(NotificationsError::from)
+                })
+            })
+            .await?;
         let endpoint = endpoint.ok_or_else(|| {
             NotificationsError::invalid(
                 "url",
