@@ -13,7 +13,7 @@
 
 use crate::service::Notifications;
 use crate::webhooks::send::{Attempt, Verdict};
-use crate::webhooks::signing;
+use crate::webhooks::{observe, signing};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
@@ -122,8 +122,8 @@ impl Notifications {
         drop(conn);
 
         let attempt = self.send(&target, delivery_id, ctx.attempt, now).await;
-        let host = host_of(&target.url);
-        record_metrics(&host, &attempt);
+        let host = observe::host_label(&target.url);
+        observe::record_attempt(&host, &attempt);
         let mut conn = self.inner.pool.get().await?;
         match &attempt.verdict {
             Verdict::Delivered => {
@@ -139,13 +139,13 @@ impl Notifications {
                 .execute(&mut conn)
                 .await
                 .map_err(DbError::from)?;
-                breaker_gauge(&host, false);
+                observe::breaker_gauge(&host, false);
                 Ok(())
             }
             Verdict::Retry { retry_after, .. } => {
                 let (still_enabled, streak) =
                     self.failed(target.endpoint_id, target.org_id).await?;
-                breaker_gauge(&host, streak >= threshold);
+                observe::breaker_gauge(&host, streak >= threshold);
                 let give_up = ctx.is_last_attempt() || !still_enabled;
                 let status = if give_up { "failed" } else { "pending" };
                 record_attempt(&mut conn, delivery_id, &attempt, status).await?;
@@ -162,7 +162,7 @@ impl Notifications {
             }
             Verdict::Fail { .. } => {
                 let (_, streak) = self.failed(target.endpoint_id, target.org_id).await?;
-                breaker_gauge(&host, streak >= threshold);
+                observe::breaker_gauge(&host, streak >= threshold);
                 record_attempt(&mut conn, delivery_id, &attempt, "failed").await?;
                 Ok(())
             }
@@ -248,14 +248,14 @@ impl Notifications {
                         body: format!(
                             "Deliveries to the endpoint at {} failed {limit} times in a row, \
                              so it was disabled. Fix the receiver, then re-enable it.",
-                            host_of(&streak.url)
+                            observe::host_of(&streak.url)
                         ),
                         link: None,
                         // The host only: a URL's path often carries the receiver's token,
                         // and this event may go to other endpoints.
                         data: serde_json::json!({
                             "endpoint_id": endpoint_id,
-                            "host": host_of(&streak.url),
+                            "host": observe::host_of(&streak.url),
                             "reason": reason,
                         }),
                     };
@@ -373,39 +373,4 @@ async fn finish(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-fn host_of(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| "invalid".to_owned())
-}
-
-/// Per receiver host: `keel_webhook_attempts_total{host, outcome}`,
-/// `keel_webhook_failures_total{host, kind}`, `keel_webhook_latency_seconds{host}`.
-fn record_metrics(host: &str, attempt: &Attempt) {
-    let host = host.to_owned();
-    let outcome = match attempt.verdict {
-        Verdict::Delivered => "delivered",
-        Verdict::Retry { .. } => "retry",
-        Verdict::Fail { .. } => "failed",
-    };
-    metrics::counter!("keel_webhook_attempts_total", "host" => host.clone(), "outcome" => outcome)
-        .increment(1);
-    if let Verdict::Retry { kind, .. } | Verdict::Fail { kind } = &attempt.verdict {
-        metrics::counter!("keel_webhook_failures_total", "host" => host.clone(), "kind" => kind.as_str())
-            .increment(1);
-    }
-    metrics::histogram!("keel_webhook_latency_seconds", "host" => host)
-        .record(attempt.latency.as_secs_f64());
-}
-
-/// `keel_webhook_breaker_open{host}`: 1 while the last attempt left a breaker open.
-fn breaker_gauge(host: &str, open: bool) {
-    metrics::gauge!("keel_webhook_breaker_open", "host" => host.to_owned()).set(if open {
-        1.0
-    } else {
-        0.0
-    });
 }

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod deliveries;
 pub mod endpoints;
 pub mod guard;
+pub mod observe;
 pub mod send;
 pub mod signing;
 
