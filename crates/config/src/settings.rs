@@ -245,6 +245,9 @@ pub struct NotificationsSettings {
     /// Signs the unsubscribe links in emails (HMAC-SHA256); at least 32 characters.
     /// Changing it invalidates the links already sent.
     pub unsubscribe_secret: Secret<String>,
+    /// Published events older than this many days are deleted, with their in-app
+    /// notifications and finished webhook deliveries (the delivery log). 0 keeps them.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

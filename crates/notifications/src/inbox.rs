@@ -138,7 +138,7 @@ impl Notifications {
         Ok(n)
     }
 
-    async fn forget_unread(&self, reader: Reader) {
+    pub(crate) async fn forget_unread(&self, reader: Reader) {
         self.inner
             .unread
             .invalidate(&Self::unread_key(reader.user_id, reader.org_id))

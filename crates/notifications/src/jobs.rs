@@ -104,6 +104,7 @@ pub fn register_events(
     notifications: crate::Notifications,
 ) -> Result<(), RegistryError> {
     let n = notifications.clone();
+    let purger = notifications.clone();
     registry.register(move |_ctx: JobContext, job: crate::fanout::FanOut| {
         let n = n.clone();
         async move { n.fan_out(job.event_id).await }
@@ -114,5 +115,20 @@ pub fn register_events(
             async move { n.deliver(&ctx, job.delivery_id).await }
         },
     )?;
+    registry.register(move |_ctx: JobContext, _: crate::retention::Purge| {
+        let n = purger.clone();
+        async move {
+            let purged = n.purge_expired().await.map_err(JobError::retry)?;
+            tracing::info!(
+                events = purged.events,
+                notifications = purged.notifications,
+                deliveries = purged.deliveries,
+                "old notifications purged"
+            );
+            Ok(())
+        }
+    })?;
+    // Daily, at a quiet minute; every worker process runs the schedule, one tick runs once.
+    registry.periodic::<crate::retention::Purge, _>("0 41 3 * * *", || crate::retention::Purge)?;
     Ok(())
 }

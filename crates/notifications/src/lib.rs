@@ -32,6 +32,7 @@ pub mod jobs;
 mod mailer;
 mod message;
 pub mod preferences;
+pub mod retention;
 mod service;
 mod template;
 mod transport;

@@ -1060,3 +1060,74 @@ async fn an_invitation_tells_the_admins_in_app_and_the_organizations_webhooks() 
     );
     workers.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deliveries_only() {
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], vec![], &["export.completed"]).await;
+    for n in 1..=3 {
+        app.publish(
+            event(ada.org_id, "export.completed", Audience::Members),
+            true,
+        )
+        .await;
+        app.wait_for_inbox(ada.user_id, n).await;
+    }
+    eventually("three deliveries", PATIENCE, || async {
+        let log = deliveries(&app, &ada, endpoint).await;
+        log.len() == 3 && log.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    workers.shutdown().await;
+    assert_eq!(receiver.seen().len(), 3);
+
+    // The two oldest events age past the retention; the second one's delivery is still
+    // being attempted (a redelivery), so it must stay.
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    diesel::sql_query(
+        "UPDATE notifications_events SET created_at = now() - interval '100 days' \
+         WHERE id IN (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id LIMIT 2)",
+    )
+    .bind::<SqlUuid, _>(ada.org_id)
+    .execute(&mut conn)
+    .await
+    .expect("age");
+    diesel::sql_query(
+        "UPDATE notifications_webhook_deliveries SET status = 'pending' WHERE event_id = \
+         (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id OFFSET 1 LIMIT 1)",
+    )
+    .bind::<SqlUuid, _>(ada.org_id)
+    .execute(&mut conn)
+    .await
+    .expect("pending");
+    drop(conn);
+    let count = app
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
+    assert_eq!(count["count"], 3, "cached before the purge");
+
+    let notifications = &app.domains.notifications;
+    let purged = notifications.purge_expired().await.expect("purge");
+    assert_eq!(
+        (purged.events, purged.notifications, purged.deliveries),
+        (1, 1, 1)
+    );
+    let count = app
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
+    assert_eq!(count["count"], 2, "the cached count follows the purge");
+    let events = "SELECT count(*) AS n FROM notifications_events WHERE org_id = $1";
+    assert_eq!(app.count(events, ada.org_id).await, 2);
+    assert_eq!(deliveries(&app, &ada, endpoint).await.len(), 2);
+    let again = notifications.purge_expired().await.expect("purge");
+    assert_eq!(
+        (again.events, again.notifications, again.deliveries),
+        (0, 0, 0)
+    );
+}

@@ -1,0 +1,161 @@
+//! Retention: what notifications keeps, and for how long.
+//!
+//! Events, in-app notifications and the webhook delivery log grow with every change any
+//! domain makes. The `notifications.purge` job (daily, see [`Purge`]) deletes events older
+//! than `notifications.retention_days` together with their in-app notifications and
+//! finished deliveries, and finished test deliveries of the same age. A delivery still
+//! being attempted keeps its event until it finishes. Deleted unread notifications drop
+//! out of the cached unread counts at once.
+
+use crate::error::NotificationsError;
+use crate::inbox::Reader;
+use crate::service::Notifications;
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use keel_persistence::DbError;
+use keel_queue::Job;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Events deleted per transaction: short transactions, and a job that stops in the middle
+/// has kept what it deleted.
+const BATCH: i64 = 500;
+
+/// The daily purge. Registered as a periodic job by the binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Purge;
+
+impl Job for Purge {
+    const NAME: &'static str = "notifications.purge";
+    /// Batches of 500 events; a first purge of a large backlog may take a while.
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(600));
+}
+
+/// What one purge deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub events: usize,
+    pub notifications: usize,
+    pub deliveries: usize,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Unread {
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    org_id: Uuid,
+}
+
+impl Notifications {
+    /// Runs the purge with `notifications.retention_days` (nothing when it is 0).
+    pub async fn purge_expired(&self) -> Result<Purged, NotificationsError> {
+        match self.inner.settings.notifications.retention_days {
+            0 => Ok(Purged::default()),
+            days => {
+                self.purge_before(Utc::now() - chrono::Duration::days(i64::from(days)))
+                    .await
+            }
+        }
+    }
+
+    /// Deletes events created before `cutoff` (with their notifications and finished
+    /// deliveries) and finished test deliveries created before it.
+    pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<Purged, NotificationsError> {
+        let mut purged = Purged::default();
+        loop {
+            let (events, notifications, deliveries, unread) = self.purge_batch(cutoff).await?;
+            purged.events += events;
+            purged.notifications += notifications;
+            purged.deliveries += deliveries;
+            for reader in unread {
+                self.forget_unread(reader).await;
+            }
+            if i64::try_from(events).unwrap_or(i64::MAX) < BATCH {
+                break;
+            }
+        }
+        let mut conn = self.inner.pool.get().await?;
+        purged.deliveries += diesel::sql_query(
+            "DELETE FROM notifications_webhook_deliveries \
+             WHERE event_id IS NULL AND status <> 'pending' AND created_at < $1",
+        )
+        .bind::<Timestamptz, _>(cutoff)
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
+        Ok(purged)
+    }
+
+    /// One transaction: up to [`BATCH`] old events without a pending delivery, their
+    /// notifications (noting whose unread count changes) and their deliveries.
+    async fn purge_batch(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<(usize, usize, usize, Vec<Reader>), NotificationsError> {
+        self.inner
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let ids: Vec<Uuid> = diesel::sql_query(
+                        "SELECT id FROM notifications_events e WHERE created_at < $1 \
+                         AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
+                                         WHERE d.event_id = e.id AND d.status = 'pending') \
+                         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    )
+                    .bind::<Timestamptz, _>(cutoff)
+                    .bind::<BigInt, _>(BATCH)
+                    .load::<Id>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|row| row.id)
+                    .collect();
+                    if ids.is_empty() {
+                        return Ok((0, 0, 0, Vec::new()));
+                    }
+                    let unread: Vec<Unread> = diesel::sql_query(
+                        "SELECT DISTINCT user_id, org_id FROM notifications_inbox \
+                         WHERE event_id = ANY($1) AND read_at IS NULL",
+                    )
+                    .bind::<Array<SqlUuid>, _>(&ids)
+                    .load(conn)
+                    .await?;
+                    let notifications = diesel::sql_query(
+                        "DELETE FROM notifications_inbox WHERE event_id = ANY($1)",
+                    )
+                    .bind::<Array<SqlUuid>, _>(&ids)
+                    .execute(conn)
+                    .await?;
+                    let deliveries = diesel::sql_query(
+                        "DELETE FROM notifications_webhook_deliveries WHERE event_id = ANY($1)",
+                    )
+                    .bind::<Array<SqlUuid>, _>(&ids)
+                    .execute(conn)
+                    .await?;
+                    let events =
+                        diesel::sql_query("DELETE FROM notifications_events WHERE id = ANY($1)")
+                            .bind::<Array<SqlUuid>, _>(&ids)
+                            .execute(conn)
+                            .await?;
+                    let readers = unread
+                        .into_iter()
+                        .map(|u| Reader {
+                            user_id: u.user_id,
+                            org_id: u.org_id,
+                        })
+                        .collect();
+                    Ok::<_, NotificationsError>((events, notifications, deliveries, readers))
+                })
+            })
+            .await
+    }
+}
