@@ -3,8 +3,10 @@
 //!
 //! Everything the job writes is keyed so that a second run writes nothing new: inbox rows
 //! by `(event_id, user_id)`, emails by the unique job key `event:{event_id}:{user_id}`,
-//! deliveries by `(endpoint_id, event_id)`. All of it commits in one transaction, so a
-//! crash mid-way leaves nothing half done.
+//! deliveries by `(endpoint_id, event_id)`. The webhook deliveries commit in one
+//! transaction, then the recipients in chunks of [`CHUNK`], each its own transaction: a
+//! large audience never holds one long transaction, and a run that crashes or times out
+//! keeps what it committed, its retry skipping past it.
 
 use crate::service::Notifications;
 use crate::webhooks::deliver::Deliver;
@@ -19,8 +21,13 @@ use keel_persistence::{AsyncPgConnection, DbError, DbResult};
 use keel_queue::{Enqueued, Job, JobError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Recipients written per transaction (two statements each: the in-app row and the
+/// email job).
+const CHUNK: usize = 250;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FanOut {
@@ -98,10 +105,40 @@ impl Notifications {
         .collect();
         drop(conn);
 
-        let org_id = event.org_id;
+        let event = Arc::new(event);
+        let off = Arc::new(off);
         let created_at = row.created_at;
         let this = self.clone();
-        let written = inner
+        let hooked = Arc::clone(&event);
+        let rings = inner
+            .pool
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    this.enqueue_deliveries(conn, event_id, &hooked, created_at)
+                        .await
+                })
+            })
+            .await?;
+        inner.queue.ring(rings).await;
+        for chunk in recipients.chunks(CHUNK) {
+            self.notify(event_id, &event, &off, chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// In-app rows and email jobs for `recipients`, in one transaction; then their
+    /// doorbells and the unread counts they change.
+    async fn notify(
+        &self,
+        event_id: Uuid,
+        event: &Arc<Event>,
+        off: &Arc<HashSet<(Uuid, String)>>,
+        recipients: Vec<Recipient>,
+    ) -> Result<(), DbError> {
+        let (this, event, off) = (self.clone(), Arc::clone(event), Arc::clone(off));
+        let org_id = event.org_id;
+        let written = self
+            .inner
             .pool
             .transaction(move |conn| {
                 Box::pin(async move {
@@ -118,17 +155,13 @@ impl Notifications {
                                 .extend(this.enqueue_email(conn, event_id, r, &event).await?);
                         }
                     }
-                    written.rings.extend(
-                        this.enqueue_deliveries(conn, event_id, &event, created_at)
-                            .await?,
-                    );
                     Ok::<_, DbError>(written)
                 })
             })
             .await?;
-        inner.queue.ring(written.rings).await;
+        self.inner.queue.ring(written.rings).await;
         for user_id in written.notified {
-            inner
+            self.inner
                 .unread
                 .invalidate(&Self::unread_key(user_id, org_id))
                 .await;
