@@ -4,7 +4,8 @@
 //! domain makes. The `notifications.purge` job (daily, see [`Purge`]) deletes events older
 //! than `notifications.retention_days` together with their in-app notifications and
 //! finished deliveries, and finished test deliveries of the same age. A delivery still
-//! being attempted keeps its event until it finishes. Deleted unread notifications drop
+//! being attempted keeps its event until it finishes, or until it has had no attempt for
+//! a week (its job died). Deleted unread notifications drop
 //! out of the cached unread counts at once.
 
 use crate::error::NotificationsError;
@@ -12,7 +13,7 @@ use crate::inbox::Reader;
 use crate::service::Notifications;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Integer, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use keel_persistence::DbError;
 use keel_queue::Job;
@@ -23,6 +24,11 @@ use uuid::Uuid;
 /// Events deleted per transaction: short transactions, and a job that stops in the middle
 /// has kept what it deleted.
 const BATCH: i64 = 500;
+
+/// A pending delivery with no attempt for this long is abandoned (its job died for a
+/// reason other than the receiver: retries span about two hours): it no longer keeps its
+/// event, and goes with it.
+const STALLED_AFTER_DAYS: i32 = 7;
 
 /// The daily purge. Registered as a periodic job by the binary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,10 +92,11 @@ impl Notifications {
         }
         let mut conn = self.inner.pool.get().await?;
         purged.deliveries += diesel::sql_query(
-            "DELETE FROM notifications_webhook_deliveries \
-             WHERE event_id IS NULL AND status <> 'pending' AND created_at < $1",
+            "DELETE FROM notifications_webhook_deliveries WHERE event_id IS NULL AND created_at < $1 \
+             AND (status <> 'pending' OR updated_at < now() - make_interval(days => $2))",
         )
         .bind::<Timestamptz, _>(cutoff)
+        .bind::<Integer, _>(STALLED_AFTER_DAYS)
         .execute(&mut conn)
         .await
         .map_err(DbError::from)?;
@@ -109,11 +116,13 @@ impl Notifications {
                     let ids: Vec<Uuid> = diesel::sql_query(
                         "SELECT id FROM notifications_events e WHERE created_at < $1 \
                          AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
-                                         WHERE d.event_id = e.id AND d.status = 'pending') \
+                                         WHERE d.event_id = e.id AND d.status = 'pending' \
+                                         AND d.updated_at > now() - make_interval(days => $3)) \
                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                     )
                     .bind::<Timestamptz, _>(cutoff)
                     .bind::<BigInt, _>(BATCH)
+                    .bind::<Integer, _>(STALLED_AFTER_DAYS)
                     .load::<Id>(conn)
                     .await?
                     .into_iter()

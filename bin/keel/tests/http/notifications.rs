@@ -1130,4 +1130,23 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
         (again.events, again.notifications, again.deliveries),
         (0, 0, 0)
     );
+
+    // A pending delivery without an attempt for over a week was abandoned by its job: it
+    // no longer keeps its event.
+    let mut conn = app.platform.pool.get().await.expect("conn");
+    diesel::sql_query(
+        "UPDATE notifications_webhook_deliveries SET updated_at = now() - interval '8 days' \
+         WHERE org_id = $1 AND status = 'pending'",
+    )
+    .bind::<SqlUuid, _>(ada.org_id)
+    .execute(&mut conn)
+    .await
+    .expect("stall");
+    drop(conn);
+    let stalled = notifications.purge_expired().await.expect("purge");
+    assert_eq!(
+        (stalled.events, stalled.notifications, stalled.deliveries),
+        (1, 1, 1)
+    );
+    assert_eq!(app.count(events, ada.org_id).await, 1);
 }
