@@ -110,7 +110,11 @@ pub async fn middleware(
                 .headers()
                 .get(actix_web::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            let ip = req.peer_addr().map(|a| a.ip().to_string());
+            // The IP counts only for requests without credentials.
+            let ip = credential
+                .is_none()
+                .then(|| req.peer_addr().map(|a| a.ip().to_string()))
+                .flatten();
             limiter.check(credential, ip.as_deref())
         });
     let Some(quota) = quota else {

@@ -14,6 +14,7 @@ use actix_web::middleware::Next;
 use metrics::{Counter, Histogram};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -27,11 +28,16 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     // Only standard methods become label values: the label set must stay bounded.
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_owned(),
-        _ => "other".to_owned(),
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
     };
-    let request_id = header(&req, "x-request-id").unwrap_or_default();
     let span = tracing::info_span!(
         "http.request",
         otel.name = tracing::field::Empty,
@@ -40,12 +46,12 @@ pub async fn observe(
         http.route = tracing::field::Empty,
         url.path = %req.path(),
         http.response.status_code = tracing::field::Empty,
-        request_id = %request_id,
+        request_id = %header(&req, "x-request-id").unwrap_or_default(),
     );
     if let Some(traceparent) = header(&req, "traceparent") {
         let remote = TraceContext {
-            traceparent,
-            tracestate: header(&req, "tracestate"),
+            traceparent: traceparent.to_owned(),
+            tracestate: header(&req, "tracestate").map(str::to_owned),
         };
         propagation::set_parent(&span, &remote);
     }
@@ -56,9 +62,12 @@ pub async fn observe(
         Ok(res) => (res.status(), route_template(res.request())),
         Err(err) => (err.as_response_error().status_code(), None),
     };
-    let route = route.unwrap_or_else(|| UNMATCHED.to_owned());
-    span.record("http.route", route.as_str());
-    span.record("otel.name", format!("{method} {route}"));
+    let route = route.unwrap_or_else(|| Rc::from(UNMATCHED));
+    span.record("http.route", &*route);
+    // The exported span's name; nothing reads it when spans are not exported.
+    if crate::logging::exporting() {
+        span.record("otel.name", format!("{method} {route}"));
+    }
     span.record("http.response.status_code", status.as_u16());
 
     record(
@@ -82,19 +91,19 @@ pub async fn observe(
 const TEMPLATE_MEMO: usize = 4096;
 
 thread_local! {
-    static TEMPLATES: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+    static TEMPLATES: RefCell<HashMap<String, Option<Rc<str>>>> = RefCell::new(HashMap::new());
 }
 
 /// The route template of the request (`/api/v1/orgs/{org_id}`). actix resolves it by
 /// matching the path against every route again (regexes for patterned ones), which cost
 /// more than half the throughput of a cached route; repeated paths are answered from a
 /// small per-thread memo instead.
-fn route_template(req: &actix_web::HttpRequest) -> Option<String> {
+fn route_template(req: &actix_web::HttpRequest) -> Option<Rc<str>> {
     TEMPLATES.with(|memo| {
         if let Some(hit) = memo.borrow().get(req.path()) {
             return hit.clone();
         }
-        let template = req.match_pattern();
+        let template: Option<Rc<str>> = req.match_pattern().map(Rc::from);
         let mut memo = memo.borrow_mut();
         if memo.len() >= TEMPLATE_MEMO {
             memo.clear();
@@ -104,7 +113,8 @@ fn route_template(req: &actix_web::HttpRequest) -> Option<String> {
     })
 }
 
-type SeriesKey = (String, String, u16);
+/// (method, route template, status): cheap to build per request, the route being shared.
+type SeriesKey = (&'static str, Rc<str>, u16);
 
 thread_local! {
     /// Metric handles per (method, route, status), per worker thread: looking a series up
@@ -112,7 +122,7 @@ thread_local! {
     static SERIES: RefCell<HashMap<SeriesKey, (Counter, Histogram)>> = RefCell::new(HashMap::new());
 }
 
-fn record(method: String, route: String, status: u16, seconds: f64) {
+fn record(method: &'static str, route: Rc<str>, status: u16, seconds: f64) {
     SERIES.with(|series| {
         let mut series = series.borrow_mut();
         let key = (method, route, status);
@@ -121,8 +131,8 @@ fn record(method: String, route: String, status: u16, seconds: f64) {
                 .entry(key)
                 .or_insert_with_key(|(method, route, status)| {
                     let labels = [
-                        ("method", method.clone()),
-                        ("route", route.clone()),
+                        ("method", (*method).to_owned()),
+                        ("route", route.to_string()),
                         ("status", status.to_string()),
                     ];
                     (
@@ -135,9 +145,6 @@ fn record(method: String, route: String, status: u16, seconds: f64) {
     });
 }
 
-fn header(req: &ServiceRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+fn header<'r>(req: &'r ServiceRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -5,6 +5,7 @@ use crate::w3c::W3cLayer;
 use keel_config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -40,11 +41,14 @@ pub(crate) fn install(
     // fraction of the cost. Separate filters: quiet logs must not switch off the spans
     // that carry trace context into jobs and to the collector.
     let traces = match settings.otlp_endpoint() {
-        Some(_) => tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("keel"))
-            .with_error_records_to_exceptions(true)
-            .with_filter(trace_filter)
-            .boxed(),
+        Some(_) => {
+            EXPORTING.store(true, Ordering::Relaxed);
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("keel"))
+                .with_error_records_to_exceptions(true)
+                .with_filter(trace_filter)
+                .boxed()
+        }
         None => W3cLayer.with_filter(trace_filter).boxed(),
     };
     Registry::default()
@@ -52,6 +56,15 @@ pub(crate) fn install(
         .with(fmt.with_filter(filter))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// Whether spans go to an OpenTelemetry exporter (set once, at install).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: work that only the exported span needs (its name) is
+/// skipped otherwise.
+pub(crate) fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// For tests: installs the same stack once per process (quiet unless `RUST_LOG` is set),
