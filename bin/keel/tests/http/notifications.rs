@@ -152,6 +152,16 @@ impl TestApp {
         .await;
     }
 
+    /// Runs one statement binding `id` as `$1` (test set-up: ageing rows and the like).
+    async fn execute(&self, sql: &str, id: Uuid) {
+        let mut conn = self.platform.pool.get().await.expect("conn");
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(id)
+            .execute(&mut conn)
+            .await
+            .expect(sql);
+    }
+
     async fn count(&self, sql: &str, id: Uuid) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
@@ -1063,14 +1073,8 @@ async fn an_invitation_tells_the_admins_in_app_and_the_organizations_webhooks() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deliveries_only() {
-    let Hooked {
-        app,
-        ada,
-        receiver,
-        endpoint,
-        workers,
-        ..
-    } = hooked(&[], vec![], &["export.completed"]).await;
+    let hooked = hooked(&[], vec![], &["export.completed"]).await;
+    let (app, ada, endpoint) = (&hooked.app, &hooked.ada, hooked.endpoint);
     for n in 1..=3 {
         app.publish(
             event(ada.org_id, "export.completed", Audience::Members),
@@ -1080,33 +1084,27 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
         app.wait_for_inbox(ada.user_id, n).await;
     }
     eventually("three deliveries", PATIENCE, || async {
-        let log = deliveries(&app, &ada, endpoint).await;
+        let log = deliveries(app, ada, endpoint).await;
         log.len() == 3 && log.iter().all(|d| d["status"] == "delivered")
     })
     .await;
-    workers.shutdown().await;
-    assert_eq!(receiver.seen().len(), 3);
+    hooked.workers.shutdown().await;
+    assert_eq!(hooked.receiver.seen().len(), 3);
 
     // The two oldest events age past the retention; the second one's delivery is still
     // being attempted (a redelivery), so it must stay.
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    diesel::sql_query(
+    app.execute(
         "UPDATE notifications_events SET created_at = now() - interval '100 days' \
          WHERE id IN (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id LIMIT 2)",
+        ada.org_id,
     )
-    .bind::<SqlUuid, _>(ada.org_id)
-    .execute(&mut conn)
-    .await
-    .expect("age");
-    diesel::sql_query(
+    .await;
+    app.execute(
         "UPDATE notifications_webhook_deliveries SET status = 'pending' WHERE event_id = \
          (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id OFFSET 1 LIMIT 1)",
+        ada.org_id,
     )
-    .bind::<SqlUuid, _>(ada.org_id)
-    .execute(&mut conn)
-    .await
-    .expect("pending");
-    drop(conn);
+    .await;
     let count = app
         .get_json(&ada.token, "/api/v1/notifications/unread-count")
         .await;
@@ -1124,7 +1122,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
     assert_eq!(count["count"], 2, "the cached count follows the purge");
     let events = "SELECT count(*) AS n FROM notifications_events WHERE org_id = $1";
     assert_eq!(app.count(events, ada.org_id).await, 2);
-    assert_eq!(deliveries(&app, &ada, endpoint).await.len(), 2);
+    assert_eq!(deliveries(app, ada, endpoint).await.len(), 2);
     let again = notifications.purge_expired().await.expect("purge");
     assert_eq!(
         (again.events, again.notifications, again.deliveries),
@@ -1133,16 +1131,12 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
 
     // A pending delivery without an attempt for over a week was abandoned by its job: it
     // no longer keeps its event.
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    diesel::sql_query(
+    app.execute(
         "UPDATE notifications_webhook_deliveries SET updated_at = now() - interval '8 days' \
          WHERE org_id = $1 AND status = 'pending'",
+        ada.org_id,
     )
-    .bind::<SqlUuid, _>(ada.org_id)
-    .execute(&mut conn)
-    .await
-    .expect("stall");
-    drop(conn);
+    .await;
     let stalled = notifications.purge_expired().await.expect("purge");
     assert_eq!(
         (stalled.events, stalled.notifications, stalled.deliveries),
