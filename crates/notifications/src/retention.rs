@@ -30,7 +30,7 @@ const BATCH: i64 = 500;
 /// event, and goes with it.
 const STALLED_AFTER_DAYS: i32 = 7;
 
-/// The daily purge. Registered as a periodic job by the binary.
+/// The daily purge (scheduled in [`crate::jobs::register_events`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Purge;
 
@@ -38,6 +38,19 @@ impl Job for Purge {
     const NAME: &'static str = "notifications.purge";
     /// Batches of 500 events; a first purge of a large backlog may take a while.
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(600));
+}
+
+/// A delivery that no longer keeps its event: finished, or pending without an attempt
+/// for [`STALLED_AFTER_DAYS`] (bound as `$2`).
+const FINISHED_OR_STALLED: &str =
+    "(status <> 'pending' OR updated_at < now() - make_interval(days => $2))";
+
+/// One batch: how many old events it looked at, what it deleted, whose unread count moved.
+#[derive(Default)]
+struct Batch {
+    candidates: usize,
+    purged: Purged,
+    unread: Vec<Reader>,
 }
 
 /// What one purge deleted.
@@ -79,22 +92,22 @@ impl Notifications {
     pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<Purged, NotificationsError> {
         let mut purged = Purged::default();
         loop {
-            let (events, notifications, deliveries, unread) = self.purge_batch(cutoff).await?;
-            purged.events += events;
-            purged.notifications += notifications;
-            purged.deliveries += deliveries;
-            for reader in unread {
+            let batch = self.purge_batch(cutoff).await?;
+            purged.events += batch.purged.events;
+            purged.notifications += batch.purged.notifications;
+            purged.deliveries += batch.purged.deliveries;
+            for reader in batch.unread {
                 self.forget_unread(reader).await;
             }
-            if i64::try_from(events).unwrap_or(i64::MAX) < BATCH {
+            if i64::try_from(batch.candidates).unwrap_or(i64::MAX) < BATCH {
                 break;
             }
         }
         let mut conn = self.inner.pool.get().await?;
-        purged.deliveries += diesel::sql_query(
-            "DELETE FROM notifications_webhook_deliveries WHERE event_id IS NULL AND created_at < $1 \
-             AND (status <> 'pending' OR updated_at < now() - make_interval(days => $2))",
-        )
+        purged.deliveries += diesel::sql_query(format!(
+            "DELETE FROM notifications_webhook_deliveries \
+             WHERE event_id IS NULL AND created_at < $1 AND {FINISHED_OR_STALLED}"
+        ))
         .bind::<Timestamptz, _>(cutoff)
         .bind::<Integer, _>(STALLED_AFTER_DAYS)
         .execute(&mut conn)
@@ -103,68 +116,80 @@ impl Notifications {
         Ok(purged)
     }
 
-    /// One transaction: up to [`BATCH`] old events without a pending delivery, their
-    /// notifications (noting whose unread count changes) and their deliveries.
-    async fn purge_batch(
-        &self,
-        cutoff: DateTime<Utc>,
-    ) -> Result<(usize, usize, usize, Vec<Reader>), NotificationsError> {
+    /// One transaction over up to [`BATCH`] old events. Only the event rows are locked, so
+    /// a redelivery may make a delivery pending meanwhile: deliveries are deleted by the
+    /// same condition again, and only events left without deliveries go, with their
+    /// notifications (noting whose unread count changes).
+    async fn purge_batch(&self, cutoff: DateTime<Utc>) -> Result<Batch, NotificationsError> {
         self.inner
             .pool
             .transaction(move |conn| {
                 Box::pin(async move {
-                    let ids: Vec<Uuid> = diesel::sql_query(
+                    let candidates: Vec<Uuid> = ids(diesel::sql_query(format!(
                         "SELECT id FROM notifications_events e WHERE created_at < $1 \
                          AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
-                                         WHERE d.event_id = e.id AND d.status = 'pending' \
-                                         AND d.updated_at > now() - make_interval(days => $3)) \
-                         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                    )
+                                         WHERE d.event_id = e.id AND NOT {FINISHED_OR_STALLED}) \
+                         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+                    ))
                     .bind::<Timestamptz, _>(cutoff)
-                    .bind::<BigInt, _>(BATCH)
                     .bind::<Integer, _>(STALLED_AFTER_DAYS)
+                    .bind::<BigInt, _>(BATCH)
                     .load::<Id>(conn)
-                    .await?
-                    .into_iter()
-                    .map(|row| row.id)
-                    .collect();
-                    if ids.is_empty() {
-                        return Ok((0, 0, 0, Vec::new()));
+                    .await?);
+                    let mut batch = Batch {
+                        candidates: candidates.len(),
+                        ..Batch::default()
+                    };
+                    if candidates.is_empty() {
+                        return Ok(batch);
                     }
-                    let unread: Vec<Unread> = diesel::sql_query(
+                    batch.purged.deliveries = diesel::sql_query(format!(
+                        "DELETE FROM notifications_webhook_deliveries \
+                         WHERE event_id = ANY($1) AND {FINISHED_OR_STALLED}"
+                    ))
+                    .bind::<Array<SqlUuid>, _>(&candidates)
+                    .bind::<Integer, _>(STALLED_AFTER_DAYS)
+                    .execute(conn)
+                    .await?;
+                    let doomed: Vec<Uuid> = ids(diesel::sql_query(
+                        "SELECT id FROM notifications_events e WHERE id = ANY($1) \
+                         AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
+                                         WHERE d.event_id = e.id)",
+                    )
+                    .bind::<Array<SqlUuid>, _>(&candidates)
+                    .load::<Id>(conn)
+                    .await?);
+                    batch.unread = diesel::sql_query(
                         "SELECT DISTINCT user_id, org_id FROM notifications_inbox \
                          WHERE event_id = ANY($1) AND read_at IS NULL",
                     )
-                    .bind::<Array<SqlUuid>, _>(&ids)
-                    .load(conn)
-                    .await?;
-                    let notifications = diesel::sql_query(
+                    .bind::<Array<SqlUuid>, _>(&doomed)
+                    .load::<Unread>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|u| Reader {
+                        user_id: u.user_id,
+                        org_id: u.org_id,
+                    })
+                    .collect();
+                    batch.purged.notifications = diesel::sql_query(
                         "DELETE FROM notifications_inbox WHERE event_id = ANY($1)",
                     )
-                    .bind::<Array<SqlUuid>, _>(&ids)
+                    .bind::<Array<SqlUuid>, _>(&doomed)
                     .execute(conn)
                     .await?;
-                    let deliveries = diesel::sql_query(
-                        "DELETE FROM notifications_webhook_deliveries WHERE event_id = ANY($1)",
-                    )
-                    .bind::<Array<SqlUuid>, _>(&ids)
-                    .execute(conn)
-                    .await?;
-                    let events =
+                    batch.purged.events =
                         diesel::sql_query("DELETE FROM notifications_events WHERE id = ANY($1)")
-                            .bind::<Array<SqlUuid>, _>(&ids)
+                            .bind::<Array<SqlUuid>, _>(&doomed)
                             .execute(conn)
                             .await?;
-                    let readers = unread
-                        .into_iter()
-                        .map(|u| Reader {
-                            user_id: u.user_id,
-                            org_id: u.org_id,
-                        })
-                        .collect();
-                    Ok::<_, NotificationsError>((events, notifications, deliveries, readers))
+                    Ok::<_, NotificationsError>(batch)
                 })
             })
             .await
     }
+}
+
+fn ids(rows: Vec<Id>) -> Vec<Uuid> {
+    rows.into_iter().map(|row| row.id).collect()
 }

@@ -80,9 +80,13 @@ pub fn record_attempt(host: &str, attempt: &Attempt) {
         .record(attempt.latency.as_secs_f64());
 }
 
-/// `keel_webhook_breaker_open{host}`: 1 while the last attempt left a breaker open. Under
-/// `other` it reflects whichever of those hosts was attempted last.
+/// `keel_webhook_breaker_open{host}`: 1 while the last attempt left a breaker open. Not
+/// kept for `other`: one gauge shared by many hosts would be reset by any of them
+/// succeeding and hide the others' open breakers (their failures still count).
 pub fn breaker_gauge(host: &str, open: bool) {
+    if host == OTHER {
+        return;
+    }
     metrics::gauge!("keel_webhook_breaker_open", "host" => host.to_owned()).set(if open {
         1.0
     } else {
