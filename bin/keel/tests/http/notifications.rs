@@ -152,8 +152,49 @@ impl TestApp {
         .await;
     }
 
+    /// Enqueues the fan-out of the organization's (only) event once more, as a redelivered
+    /// job would, and waits for it to succeed; returns how many events the organization has.
+    async fn fan_out_again(&self, org_id: Uuid) -> usize {
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+        }
+        let mut conn = self.platform.pool.get().await.expect("conn");
+        let events: Vec<Id> =
+            diesel::sql_query("SELECT id FROM notifications_events WHERE org_id = $1")
+                .bind::<SqlUuid, _>(org_id)
+                .load(&mut conn)
+                .await
+                .expect("events");
+        let again = self
+            .platform
+            .queue
+            .enqueue(
+                &mut conn,
+                &keel_notifications::fanout::FanOut {
+                    event_id: events[0].id,
+                },
+            )
+            .await
+            .expect("enqueue");
+        drop(conn);
+        self.platform.queue.ring([again.clone()]).await;
+        eventually("the repeated fan-out", PATIENCE, || async {
+            self.platform
+                .queue
+                .status(again.id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.state == "succeeded")
+        })
+        .await;
+        events.len()
+    }
+
     /// Runs one statement binding `id` as `$1` (test set-up: ageing rows and the like).
-    async fn execute(&self, sql: &str, id: Uuid) {
+    async fn run_sql(&self, sql: &str, id: Uuid) {
         let mut conn = self.platform.pool.get().await.expect("conn");
         diesel::sql_query(sql)
             .bind::<SqlUuid, _>(id)
@@ -575,39 +616,8 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
     })
     .await;
     // Run the committed event's fan-out again, as a redelivered job would.
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    let events: Vec<Id> = diesel::sql_query("SELECT id FROM notifications_events")
-        .load(&mut conn)
-        .await
-        .expect("events");
-    assert_eq!(events.len(), 1, "the rolled-back event was never recorded");
-    let again = app
-        .platform
-        .queue
-        .enqueue(
-            &mut conn,
-            &keel_notifications::fanout::FanOut {
-                event_id: events[0].id,
-            },
-        )
-        .await
-        .expect("enqueue");
-    app.platform.queue.ring([again.clone()]).await;
-    eventually("the repeated fan-out", PATIENCE, || async {
-        app.platform
-            .queue
-            .status(again.id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.state == "succeeded")
-    })
-    .await;
+    let events = app.fan_out_again(ada.org_id).await;
+    assert_eq!(events, 1, "the rolled-back event was never recorded");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = receiver.seen();
     assert_eq!(seen.len(), 1, "one event, one endpoint: one delivery");
@@ -1093,13 +1103,13 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
 
     // The two oldest events age past the retention; the second one's delivery is still
     // being attempted (a redelivery), so it must stay.
-    app.execute(
+    app.run_sql(
         "UPDATE notifications_events SET created_at = now() - interval '100 days' \
          WHERE id IN (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id LIMIT 2)",
         ada.org_id,
     )
     .await;
-    app.execute(
+    app.run_sql(
         "UPDATE notifications_webhook_deliveries SET status = 'pending' WHERE event_id = \
          (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id OFFSET 1 LIMIT 1)",
         ada.org_id,
@@ -1131,7 +1141,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
 
     // A pending delivery without an attempt for over a week was abandoned by its job: it
     // no longer keeps its event.
-    app.execute(
+    app.run_sql(
         "UPDATE notifications_webhook_deliveries SET updated_at = now() - interval '8 days' \
          WHERE org_id = $1 AND status = 'pending'",
         ada.org_id,
@@ -1143,4 +1153,62 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
         (1, 1, 1)
     );
     assert_eq!(app.count(events, ada.org_id).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
+    let app = spawn_app(&[]).await;
+    let ada = user(&app, "ada@example.com").await;
+    // 600 more members written straight into accounts' tables: signing them up through
+    // the API would hash 600 passwords. More than two chunks of the fan-out.
+    app.run_sql(
+        "WITH u AS (INSERT INTO accounts_users (id, email, name, password_hash, email_verified_at) \
+                    SELECT gen_random_uuid(), 'member' || n || '@example.com', 'Member ' || n, 'x', now() \
+                    FROM generate_series(1, 600) n RETURNING id) \
+         INSERT INTO accounts_memberships (org_id, user_id, role) SELECT $1, id, 'member' FROM u",
+        ada.org_id,
+    )
+    .await;
+    let workers = app.workers();
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Members),
+        true,
+    )
+    .await;
+    let inbox = "SELECT count(*) AS n FROM notifications_inbox WHERE org_id = $1";
+    eventually("601 in-app notifications", PATIENCE, || async {
+        app.count(inbox, ada.org_id).await == 601
+    })
+    .await;
+    // Every email job of this test's database is one of the event's.
+    let email_jobs = || async {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = app.platform.pool.get().await.expect("conn");
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM queue_jobs \
+             WHERE kind = 'notifications.send_email' AND payload->>'template' = 'notification'",
+        )
+        .get_result::<N>(&mut conn)
+        .await
+        .expect("count")
+        .n
+    };
+    assert_eq!(email_jobs().await, 601);
+
+    assert_eq!(app.fan_out_again(ada.org_id).await, 1);
+    assert_eq!(
+        app.count(inbox, ada.org_id).await,
+        601,
+        "no second notification"
+    );
+    assert_eq!(email_jobs().await, 601, "no second email");
+    let count = app
+        .get_json(&ada.token, "/api/v1/notifications/unread-count")
+        .await;
+    assert_eq!(count["count"], 1);
+    workers.shutdown().await;
 }
