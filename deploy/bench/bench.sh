@@ -3,9 +3,10 @@
 # actix-web hello world) and writes the table into docs/benchmarks.md. Run: `just bench`.
 #
 # For every measurement a fresh server is started on one core (taskset -c 0) and wrk
-# loads it from the other (taskset -c 1): `wrk -t1 -c64 -d10s --latency`. The ceiling is
-# measured before and after Keel's routes, and each route is reported as a ratio to the
-# median of those ceiling runs, which is the number that compares between machines and runs.
+# loads it from the other (taskset -c 1): `wrk -t1 -c64 -d10s --latency`. Every run of a
+# Keel route is paired with a ceiling run just before it, and the route is reported as the
+# median of its runs' ratios to their paired ceiling runs: the number that compares between
+# machines and runs.
 #
 # Routes: deploy/bench/routes. Settings (environment):
 #   BENCH_SECONDS=10        length of each measured run
@@ -216,16 +217,17 @@ record() {
     ((errors == 0)) || log "  warning: $1 had $errors socket errors"
 }
 
-measure_ceiling() {
-    local label="$1" i
-    for ((i = 1; i <= BENCH_RUNS; i++)); do
-        log "ceiling ($label), run $i/$BENCH_RUNS"
-        start_server ceiling "$CEILING_PORT" /plaintext \
-            "$RELEASE/keel-ceiling" --port "$CEILING_PORT" --workers 1
-        run_wrk ceiling "http://127.0.0.1:$CEILING_PORT/plaintext"
-        record "ceiling-$label" "$(<"$WORK/result")"
-        stop_server
-    done
+# measure_ceiling_once LABEL: one ceiling run on a fresh server; its requests/s are left
+# in CEILING_LAST.
+CEILING_LAST=''
+measure_ceiling_once() {
+    log "ceiling ($1)"
+    start_server ceiling "$CEILING_PORT" /plaintext \
+        "$RELEASE/keel-ceiling" --port "$CEILING_PORT" --workers 1
+    run_wrk ceiling "http://127.0.0.1:$CEILING_PORT/plaintext"
+    record ceiling "$(<"$WORK/result")"
+    read -r CEILING_LAST _ <"$WORK/result"
+    stop_server
 }
 
 # Replaces $NAME and ${NAME} with the environment's values.
@@ -263,6 +265,9 @@ measure_keel_route() {
         fi
     done
     for ((i = 1; i <= BENCH_RUNS; i++)); do
+        # Each run is paired with a ceiling run just before it: the machine's speed drifts
+        # by tens of percent within minutes, and a pair sees the same machine.
+        measure_ceiling_once "paired with $name, run $i/$BENCH_RUNS"
         log "keel $name ($path), run $i/$BENCH_RUNS"
         start_server keel "$KEEL_PORT" /health/live \
             env KEEL__SERVER__PORT="$KEEL_PORT" KEEL__SERVER__WORKERS=1 KEEL__TELEMETRY__LOG_FILTER=warn \
@@ -278,6 +283,8 @@ measure_keel_route() {
         run_wrk keel "http://127.0.0.1:$KEEL_PORT$path" "${wrk_args[@]}"
         after="$(db_acquisitions "$KEEL_PORT")"
         record "$name" "$(<"$WORK/result")"
+        awk -v ceiling="$CEILING_LAST" '{ printf "%.6f\n", $1 / ceiling }' "$WORK/result" \
+            >>"$WORK/results/ratio-${name//\//_}"
         log "  $name: $((after - before)) database connection acquisitions during the run"
         echo "$name run $i: $((after - before)) database acquisitions" >>"$WORK/db-acquisitions"
         stop_server
@@ -295,8 +302,11 @@ db_acquisitions() {
 # --- the runs ----------------------------------------------------------------------------
 
 log "each run: warm-up ${BENCH_WARMUP_SECONDS}s, then wrk -t1 -c$BENCH_CONNECTIONS -d${BENCH_SECONDS}s; $BENCH_RUNS runs per route; $PINNING"
-measure_ceiling before
-if [[ "$BENCH_ONLY_CEILING" != 1 ]]; then
+if [[ "$BENCH_ONLY_CEILING" == 1 ]]; then
+    for ((i = 1; i <= BENCH_RUNS; i++)); do
+        measure_ceiling_once "run $i/$BENCH_RUNS"
+    done
+else
     [[ -f "$BENCH_ROUTES" ]] || die "no route list at $BENCH_ROUTES"
     while IFS= read -r line || [[ -n "$line" ]]; do
         line="$(trim "$line")"
@@ -307,7 +317,6 @@ if [[ "$BENCH_ONLY_CEILING" != 1 ]]; then
         measure_keel_route "${fields[@]}"
     done <"$BENCH_ROUTES"
 fi
-measure_ceiling after
 
 # --- the report --------------------------------------------------------------------------
 
@@ -318,19 +327,20 @@ median() {
         END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-cat "$WORK/results/ceiling-before" "$WORK/results/ceiling-after" >"$WORK/results/ceiling"
-CEILING_RPS="$(median "$WORK/results/ceiling" 1)"
-
+# row LABEL NAME: the medians of a route's runs; its ratio is the median of its runs'
+# ratios to their paired ceiling runs (the ceiling's own row says 1.00).
 row() {
-    local label="$1" file="$WORK/results/${2//\//_}" rps p50 p99 non2xx
+    local label="$1" file="$WORK/results/${2//\//_}" ratios="$WORK/results/ratio-${2//\//_}"
+    local rps p50 p99 non2xx ratio=1
     rps="$(median "$file" 1)"
     p50="$(median "$file" 2)"
     p99="$(median "$file" 3)"
+    [[ ! -f "$ratios" ]] || ratio="$(median "$ratios" 1)"
     non2xx="$(awk '{ n += $4 } END { print n + 0 }' "$file")"
-    awk -v label="$label" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v ceiling="$CEILING_RPS" -v bad="$non2xx" '
+    awk -v label="$label" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v ratio="$ratio" -v bad="$non2xx" '
         BEGIN {
             note = bad > 0 ? sprintf(" (%d non-2xx)", bad) : ""
-            printf "| %s%s | %.0f | %.3f | %.3f | %.2f |\n", label, note, rps, p50, p99, rps / ceiling
+            printf "| %s%s | %.0f | %.3f | %.3f | %.2f |\n", label, note, rps, p50, p99, ratio
         }'
 }
 
@@ -344,7 +354,8 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 {
     echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\`: ${CPU_MODEL:-unknown CPU}, $(nproc) cores, ${MEM_GIB:-?} GiB;"
     echo "$PINNING; \`wrk -t1 -c$BENCH_CONNECTIONS -d${BENCH_SECONDS}s --latency\` after a warm-up of ${BENCH_WARMUP_SECONDS}s;"
-    echo "the median of $BENCH_RUNS run(s) per route, each on a freshly started server with one worker."
+    echo "the median of $BENCH_RUNS run(s) per route, each on a freshly started server with one worker,"
+    echo "each paired with a ceiling run just before it; the ratio is the median of the pairs' ratios."
     echo
     echo "| route | requests/s | p50 ms | p99 ms | ratio to ceiling |"
     echo "|---|---:|---:|---:|---:|"
@@ -353,7 +364,7 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         row "$name" "$name"
     done
     echo
-    echo "Ceiling runs (requests/s): before $(runs_of ceiling-before); after $(runs_of ceiling-after)."
+    echo "Ceiling runs in order (requests/s): $(runs_of ceiling)."
     if [[ -s "$WORK/db-acquisitions" ]]; then
         echo
         echo "Database connections taken from the pool during each measured run (an upper bound"
@@ -380,8 +391,9 @@ apart on the same cores, is what to compare between runs.
 How: `just bench` (`deploy/bench/bench.sh`; routes in `deploy/bench/routes`). It builds both
 binaries in release mode, then for every run starts a fresh server with one worker pinned to
 core 0 and loads it with `wrk` pinned to core 1 (64 connections, one thread, 10 s, after a
-1 s warm-up). The ceiling runs before and after Keel's routes; its median is the reference.
-Each route runs 3 times and the median is reported. Machine shape: small (2 cores), with
+1 s warm-up). Each route runs 3 times, each run paired with a ceiling run just before it;
+the ratio reported is the median of the three pairs' ratios, since the machine's speed
+drifts by tens of percent within minutes and a pair sees the same machine. Machine shape: small (2 cores), with
 the server and the load generator sharing it; the run below names its CPU.
 
 <!-- bench:start -->
