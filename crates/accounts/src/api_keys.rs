@@ -156,7 +156,7 @@ impl Accounts {
                 })
             })
             .await?;
-        self.keys.invalidate(&token::hex(&hash)).await;
+        self.keys.invalidate(&hex::encode(&hash)).await;
         Ok(())
     }
 }

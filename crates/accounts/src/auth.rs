@@ -49,7 +49,7 @@ impl Accounts {
 
     async fn session_caller(&self, token: &str) -> Result<Caller, AccountsError> {
         let hash = token::hash(token);
-        let key = token::hex(&hash);
+        let key = hex::encode(&hash);
         let pool = self.pool.clone();
         let lookup = hash.clone();
         let auth: Option<SessionAuth> = self
@@ -92,7 +92,7 @@ impl Accounts {
 
     async fn key_caller(&self, token: &str) -> Result<Caller, AccountsError> {
         let hash = token::hash(token);
-        let key = token::hex(&hash);
+        let key = hex::encode(&hash);
         let pool = self.pool.clone();
         let lookup = hash.clone();
         let auth: Option<KeyAuth> = self

@@ -191,7 +191,7 @@ impl Accounts {
 
     async fn forget_member(&self, org_id: Uuid, user_id: Uuid, session_hashes: &[Vec<u8>]) {
         for hash in session_hashes {
-            self.sessions.invalidate(&token::hex(hash)).await;
+            self.sessions.invalidate(&hex::encode(hash)).await;
         }
         self.profiles
             .invalidate(&profile_key(user_id, org_id))

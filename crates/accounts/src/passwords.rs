@@ -177,7 +177,7 @@ impl Accounts {
     async fn after_password_change(&self, enqueued: Enqueued, revoked: &[Vec<u8>]) {
         self.queue.ring([enqueued]).await;
         for hash in revoked {
-            self.sessions.invalidate(&token::hex(hash)).await;
+            self.sessions.invalidate(&hex::encode(hash)).await;
         }
     }
 }

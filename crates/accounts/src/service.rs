@@ -386,7 +386,7 @@ impl Accounts {
             repo::revoke_session(&mut conn, session_id).await?
         };
         if let Some(hash) = hash {
-            self.sessions.invalidate(&token::hex(&hash)).await;
+            self.sessions.invalidate(&hex::encode(&hash)).await;
         }
         Ok(())
     }

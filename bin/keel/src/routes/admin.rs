@@ -21,9 +21,8 @@ fn authorize(req: &HttpRequest, platform: &Platform) -> Result<(), ApiError> {
         return Err(keel_http::ApiError::not_found("no route matches this path"));
     };
     let given = keel_http::auth::bearer(req).unwrap_or_default();
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
+    let same = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes());
+    if bool::from(same) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("admin token required"))

@@ -371,7 +371,7 @@ fn idempotency_key(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
 /// `<sha256(Authorization) | anonymous> <METHOD> <route template>`.
 fn scope_of(req: &ServiceRequest) -> String {
     let caller = match req.headers().get(header::AUTHORIZATION) {
-        Some(value) => hex(&Sha256::digest(value.as_bytes())),
+        Some(value) => hex::encode(Sha256::digest(value.as_bytes())),
         None => "anonymous".to_owned(),
     };
     let route = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
@@ -394,16 +394,6 @@ fn fingerprint(req: &ServiceRequest, body: &[u8]) -> Vec<u8> {
         hash.update(part);
     }
     hash.finalize().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// Buffers the request body, refusing more than `limit` bytes.
@@ -584,7 +574,14 @@ mod tests {
     }
 
     #[test]
-    fn hex_is_lowercase_and_complete() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    fn the_scope_names_the_caller_by_the_lowercase_sha256_of_its_credentials() {
+        let req = actix_web::test::TestRequest::post()
+            .uri("/things")
+            .insert_header((header::AUTHORIZATION, "Bearer a"))
+            .to_srv_request();
+        assert_eq!(
+            scope_of(&req),
+            "122c4e371d393490e5789c418af3d3854ed07f2b8b087f8ac4b418dba01cf197 POST /things"
+        );
     }
 }
