@@ -83,9 +83,6 @@ pub enum NotificationsError {
     /// 404: no such resource for this caller (also: another organization's).
     #[error("not found")]
     NotFound,
-    /// 403: the caller's role or scopes do not allow this.
-    #[error("{0}")]
-    Forbidden(&'static str),
     /// 409: conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(&'static str),
@@ -124,7 +121,6 @@ impl From<NotificationsError> for keel_http::ApiError {
         match e {
             NotificationsError::Invalid { field, message } => ApiError::validation(field, message),
             NotificationsError::NotFound => ApiError::not_found("not found"),
-            NotificationsError::Forbidden(why) => ApiError::forbidden(why),
             NotificationsError::Conflict(why) => ApiError::conflict(why),
             NotificationsError::InvalidLink => {
                 ApiError::bad_request("this link is invalid or no longer works")

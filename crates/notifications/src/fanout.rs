@@ -15,7 +15,7 @@ use crate::webhooks::envelope;
 use crate::{Recipient, Template};
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, Bool, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use keel_events::Event;
 use keel_persistence::{AsyncPgConnection, DbError, DbResult};
@@ -61,12 +61,6 @@ struct Off {
 struct EndpointId {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-}
-
-#[derive(QueryableByName)]
-struct Inserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
 }
 
 /// What one run wrote: doorbells to ring and unread counts to drop after the commit.
@@ -217,9 +211,9 @@ impl Notifications {
         for endpoint in endpoints {
             let delivery_id = Uuid::now_v7();
             let body = envelope(delivery_id, &event.event_type, at, &event.data);
-            let created: Option<Inserted> = diesel::sql_query(
+            let created = diesel::sql_query(
                 "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_id, event_type, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING true AS inserted",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
             )
             .bind::<SqlUuid, _>(delivery_id)
             .bind::<SqlUuid, _>(endpoint.id)
@@ -227,14 +221,10 @@ impl Notifications {
             .bind::<SqlUuid, _>(event_id)
             .bind::<Text, _>(&event.event_type)
             .bind::<Text, _>(&body)
-            .get_result(conn)
-            .await
-            .map(Some)
-            .or_else(|e| match DbError::from(e) {
-                DbError::NotFound => Ok(None),
-                other => Err(other),
-            })?;
-            if created.is_some_and(|c| c.inserted) {
+            .execute(conn)
+            .await?
+                == 1;
+            if created {
                 rings.push(
                     self.inner
                         .queue

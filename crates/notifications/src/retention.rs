@@ -89,7 +89,7 @@ impl Notifications {
 
     /// Deletes events created before `cutoff` (with their notifications and finished
     /// deliveries) and finished test deliveries created before it.
-    pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<Purged, NotificationsError> {
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<Purged, NotificationsError> {
         let mut purged = Purged::default();
         loop {
             let batch = self.purge_batch(cutoff).await?;

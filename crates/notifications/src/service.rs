@@ -75,10 +75,6 @@ impl Notifications {
         })
     }
 
-    pub fn queue(&self) -> &Queue {
-        &self.inner.queue
-    }
-
     pub(crate) fn unread_key(user_id: Uuid, org_id: Uuid) -> String {
         format!("{user_id}:{org_id}")
     }

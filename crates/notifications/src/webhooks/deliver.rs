@@ -21,6 +21,7 @@ use diesel_async::RunQueryDsl;
 use keel_events::{Audience, Event};
 use keel_persistence::{AsyncPgConnection, DbError, DbResult, OptionalExt};
 use keel_queue::{Job, JobContext, JobError, backoff};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
@@ -109,13 +110,15 @@ impl Notifications {
         )
         .await?
         {
-            // Spread the waiting deliveries over the cooldown rather than waking them
-            // all at its end.
+            // Wake the waiting deliveries at random points a little after the cooldown
+            // ends (0.375 to 0.5 of a cooldown later), not all in the same instant: the
+            // single probe goes first and the rest find its verdict.
             let wait = (until - now).to_std().unwrap_or_default();
-            let spread =
-                backoff::delay(1, settings.breaker_cooldown(), settings.breaker_cooldown());
+            let after = settings
+                .breaker_cooldown()
+                .mul_f64(rand::rng().random_range(0.375..=0.5));
             return Err(JobError::Defer(
-                wait + spread / 2,
+                wait + after,
                 "circuit breaker open".to_owned(),
             ));
         }
@@ -124,9 +127,12 @@ impl Notifications {
         let attempt = self.send(&target, delivery_id, ctx.attempt, now).await;
         let host = observe::host_label(&target.url);
         observe::record_attempt(&host, &attempt);
-        let mut conn = self.inner.pool.get().await?;
+        // One connection at a time: `failed` takes its own (a transaction), so the
+        // failure arms take theirs only after it; holding one while waiting for another
+        // can exhaust the pool when every delivery fails at once.
         match &attempt.verdict {
             Verdict::Delivered => {
+                let mut conn = self.inner.pool.get().await?;
                 record_attempt(&mut conn, delivery_id, &attempt, "delivered").await?;
                 // Written only when there is a streak to end (a healthy endpoint costs no
                 // write), judged by the row as it is now, not as this job loaded it.
@@ -148,6 +154,7 @@ impl Notifications {
                 observe::breaker_gauge(&host, streak >= threshold);
                 let give_up = ctx.is_last_attempt() || !still_enabled;
                 let status = if give_up { "failed" } else { "pending" };
+                let mut conn = self.inner.pool.get().await?;
                 record_attempt(&mut conn, delivery_id, &attempt, status).await?;
                 if give_up {
                     return Ok(());
@@ -163,6 +170,7 @@ impl Notifications {
             Verdict::Fail { .. } => {
                 let (_, streak) = self.failed(target.endpoint_id, target.org_id).await?;
                 observe::breaker_gauge(&host, streak >= threshold);
+                let mut conn = self.inner.pool.get().await?;
                 record_attempt(&mut conn, delivery_id, &attempt, "failed").await?;
                 Ok(())
             }
