@@ -13,17 +13,14 @@ pub fn valid_scope(scope: &str) -> bool {
         if SCOPE_DOMAINS.contains(&domain) && matches!(access, "read" | "write"))
 }
 
-/// The caller's organization, if it is `org_id`; otherwise "not found".
+/// The caller's organization, if it is `org_id`; otherwise "not found" ([`Caller::in_org`]).
 pub fn same_org(caller: &Caller, org_id: Uuid) -> Result<Uuid, AccountsError> {
-    match caller.org_id {
-        Some(own) if own == org_id => Ok(own),
-        _ => Err(AccountsError::NotFound),
-    }
+    caller.in_org(org_id).map_err(|_| AccountsError::NotFound)
 }
 
 /// Reading within the organization: any member, or a key with `accounts:read`.
 pub fn can_read(caller: &Caller) -> Result<(), AccountsError> {
-    if caller.user_id.is_some() && caller.role.is_some() || has_scope(caller, "accounts", false) {
+    if caller.is_member() || caller.has_scope("accounts", false) {
         return Ok(());
     }
     Err(AccountsError::Forbidden)
@@ -32,15 +29,10 @@ pub fn can_read(caller: &Caller) -> Result<(), AccountsError> {
 /// Managing members, keys and the organization: owners and admins, or a key with
 /// `accounts:write`.
 pub fn can_manage(caller: &Caller) -> Result<(), AccountsError> {
-    if caller.is_admin() || has_scope(caller, "accounts", true) {
+    if caller.is_admin() || caller.has_scope("accounts", true) {
         return Ok(());
     }
     Err(AccountsError::Forbidden)
-}
-
-/// Whether an API-key caller holds `domain:read` (or `domain:write` when `write`).
-pub fn has_scope(caller: &Caller, domain: &str, write: bool) -> bool {
-    caller.has_scope(domain, write)
 }
 
 #[cfg(test)]

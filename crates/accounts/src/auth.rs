@@ -8,7 +8,7 @@
 
 use crate::error::AccountsError;
 use crate::repo::{self, KeyAuth, SessionAuth};
-use crate::service::{Accounts, unwrap_shared};
+use crate::service::Accounts;
 use crate::token::{self, API_KEY_PREFIX, SESSION_PREFIX};
 use chrono::Utc;
 use futures::FutureExt;
@@ -16,8 +16,11 @@ use futures::future::BoxFuture;
 use keel_http::{ApiError, Authenticator, Caller};
 
 /// Activity is recorded when the cached `last_seen_at` is older than this.
-const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
-pub(crate) const TOUCH_EVERY_STD: std::time::Duration = std::time::Duration::from_secs(60);
+const TOUCH_EVERY_SECS: i64 = 60;
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(TOUCH_EVERY_SECS);
+/// The same interval, for the claims cache's time to live.
+pub(crate) const TOUCH_EVERY_STD: std::time::Duration =
+    std::time::Duration::from_secs(TOUCH_EVERY_SECS as u64);
 
 impl Authenticator for Accounts {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, ApiError>> {
@@ -58,8 +61,7 @@ impl Accounts {
                 let mut conn = pool.get().await?;
                 repo::session_auth(&mut conn, &lookup).await
             })
-            .await
-            .map_err(unwrap_shared)?;
+            .await?;
         let Some(auth) = auth.filter(|a| token::constant_time_eq(&a.token_hash, &hash)) else {
             return Err(AccountsError::InvalidCredentials);
         };
@@ -101,8 +103,7 @@ impl Accounts {
                 let mut conn = pool.get().await?;
                 repo::key_auth(&mut conn, &lookup).await
             })
-            .await
-            .map_err(unwrap_shared)?;
+            .await?;
         let Some(auth) = auth.filter(|a| token::constant_time_eq(&a.secret_hash, &hash)) else {
             return Err(AccountsError::InvalidCredentials);
         };

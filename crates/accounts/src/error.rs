@@ -40,6 +40,13 @@ pub enum AccountsError {
     Hash(#[from] crate::password::HashError),
 }
 
+/// The cache shares one loader error among all waiters; each gets its own copy.
+impl From<std::sync::Arc<DbError>> for AccountsError {
+    fn from(e: std::sync::Arc<DbError>) -> Self {
+        AccountsError::Db(DbError::from_shared(e))
+    }
+}
+
 impl From<diesel::result::Error> for AccountsError {
     fn from(e: diesel::result::Error) -> Self {
         AccountsError::Db(e.into())

@@ -246,7 +246,10 @@ impl Accounts {
                         org_id,
                         audience: Audience::Admins,
                         title: format!("{inviter_name} invited {} to {}", email.as_str(), org.name),
-                        body: format!("The invitation is for the {new_role} role and stays valid for 7 days."),
+                        body: format!(
+                            "The invitation is for the {new_role} role and stays valid for {} days.",
+                            INVITATION_TTL.num_days()
+                        ),
                         link: None,
                         data: serde_json::json!({
                             "email": email.as_str(), "role": new_role, "invited_by_user_id": actor.0,

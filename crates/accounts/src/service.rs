@@ -421,8 +421,7 @@ impl Accounts {
                 let mut conn = pool.get().await?;
                 repo::org_info(&mut conn, org_id).await
             })
-            .await
-            .map_err(unwrap_shared)?
+            .await?
             .ok_or(AccountsError::NotFound)?;
         Ok(Me {
             user: None,
@@ -442,8 +441,7 @@ impl Accounts {
                 let mut conn = pool.get().await?;
                 repo::profile(&mut conn, user_id, org_id).await
             })
-            .await
-            .map_err(unwrap_shared)?;
+            .await?;
         profile.ok_or(AccountsError::NotFound)
     }
 
@@ -495,9 +493,4 @@ pub struct KeyInfo {
 
 pub(crate) fn profile_key(user_id: Uuid, org_id: Uuid) -> String {
     format!("{user_id}:{org_id}")
-}
-
-/// The cache shares one loader error among all waiters; give each its own copy.
-pub(crate) fn unwrap_shared(e: Arc<DbError>) -> AccountsError {
-    AccountsError::Db(DbError::from_shared(e))
 }

@@ -42,6 +42,11 @@ impl Caller {
             })
     }
 
+    /// Whether the caller is a user with a role in its organization (any role).
+    pub fn is_member(&self) -> bool {
+        self.user_id.is_some() && self.role.is_some()
+    }
+
     /// Whether a user caller is an owner or admin of its organization.
     pub fn is_admin(&self) -> bool {
         self.user_id.is_some() && matches!(self.role.as_deref(), Some("owner" | "admin"))

@@ -178,43 +178,38 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // Most requests (every GET) have nothing to deduplicate: straight through,
         // without building and boxing the keyed path's future.
-        if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
+        let key = match req.method() {
+            &Method::POST => idempotency_key(req.headers()),
+            _ => None,
+        };
+        let Some(key) = key else {
             let boxed: fn(ServiceResponse<B>) -> ServiceResponse<BoxBody> =
                 ServiceResponse::map_into_boxed_body;
             return Either::Left(self.service.call(req).map_ok(boxed));
-        }
+        };
         Either::Right(Box::pin(handle(
             Rc::clone(&self.service),
             Rc::clone(&self.config),
             req,
+            key,
         )))
     }
 }
 
+/// A POST with an `Idempotency-Key` header (`key`: the header, checked).
 async fn handle<S, B>(
     service: Rc<S>,
     config: Rc<Idempotency>,
     mut req: ServiceRequest,
+    key: Result<String, ApiError>,
 ) -> Result<ServiceResponse<BoxBody>, Error>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
 {
-    if req.method() != Method::POST {
-        return service
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    }
-    let key = match idempotency_key(req.headers()) {
-        None => {
-            return service
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_boxed_body);
-        }
-        Some(Err(err)) => return Ok(req.error_response(err)),
-        Some(Ok(key)) => key,
+    let key = match key {
+        Ok(key) => key,
+        Err(err) => return Ok(req.error_response(err)),
     };
     let scope = scope_of(&req);
     let body = match read_body(&mut req, config.max_body_bytes).await {

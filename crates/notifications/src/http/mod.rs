@@ -34,8 +34,11 @@ fn reader(caller: &Authenticated) -> Result<Reader, ApiError> {
 /// changing needs owner/admin or `notifications:write`. Another organization's id is 404.
 fn org_access(caller: &Caller, org_id: Uuid, write: bool) -> Result<Uuid, ApiError> {
     let org_id = caller.in_org(org_id)?;
-    let member = caller.user_id.is_some() && caller.role.is_some();
-    let allowed = if write { caller.is_admin() } else { member };
+    let allowed = if write {
+        caller.is_admin()
+    } else {
+        caller.is_member()
+    };
     if allowed || caller.has_scope("notifications", write) {
         Ok(org_id)
     } else {
