@@ -4,7 +4,7 @@
 
 use super::{TestApp, spawn_app};
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel::sql_types::{Integer, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl as _;
 use hmac::{Hmac, Mac};
 use keel_events::{Audience, Event};
@@ -145,7 +145,7 @@ impl TestApp {
 
     /// Waits until `user_id` has `n` in-app notifications.
     async fn wait_for_inbox(&self, user_id: Uuid, n: i64) {
-        let sql = "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1";
+        let sql = INBOX_OF_USER;
         eventually("the in-app notifications", PATIENCE, || async {
             self.count(sql, user_id).await == n
         })
@@ -193,6 +193,20 @@ impl TestApp {
         events.len()
     }
 
+    /// Queued notification emails whose title is `title` (sent or not).
+    async fn email_jobs(&self, title: &str) -> i64 {
+        let mut conn = self.platform.pool.get().await.expect("conn");
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM queue_jobs WHERE kind = 'notifications.send_email' \
+             AND payload->>'template' = 'notification' AND payload->'vars'->>'title' = $1",
+        )
+        .bind::<Text, _>(title)
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("count")
+        .n
+    }
+
     /// Runs one statement binding `id` as `$1` (test set-up: ageing rows and the like).
     async fn run_sql(&self, sql: &str, id: Uuid) {
         let mut conn = self.platform.pool.get().await.expect("conn");
@@ -204,19 +218,24 @@ impl TestApp {
     }
 
     async fn count(&self, sql: &str, id: Uuid) -> i64 {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
         let mut conn = self.platform.pool.get().await.expect("conn");
         diesel::sql_query(sql)
             .bind::<SqlUuid, _>(id)
-            .get_result::<N>(&mut conn)
+            .get_result::<Count>(&mut conn)
             .await
             .expect("count")
             .n
     }
+}
+
+/// A user's in-app notifications (bind the user id).
+const INBOX_OF_USER: &str = "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1";
+
+/// The row of a `SELECT count(*) AS n ...`.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 fn event(org_id: Uuid, event_type: &str, audience: Audience) -> Event {
@@ -397,19 +416,14 @@ async fn hooked(overrides: &[(&str, &str)], plan: Vec<Answer>, types: &[&str]) -
 }
 
 async fn deliveries(app: &TestApp, owner: &User, endpoint: Uuid) -> Vec<Value> {
-    let res = app
-        .authed(
-            &owner.token,
-            reqwest::Method::GET,
-            &format!(
-                "/api/v1/orgs/{}/webhooks/{endpoint}/deliveries",
-                owner.org_id
-            ),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("json");
-    body["items"].as_array().expect("items").clone()
+    let path = format!(
+        "/api/v1/orgs/{}/webhooks/{endpoint}/deliveries",
+        owner.org_id
+    );
+    app.get_json(&owner.token, &path).await["items"]
+        .as_array()
+        .expect("items")
+        .clone()
 }
 
 fn mail_dir() -> PathBuf {
@@ -582,8 +596,9 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.expect("json")["marked"], 1);
-    // Emails: only the first export's (the second came after unsubscribing).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Emails: only the first export's (the second came after unsubscribing). The
+    // second's fan-out committed with its inbox row, so no email job means no email.
+    assert_eq!(app.email_jobs("News: export.completed").await, 1);
     let exports = emails_in(&dir)
         .iter()
         .filter(|e| e.contains("News: export.completed"))
@@ -625,14 +640,7 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
     assert_eq!(body["type"], "export.failed");
     assert_eq!(body["id"], seen[0].delivery_id.as_str());
     assert_eq!(deliveries(&app, &ada, endpoint).await.len(), 1);
-    assert_eq!(
-        app.count(
-            "SELECT count(*) AS n FROM notifications_inbox WHERE user_id = $1",
-            ada.user_id
-        )
-        .await,
-        1
-    );
+    assert_eq!(app.count(INBOX_OF_USER, ada.user_id).await, 1);
     workers.shutdown().await;
 }
 
@@ -873,17 +881,12 @@ async fn private_and_metadata_addresses_are_refused() {
         let body: Value = res.json().await.expect("json");
         assert_eq!(body["error"]["field"], "url", "{url}: {body}");
     }
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = Integer)]
-        n: i32,
-    }
-    let n: N = diesel::sql_query("SELECT count(*)::int AS n FROM notifications_webhook_endpoints")
-        .get_result(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(n.n, 0, "nothing half-written");
+    let endpoints = "SELECT count(*) AS n FROM notifications_webhook_endpoints WHERE org_id = $1";
+    assert_eq!(
+        app.count(endpoints, ada.org_id).await,
+        0,
+        "nothing half-written"
+    );
 
     // Even where private networks are allowed, cloud metadata stays out of reach.
     let dev = spawn_app(&[]).await;
@@ -964,19 +967,15 @@ async fn another_organizations_webhooks_deliveries_and_notifications_are_not_fou
     .await;
     let workers = app.workers();
     app.wait_for_inbox(ada.user_id, 1).await;
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let notification: Id = diesel::sql_query("SELECT id FROM notifications_inbox LIMIT 1")
-        .get_result(&mut conn)
-        .await
-        .expect("row");
+    let notification: Uuid =
+        app.get_json(&ada.token, "/api/v1/notifications").await["items"][0]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
 
     use reqwest::Method as M;
-    let (a, e, n) = (ada.org_id, endpoint, notification.id);
+    let (a, e, n) = (ada.org_id, endpoint, notification);
     let cases: Vec<(M, String, Option<Value>)> = vec![
         (M::GET, format!("/api/v1/orgs/{a}/webhooks"), None),
         (
@@ -1180,24 +1179,7 @@ async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
         app.count(inbox, ada.org_id).await == 601
     })
     .await;
-    // Every email job of this test's database is one of the event's.
-    let email_jobs = || async {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = app.platform.pool.get().await.expect("conn");
-        diesel::sql_query(
-            "SELECT count(*) AS n FROM queue_jobs \
-             WHERE kind = 'notifications.send_email' AND payload->>'template' = 'notification'",
-        )
-        .get_result::<N>(&mut conn)
-        .await
-        .expect("count")
-        .n
-    };
-    assert_eq!(email_jobs().await, 601);
+    assert_eq!(app.email_jobs("News: export.completed").await, 601);
 
     assert_eq!(app.fan_out_again(ada.org_id).await, 1);
     assert_eq!(
@@ -1205,7 +1187,11 @@ async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
         601,
         "no second notification"
     );
-    assert_eq!(email_jobs().await, 601, "no second email");
+    assert_eq!(
+        app.email_jobs("News: export.completed").await,
+        601,
+        "no second email"
+    );
     let count = app
         .get_json(&ada.token, "/api/v1/notifications/unread-count")
         .await;
