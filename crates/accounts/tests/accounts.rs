@@ -606,6 +606,23 @@ async fn another_organizations_ids_are_not_found() {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 }
 
+/// A new session of the verified user `email` (password "a long passphrase").
+async fn login(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    email: &str,
+) -> String {
+    let (status, body) = call(
+        app,
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"email": email, "password": "a long passphrase"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
 async fn org_of(
     app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
     token: &str,
@@ -932,15 +949,7 @@ async fn changing_the_password_ends_the_other_sessions_only() {
     let ctx = setup().await;
     let app = app(&ctx).await;
     let first = verified_user(&ctx, &app, "pw@example.com").await;
-    let (_, second) = call(
-        &app,
-        "POST",
-        "/sessions",
-        None,
-        Some(json!({"email": "pw@example.com", "password": "a long passphrase"})),
-    )
-    .await;
-    let second = second["token"].as_str().expect("token").to_owned();
+    let second = login(&app, "pw@example.com").await;
 
     let wrong = json!({"current_password": "not the one", "new_password": "a newer passphrase"});
     let (status, body) = call(&app, "POST", "/me/password", Some(&first), Some(wrong)).await;
@@ -1227,37 +1236,23 @@ async fn sessions_end_after_their_idle_and_absolute_lifetimes() {
     use diesel_async::RunQueryDsl;
     let ctx = setup().await;
     let app = app(&ctx).await;
-    verified_user(&ctx, &app, "clock@example.com").await;
-    let login = json!({"email": "clock@example.com", "password": "a long passphrase"});
-    let idle = call(&app, "POST", "/sessions", None, Some(login.clone()))
-        .await
-        .1["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let old = call(&app, "POST", "/sessions", None, Some(login.clone()))
-        .await
-        .1["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let fresh = call(&app, "POST", "/sessions", None, Some(login)).await.1["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let fresh = verified_user(&ctx, &app, "clock@example.com").await;
+    let idle = login(&app, "clock@example.com").await;
+    let old = login(&app, "clock@example.com").await;
     let mut conn = ctx.pool.get().await.expect("conn");
+    let mut set = async |token: &str, change: &str| {
+        diesel::sql_query(format!(
+            "UPDATE accounts_sessions SET {change} WHERE token_hash = $1"
+        ))
+        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(token))
+        .execute(&mut conn)
+        .await
+        .expect(change)
+    };
     // Unused for longer than the idle timeout (30 minutes by default).
-    diesel::sql_query("UPDATE accounts_sessions SET last_seen_at = now() - interval '31 minutes' WHERE token_hash = $1")
-        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&idle))
-        .execute(&mut conn)
-        .await
-        .expect("age");
+    set(&idle, "last_seen_at = now() - interval '31 minutes'").await;
     // Past its absolute lifetime, however active.
-    diesel::sql_query("UPDATE accounts_sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
-        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&old))
-        .execute(&mut conn)
-        .await
-        .expect("expire");
+    set(&old, "expires_at = now() - interval '1 second'").await;
     assert_eq!(
         call(&app, "GET", "/me", Some(&idle), None).await.0,
         401,
