@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=...` for a fresh verified user of a fresh
+# Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=... BENCH_ORG=...` for a fresh verified user of a fresh
 # organization, for the authenticated routes in deploy/bench/routes. Starts `keel serve`
 # on a spare port for the few requests it needs, and marks the address verified directly
 # in the database (the benchmark has no inbox). Usage: eval "$(deploy/bench/accounts-fixture.sh KEEL_BINARY)"
@@ -32,4 +32,5 @@ org="$(curl -fsS -H "authorization: Bearer $session" "http://127.0.0.1:$port/api
 key="$(api -X POST -H "authorization: Bearer $session" "http://127.0.0.1:$port/api/v1/orgs/$org/api-keys" \
     -d '{"name":"bench","scopes":["accounts:read"]}' | sed -E 's/.*"secret":"([^"]+)".*/\1/')"
 [[ "$session" == keel_sess_* && "$key" == keel_key_* ]] || { echo "bench fixture failed" >&2; exit 1; }
-printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q\n' "$session" "$key" "$email" "$password"
+printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q BENCH_ORG=%q\n' \
+    "$session" "$key" "$email" "$password" "$org"

@@ -2,7 +2,7 @@
 # BENCH_NAME is set, from the repository root. Gives log/die, a scratch folder $WORK that
 # is removed on exit together with the processes listed in PIDS, and $KEEL: a release
 # build, migrated, with the accounts fixture exported (BENCH_SESSION, BENCH_API_KEY,
-# BENCH_EMAIL, BENCH_PASSWORD).
+# BENCH_EMAIL, BENCH_PASSWORD, BENCH_ORG), and $COMMIT for the report.
 
 log() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
 die() {
@@ -26,7 +26,11 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_
 KEEL="$TARGET_DIR/release/keel"
 "$KEEL" migrate
 eval "$(deploy/bench/accounts-fixture.sh "$KEEL")"
-export BENCH_SESSION BENCH_API_KEY BENCH_EMAIL BENCH_PASSWORD
+export BENCH_SESSION BENCH_API_KEY BENCH_EMAIL BENCH_PASSWORD BENCH_ORG
+
+# The commit measured, as the reports name it.
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+[[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || COMMIT="$COMMIT (with local changes)"
 
 # wait_for_health PORT: until /health/live answers (10 s at most).
 wait_for_health() {

@@ -24,8 +24,7 @@ export KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP
 KEEL__SERVER__PORT=18083 "$KEEL" serve >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 wait_for_health 18083
-org="$(curl -fsS -H "authorization: Bearer $BENCH_SESSION" http://127.0.0.1:18083/api/v1/me |
-    sed -E 's/.*"organization":\{"id":"([^"]+)".*/\1/')"
+org="$BENCH_ORG"
 curl -fsS -X POST -H "authorization: Bearer $BENCH_SESSION" -H 'content-type: application/json' \
     "http://127.0.0.1:18083/api/v1/orgs/$org/webhooks" \
     -d "{\"url\":\"http://127.0.0.1:$RECEIVER_PORT/hook\",\"event_types\":[\"bench.ping\"]}" >/dev/null ||
@@ -33,7 +32,7 @@ curl -fsS -X POST -H "authorization: Bearer $BENCH_SESSION" -H 'content-type: ap
 
 KEEL__SERVER__WORKER_PORT=18084 "$KEEL" work >"$WORK/work.log" 2>&1 &
 PIDS+=($!)
-sleep 2
+wait_for_health 18084
 log "publishing $BENCH_EVENTS events"
 started=$(date +%s.%N)
 "$KEEL" publish-events --org "$org" --event-type bench.ping --count "$BENCH_EVENTS" >/dev/null
@@ -46,7 +45,6 @@ until [[ -s "$WORK/result.json" ]]; do
 done
 result="$(cat "$WORK/result.json")"
 get() { sed -E "s/.*\"$1\": ([^,}]+).*/\\1/" <<<"$result"; }
-COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 {
     echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\`, $(nproc) cores: \`keel serve\`, \`keel work\`,"
     echo "Postgres, Redis and the receiver (\`deploy/bench/receiver.py\`) on the same machine; $BENCH_EVENTS events"

@@ -68,8 +68,6 @@ wait "$login_pid"
 read -r a_rps a_p50 a_p99 a_bad <<<"$(wrk_summary "$WORK/me-alone")"
 read -r l_rps l_p50 l_p99 l_bad <<<"$(wrk_summary "$WORK/me-loaded")"
 read -r g_rps g_p50 g_p99 g_bad <<<"$(wrk_summary "$WORK/logins")"
-COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-[[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || COMMIT="$COMMIT (with local changes)"
 {
     echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\`, $(nproc) cores, server unpinned with default settings;"
     echo "\`/me\`: \`wrk -t1 -c$BENCH_ME_CONNECTIONS -d${BENCH_SECONDS}s\`; logins: \`wrk -t1 -c$BENCH_LOGIN_CONNECTIONS -s deploy/bench/login.lua\` (correct password, one hash each)."
