@@ -143,41 +143,25 @@ pub(crate) async fn fail(
     Ok(n == 1)
 }
 
-/// Gives a claim back without counting it (graceful shutdown ran out of time): the job
-/// is pending again at once and the reconciler rings for it.
-pub(crate) async fn release(
+/// Gives a claim back without counting the attempt, as pending again, with `reason` as its
+/// last error: due at `run_at` with a doorbell at that time (a deferral: the handler did
+/// not try), or, with `None`, due at once and left to the reconciler to ring (graceful
+/// shutdown ran out of time).
+pub(crate) async fn give_back(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     attempt: i32,
-) -> DbResult<bool> {
-    let n = sql_query(
-        "UPDATE queue_jobs SET state = 'pending', attempts = attempts - 1, run_at = now(), doorbell_at = NULL, \
-             lease_until = NULL, locked_by = NULL, last_error = 'released at worker shutdown', updated_at = now() \
-         WHERE id = $1 AND state = 'running' AND attempts = $2",
-    )
-    .bind::<SqlUuid, _>(id)
-    .bind::<Integer, _>(attempt)
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
-}
-
-/// Back to pending, due at `run_at`, the attempt given back: the handler did not try.
-pub(crate) async fn defer(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    attempt: i32,
-    run_at: DateTime<Utc>,
+    run_at: Option<DateTime<Utc>>,
     reason: &str,
 ) -> DbResult<bool> {
     let n = sql_query(
-        "UPDATE queue_jobs SET state = 'pending', attempts = attempts - 1, run_at = $3, doorbell_at = $3, \
-             lease_until = NULL, locked_by = NULL, last_error = $4, updated_at = now() \
+        "UPDATE queue_jobs SET state = 'pending', attempts = attempts - 1, run_at = COALESCE($3, now()), \
+             doorbell_at = $3, lease_until = NULL, locked_by = NULL, last_error = $4, updated_at = now() \
          WHERE id = $1 AND state = 'running' AND attempts = $2",
     )
     .bind::<SqlUuid, _>(id)
     .bind::<Integer, _>(attempt)
-    .bind::<Timestamptz, _>(run_at)
+    .bind::<Nullable<Timestamptz>, _>(run_at)
     .bind::<Text, _>(reason)
     .execute(conn)
     .await?;

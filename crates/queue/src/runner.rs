@@ -159,8 +159,16 @@ impl Runner {
                 return "succeeded";
             }
             Outcome::Interrupted => {
-                self.with_conn(|conn| Box::pin(repo::release(conn, claimed.id, attempt)))
-                    .await;
+                self.with_conn(|conn| {
+                    Box::pin(repo::give_back(
+                        conn,
+                        claimed.id,
+                        attempt,
+                        None,
+                        "released at worker shutdown",
+                    ))
+                })
+                .await;
                 tracing::info!("job released at shutdown; it will run again");
                 return "released";
             }
@@ -219,7 +227,9 @@ impl Runner {
         let (id, attempt, run_at) = (claimed.id, claimed.attempts, after(delay));
         let recorded = self
             .with_conn(move |conn| {
-                Box::pin(async move { repo::defer(conn, id, attempt, run_at, &reason).await })
+                Box::pin(
+                    async move { repo::give_back(conn, id, attempt, Some(run_at), &reason).await },
+                )
             })
             .await;
         if recorded != Some(true) {

@@ -317,6 +317,50 @@ async fn a_handler_failing_twice_then_succeeding_ends_done_after_three_attempts_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_deferred_job_waits_and_gets_its_attempt_back() {
+    let h = harness(&[]).await;
+    let runs: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let mut registry = Registry::new();
+    let seen = runs.clone();
+    registry
+        .register(move |ctx: JobContext, _: Flaky| {
+            let seen = seen.clone();
+            async move {
+                let run = {
+                    let mut seen = seen.lock().expect("lock");
+                    seen.push(Instant::now());
+                    seen.len()
+                };
+                // More deferrals than Flaky's 3 attempts: only given-back attempts get
+                // this far.
+                if run <= 4 {
+                    return Err(JobError::Defer(
+                        Duration::from_millis(200),
+                        "not yet".to_owned(),
+                    ));
+                }
+                record_effect(&ctx, "deferred").await
+            }
+        })
+        .expect("register");
+    let workers = h.workers(registry);
+    let id = h.enqueue(&Flaky).await;
+    let attempts = h.wait_state(id, "succeeded", Duration::from_secs(15)).await;
+    assert_eq!(attempts, 1, "deferrals use up no attempt");
+    let runs = runs.lock().expect("lock").clone();
+    assert_eq!(runs.len(), 5);
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(190),
+            "ran again before the deferral: {:?}",
+            pair[1] - pair[0]
+        );
+    }
+    assert_eq!(h.effects().await.len(), 1);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_handler_that_always_fails_ends_dead_and_can_be_retried() {
     let h = harness(&[("KEEL__QUEUE__BACKOFF_BASE_MS", "50")]).await;
     let healed = Arc::new(AtomicBool::new(false));
