@@ -242,7 +242,7 @@ impl Notifications {
     ) -> Result<EndpointWithSecret, NotificationsError> {
         let secret = signing::new_secret();
         let overlap =
-            i64::try_from(self.inner.settings.webhooks.secret_overlap_hours).unwrap_or(24);
+            i32::try_from(self.inner.settings.webhooks.secret_overlap_hours).unwrap_or(24);
         let mut conn = self.inner.pool.get().await?;
         let endpoint: Endpoint = diesel::sql_query(format!(
             "UPDATE notifications_webhook_endpoints SET previous_secret = secret, \
@@ -253,7 +253,7 @@ impl Notifications {
         .bind::<SqlUuid, _>(id)
         .bind::<SqlUuid, _>(org_id)
         .bind::<Text, _>(&secret)
-        .bind::<Integer, _>(i32::try_from(overlap).unwrap_or(24))
+        .bind::<Integer, _>(overlap)
         .get_result(&mut conn)
         .await
         .map_err(DbError::from)
