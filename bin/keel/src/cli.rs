@@ -4,6 +4,7 @@ use crate::platform::Platform;
 use crate::run::{self, Role};
 use clap::{Parser, Subcommand};
 use keel_config::Settings;
+use keel_persistence::AsyncConnection as _;
 use std::io::Write;
 use uuid::Uuid;
 
@@ -141,23 +142,23 @@ async fn publish_events(
             (notifications.clone(), event_type.clone(), audience.clone());
         let rings = platform
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let mut rings = Vec::with_capacity(batch as usize);
-                    for i in 0..batch {
-                        let event = Event {
-                            event_type: event_type.clone(),
-                            org_id,
-                            audience: audience.clone(),
-                            title: "A test event".to_owned(),
-                            body: "Published with `keel publish-events`.".to_owned(),
-                            link: None,
-                            data: serde_json::json!({ "sequence": sent + i }),
-                        };
-                        rings.push(n.publish_on(conn, &event).await?);
-                    }
-                    Ok::<_, keel_persistence::DbError>(rings)
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let mut rings = Vec::with_capacity(batch as usize);
+                for i in 0..batch {
+                    let event = Event {
+                        event_type: event_type.clone(),
+                        org_id,
+                        audience: audience.clone(),
+                        title: "A test event".to_owned(),
+                        body: "Published with `keel publish-events`.".to_owned(),
+                        link: None,
+                        data: serde_json::json!({ "sequence": sent + i }),
+                    };
+                    rings.push(n.publish_on(conn, &event).await?);
+                }
+                Ok::<_, keel_persistence::DbError>(rings)
             })
             .await?;
         platform.queue.ring(rings).await;

@@ -12,6 +12,7 @@ use diesel_async::RunQueryDsl as _;
 use keel::Platform;
 use keel::server::{self, Domains, Surface};
 use keel_http::{ApiError, Json};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_queue::Job;
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,9 @@ async fn create_widget(
     let job = MakeWidget { name: widget.name };
     let enqueued = platform
         .pool
-        .transaction(move |conn| Box::pin(async move { queue.enqueue(conn, &job).await }))
+        .get()
+        .await?
+        .transaction(async |conn| queue.enqueue(conn, &job).await)
         .await?;
     let id = enqueued.id;
     platform.queue.ring([enqueued]).await;

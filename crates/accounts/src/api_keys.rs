@@ -10,6 +10,7 @@ use crate::token::{self, API_KEY_PREFIX};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use keel_http::{Caller, Page, Paginated};
+use keel_persistence::AsyncConnection as _;
 use uuid::Uuid;
 
 /// Characters of the secret kept as the visible prefix (after `keel_key_`).
@@ -71,34 +72,41 @@ impl Accounts {
             .take(API_KEY_PREFIX.len() + VISIBLE)
             .collect();
         let actor = (caller.user_id, caller.api_key_id);
-        let key =
-            self.pool
-                .transaction(move |conn| {
-                    Box::pin(async move {
-                        let key = repo::insert_api_key(
-                            conn,
-                            NewApiKeyRow {
-                                id: Uuid::now_v7(),
-                                org_id,
-                                created_by: actor.0,
-                                name: &name,
-                                prefix: &prefix,
-                                hash: &secret.hash,
-                                scopes: &scopes,
-                                expires_at: new.expires_at,
-                            },
-                        )
-                        .await?;
-                        repo::audit(conn, AuditEvent {
-                        org_id: Some(org_id), actor_user_id: actor.0, actor_api_key_id: actor.1,
-                        action: "api_key.created", target_id: Some(key.id), ip: None,
-                        details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
-                    })
-                    .await?;
-                        Ok::<_, AccountsError>((key, secret.token))
-                    })
-                })
+        let key = self
+            .pool
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let key = repo::insert_api_key(
+                    conn,
+                    NewApiKeyRow {
+                        id: Uuid::now_v7(),
+                        org_id,
+                        created_by: actor.0,
+                        name: &name,
+                        prefix: &prefix,
+                        hash: &secret.hash,
+                        scopes: &scopes,
+                        expires_at: new.expires_at,
+                    },
+                )
                 .await?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: actor.0,
+                        actor_api_key_id: actor.1,
+                        action: "api_key.created",
+                        target_id: Some(key.id),
+                        ip: None,
+                        details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
+                    },
+                )
+                .await?;
+                Ok::<_, AccountsError>((key, secret.token))
+            })
+            .await?;
         Ok(CreatedApiKey {
             key: key.0,
             secret: key.1,
@@ -134,26 +142,26 @@ impl Accounts {
         let actor = (caller.user_id, caller.api_key_id);
         let hash = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let hash = repo::revoke_api_key(conn, org_id, key_id)
-                        .await?
-                        .ok_or(AccountsError::NotFound)?;
-                    repo::audit(
-                        conn,
-                        AuditEvent {
-                            org_id: Some(org_id),
-                            actor_user_id: actor.0,
-                            actor_api_key_id: actor.1,
-                            action: "api_key.revoked",
-                            target_id: Some(key_id),
-                            ip: None,
-                            details: serde_json::json!({}),
-                        },
-                    )
-                    .await?;
-                    Ok::<_, AccountsError>(hash)
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let hash = repo::revoke_api_key(conn, org_id, key_id)
+                    .await?
+                    .ok_or(AccountsError::NotFound)?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: actor.0,
+                        actor_api_key_id: actor.1,
+                        action: "api_key.revoked",
+                        target_id: Some(key_id),
+                        ip: None,
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await?;
+                Ok::<_, AccountsError>(hash)
             })
             .await?;
         self.keys.invalidate(&hex::encode(&hash)).await;

@@ -34,24 +34,13 @@ pub enum AccountsError {
     Throttled { retry_after_secs: u64 },
     /// 503/500, by the database error's class.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// 500: password hashing failed.
     #[error(transparent)]
     Hash(#[from] crate::password::HashError),
 }
 
-/// The cache shares one loader error among all waiters; each gets its own copy.
-impl From<std::sync::Arc<DbError>> for AccountsError {
-    fn from(e: std::sync::Arc<DbError>) -> Self {
-        AccountsError::Db(DbError::from_shared(e))
-    }
-}
-
-impl From<diesel::result::Error> for AccountsError {
-    fn from(e: diesel::result::Error) -> Self {
-        AccountsError::Db(e.into())
-    }
-}
+keel_persistence::db_error_conversions!(AccountsError::Db);
 
 impl AccountsError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {

@@ -16,6 +16,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_events::{Audience, Event};
 use keel_http::{Caller, Page, Paginated};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbResult};
 use uuid::Uuid;
 
@@ -107,36 +108,34 @@ impl Accounts {
         let actor = (caller.user_id, caller.api_key_id);
         let hashes = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
-                    let current = current.ok_or(AccountsError::NotFound)?;
-                    if (current == "owner" || new_role == "owner") && !owner_caller {
-                        return Err(AccountsError::Forbidden);
-                    }
-                    if current == "owner" && new_role != "owner" && owners <= 1 {
-                        return Err(AccountsError::Conflict(
-                            "the last owner cannot be demoted; make someone else owner first",
-                        ));
-                    }
-                    repo::set_role(conn, org_id, user_id, new_role).await?;
-                    repo::audit(
-                        conn,
-                        AuditEvent {
-                            org_id: Some(org_id),
-                            actor_user_id: actor.0,
-                            actor_api_key_id: actor.1,
-                            action: "member.role_changed",
-                            target_id: Some(user_id),
-                            ip: None,
-                            details: serde_json::json!({ "from": current, "to": new_role }),
-                        },
-                    )
-                    .await?;
-                    Ok::<_, AccountsError>(
-                        repo::session_hashes_in_org(conn, org_id, user_id).await?,
-                    )
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
+                let current = current.ok_or(AccountsError::NotFound)?;
+                if (current == "owner" || new_role == "owner") && !owner_caller {
+                    return Err(AccountsError::Forbidden);
+                }
+                if current == "owner" && new_role != "owner" && owners <= 1 {
+                    return Err(AccountsError::Conflict(
+                        "the last owner cannot be demoted; make someone else owner first",
+                    ));
+                }
+                repo::set_role(conn, org_id, user_id, new_role).await?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: actor.0,
+                        actor_api_key_id: actor.1,
+                        action: "member.role_changed",
+                        target_id: Some(user_id),
+                        ip: None,
+                        details: serde_json::json!({ "from": current, "to": new_role }),
+                    },
+                )
+                .await?;
+                Ok::<_, AccountsError>(repo::session_hashes_in_org(conn, org_id, user_id).await?)
             })
             .await?;
         self.forget_member(org_id, user_id, &hashes).await;
@@ -156,33 +155,33 @@ impl Accounts {
         let actor = (caller.user_id, caller.api_key_id);
         let hashes = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
-                    let current = current.ok_or(AccountsError::NotFound)?;
-                    if current == "owner" && !owner_caller {
-                        return Err(AccountsError::Forbidden);
-                    }
-                    if current == "owner" && owners <= 1 {
-                        return Err(AccountsError::Conflict("the last owner cannot be removed"));
-                    }
-                    repo::delete_membership(conn, org_id, user_id).await?;
-                    let hashes = repo::revoke_sessions_in_org(conn, org_id, user_id).await?;
-                    repo::audit(
-                        conn,
-                        AuditEvent {
-                            org_id: Some(org_id),
-                            actor_user_id: actor.0,
-                            actor_api_key_id: actor.1,
-                            action: "member.removed",
-                            target_id: Some(user_id),
-                            ip: None,
-                            details: serde_json::json!({ "role": current }),
-                        },
-                    )
-                    .await?;
-                    Ok::<_, AccountsError>(hashes)
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
+                let current = current.ok_or(AccountsError::NotFound)?;
+                if current == "owner" && !owner_caller {
+                    return Err(AccountsError::Forbidden);
+                }
+                if current == "owner" && owners <= 1 {
+                    return Err(AccountsError::Conflict("the last owner cannot be removed"));
+                }
+                repo::delete_membership(conn, org_id, user_id).await?;
+                let hashes = repo::revoke_sessions_in_org(conn, org_id, user_id).await?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: actor.0,
+                        actor_api_key_id: actor.1,
+                        action: "member.removed",
+                        target_id: Some(user_id),
+                        ip: None,
+                        details: serde_json::json!({ "role": current }),
+                    },
+                )
+                .await?;
+                Ok::<_, AccountsError>(hashes)
             })
             .await?;
         self.forget_member(org_id, user_id, &hashes).await;
@@ -222,8 +221,7 @@ impl Accounts {
         let (this, actor) = (self.clone(), (caller.user_id, caller.api_key_id));
         let enqueued = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
+            .get().await?.transaction(async |conn| {
                     let org = repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)?;
                     let inviter_name = match actor.0 {
                         Some(user) => repo::user_by_id(conn, user).await?.name,
@@ -263,7 +261,6 @@ impl Accounts {
                     };
                     Ok::<_, AccountsError>([this.mailer.enqueue(conn, mail).await?, published])
                 })
-            })
             .await?;
         self.queue.ring(enqueued).await;
         Ok(())
@@ -280,8 +277,7 @@ impl Accounts {
         let hash = token::hash(token_text.trim());
         let org = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
+            .get().await?.transaction(async |conn| {
                     let row = repo::take_token(conn, "invitation", &hash).await?.ok_or(AccountsError::InvalidToken)?;
                     let user = repo::user_by_id(conn, user_id).await?;
                     let (Some(org_id), Some(email), Some(new_role)) = (row.org_id, row.email, row.role) else {
@@ -303,7 +299,6 @@ impl Accounts {
                     .await?;
                     repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)
                 })
-            })
             .await?;
         Ok(org)
     }

@@ -10,6 +10,7 @@ use crate::service::Accounts;
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::Utc;
 use keel_http::Caller;
+use keel_persistence::AsyncConnection as _;
 use keel_queue::Enqueued;
 
 /// How long a reset link works.
@@ -28,36 +29,35 @@ impl Accounts {
             self.settings.mail.public_url.trim_end_matches('/'),
             secret.token
         );
-        let this = self.clone();
         let address = email.as_str().to_owned();
         let enqueued: Option<Enqueued> = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let Some(user) = repo::user_by_email(conn, &address).await? else {
-                        return Ok::<_, AccountsError>(None);
-                    };
-                    repo::insert_token(
-                        conn,
-                        NewToken {
-                            kind: "password_reset",
-                            hash: &secret.hash,
-                            user_id: Some(user.id),
-                            org_id: None,
-                            email: None,
-                            role: None,
-                            invited_by: None,
-                            expires_at: Utc::now() + RESET_TTL,
-                        },
-                    )
-                    .await?;
-                    let mail = AccountEmail::PasswordReset {
-                        to: user.email,
-                        name: user.name,
-                        link,
-                    };
-                    Ok(Some(this.mailer.enqueue(conn, mail).await?))
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let Some(user) = repo::user_by_email(conn, &address).await? else {
+                    return Ok::<_, AccountsError>(None);
+                };
+                repo::insert_token(
+                    conn,
+                    NewToken {
+                        kind: "password_reset",
+                        hash: &secret.hash,
+                        user_id: Some(user.id),
+                        org_id: None,
+                        email: None,
+                        role: None,
+                        invited_by: None,
+                        expires_at: Utc::now() + RESET_TTL,
+                    },
+                )
+                .await?;
+                let mail = AccountEmail::PasswordReset {
+                    to: user.email,
+                    name: user.name,
+                    link,
+                };
+                Ok(Some(self.mailer.enqueue(conn, mail).await?))
             })
             .await?;
         if let Some(enqueued) = enqueued {
@@ -76,21 +76,20 @@ impl Accounts {
         let password = input::new_password("new_password", new_password)?;
         let hash = self.hasher.hash(&password).await?;
         let token_hash = token::hash(token_text.trim());
-        let this = self.clone();
         let (enqueued, revoked) = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let row = repo::take_token(conn, "password_reset", &token_hash)
-                        .await?
-                        .ok_or(AccountsError::InvalidToken)?;
-                    let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
-                    let user = repo::user_by_id(conn, user_id).await?;
-                    // Proving control of the address also verifies it.
-                    repo::mark_email_verified(conn, user_id).await?;
-                    this.store_password(conn, user, &hash, None, "password.reset")
-                        .await
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let row = repo::take_token(conn, "password_reset", &token_hash)
+                    .await?
+                    .ok_or(AccountsError::InvalidToken)?;
+                let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
+                let user = repo::user_by_id(conn, user_id).await?;
+                // Proving control of the address also verifies it.
+                repo::mark_email_verified(conn, user_id).await?;
+                self.store_password(conn, user, &hash, None, "password.reset")
+                    .await
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;
@@ -124,14 +123,13 @@ impl Accounts {
             ));
         }
         let hash = self.hasher.hash(&password).await?;
-        let this = self.clone();
         let (enqueued, revoked) = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    this.store_password(conn, user, &hash, Some(session_id), "password.changed")
-                        .await
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                self.store_password(conn, user, &hash, Some(session_id), "password.changed")
+                    .await
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;

@@ -10,6 +10,7 @@ use crate::token::{self, ONE_TIME_PREFIX, SESSION_PREFIX};
 use chrono::{DateTime, Utc};
 use keel_cache::{Cache, Namespace};
 use keel_config::Settings;
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Queue};
 use std::sync::Arc;
@@ -113,7 +114,6 @@ impl Accounts {
         // Hashed whether or not the account exists: both paths take the same time.
         let hash = self.hasher.hash(&password).await?;
         let verify = token::generate(ONE_TIME_PREFIX);
-        let this = self.clone();
         let (email_for_tx, verify_link) =
             (email.clone(), self.link("/verify-email", &verify.token));
         let reset = token::generate(ONE_TIME_PREFIX);
@@ -121,41 +121,17 @@ impl Accounts {
         let expires_at = Utc::now() + ONE_TIME_TOKEN_TTL;
         let result: Result<Enqueued, AccountsError> = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let email = email_for_tx;
-                    if let Some(existing) = repo::user_by_email(conn, email.as_str()).await? {
-                        repo::insert_token(
-                            conn,
-                            NewToken {
-                                kind: "password_reset",
-                                hash: &reset.hash,
-                                user_id: Some(existing.id),
-                                org_id: None,
-                                email: None,
-                                role: None,
-                                invited_by: None,
-                                expires_at,
-                            },
-                        )
-                        .await?;
-                        let mail = AccountEmail::SignupAttempt {
-                            to: existing.email,
-                            name: existing.name,
-                            reset_link,
-                        };
-                        return Ok::<_, AccountsError>(this.mailer.enqueue(conn, mail).await?);
-                    }
-                    let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
-                    repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
-                    repo::insert_org(conn, org_id, &org_name).await?;
-                    repo::insert_membership(conn, org_id, user_id, "owner").await?;
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let email = email_for_tx;
+                if let Some(existing) = repo::user_by_email(conn, email.as_str()).await? {
                     repo::insert_token(
                         conn,
                         NewToken {
-                            kind: "verify_email",
-                            hash: &verify.hash,
-                            user_id: Some(user_id),
+                            kind: "password_reset",
+                            hash: &reset.hash,
+                            user_id: Some(existing.id),
                             org_id: None,
                             email: None,
                             role: None,
@@ -164,26 +140,50 @@ impl Accounts {
                         },
                     )
                     .await?;
-                    repo::audit(
-                        conn,
-                        AuditEvent {
-                            org_id: Some(org_id),
-                            actor_user_id: Some(user_id),
-                            actor_api_key_id: None,
-                            action: "user.signed_up",
-                            target_id: Some(user_id),
-                            ip: None,
-                            details: serde_json::json!({}),
-                        },
-                    )
-                    .await?;
-                    let mail = AccountEmail::VerifyEmail {
-                        to: email.as_str().to_owned(),
-                        name,
-                        link: verify_link,
+                    let mail = AccountEmail::SignupAttempt {
+                        to: existing.email,
+                        name: existing.name,
+                        reset_link,
                     };
-                    Ok(this.mailer.enqueue(conn, mail).await?)
-                })
+                    return Ok::<_, AccountsError>(self.mailer.enqueue(conn, mail).await?);
+                }
+                let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
+                repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
+                repo::insert_org(conn, org_id, &org_name).await?;
+                repo::insert_membership(conn, org_id, user_id, "owner").await?;
+                repo::insert_token(
+                    conn,
+                    NewToken {
+                        kind: "verify_email",
+                        hash: &verify.hash,
+                        user_id: Some(user_id),
+                        org_id: None,
+                        email: None,
+                        role: None,
+                        invited_by: None,
+                        expires_at,
+                    },
+                )
+                .await?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: Some(user_id),
+                        actor_api_key_id: None,
+                        action: "user.signed_up",
+                        target_id: Some(user_id),
+                        ip: None,
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await?;
+                let mail = AccountEmail::VerifyEmail {
+                    to: email.as_str().to_owned(),
+                    name,
+                    link: verify_link,
+                };
+                Ok(self.mailer.enqueue(conn, mail).await?)
             })
             .await;
         match result {
@@ -203,25 +203,24 @@ impl Accounts {
         token: &str,
     ) -> Result<(SessionToken, Profile), AccountsError> {
         let hash = token::hash(token.trim());
-        let this = self.clone();
         let (session, user_id, org_id) = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let row = repo::take_token(conn, "verify_email", &hash)
-                        .await?
-                        .ok_or(AccountsError::InvalidToken)?;
-                    if !token::constant_time_eq(&row.token_hash, &hash) {
-                        return Err(AccountsError::InvalidToken);
-                    }
-                    let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
-                    repo::mark_email_verified(conn, user_id).await?;
-                    let (org_id, _role) = repo::primary_membership(conn, user_id)
-                        .await?
-                        .ok_or(AccountsError::InvalidToken)?;
-                    let session = this.open_session(conn, user_id, org_id).await?;
-                    Ok::<_, AccountsError>((session, user_id, org_id))
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let row = repo::take_token(conn, "verify_email", &hash)
+                    .await?
+                    .ok_or(AccountsError::InvalidToken)?;
+                if !token::constant_time_eq(&row.token_hash, &hash) {
+                    return Err(AccountsError::InvalidToken);
+                }
+                let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;
+                repo::mark_email_verified(conn, user_id).await?;
+                let (org_id, _role) = repo::primary_membership(conn, user_id)
+                    .await?
+                    .ok_or(AccountsError::InvalidToken)?;
+                let session = self.open_session(conn, user_id, org_id).await?;
+                Ok::<_, AccountsError>((session, user_id, org_id))
             })
             .await?;
         self.profiles
@@ -269,47 +268,46 @@ impl Accounts {
         if user.email_verified_at.is_none() {
             return Err(AccountsError::EmailNotVerified);
         }
-        let this = self.clone();
         let ip = ip.map(str::to_owned);
         let session = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    if let Verified::YesRehashed(new_hash) = verified {
-                        repo::set_password_hash(conn, user.id, &new_hash).await?;
+            .get()
+            .await?
+            .transaction(async |conn| {
+                if let Verified::YesRehashed(new_hash) = verified {
+                    repo::set_password_hash(conn, user.id, &new_hash).await?;
+                }
+                let org_id = match organization_id {
+                    // An explicit choice must be one of the user's organizations.
+                    Some(org) if repo::user_org_ids(conn, user.id).await?.contains(&org) => org,
+                    Some(_) => {
+                        return Err(AccountsError::invalid(
+                            "organization_id",
+                            "you are not a member of this organization",
+                        ));
                     }
-                    let org_id = match organization_id {
-                        // An explicit choice must be one of the user's organizations.
-                        Some(org) if repo::user_org_ids(conn, user.id).await?.contains(&org) => org,
-                        Some(_) => {
-                            return Err(AccountsError::invalid(
-                                "organization_id",
-                                "you are not a member of this organization",
-                            ));
-                        }
-                        None => {
-                            repo::primary_membership(conn, user.id)
-                                .await?
-                                .ok_or(AccountsError::InvalidCredentials)?
-                                .0
-                        }
-                    };
-                    let session = this.open_session(conn, user.id, org_id).await?;
-                    repo::audit(
-                        conn,
-                        AuditEvent {
-                            org_id: Some(org_id),
-                            actor_user_id: Some(user.id),
-                            actor_api_key_id: None,
-                            action: "login.succeeded",
-                            target_id: Some(user.id),
-                            ip: ip.as_deref(),
-                            details: serde_json::json!({}),
-                        },
-                    )
-                    .await?;
-                    Ok::<_, AccountsError>(session)
-                })
+                    None => {
+                        repo::primary_membership(conn, user.id)
+                            .await?
+                            .ok_or(AccountsError::InvalidCredentials)?
+                            .0
+                    }
+                };
+                let session = self.open_session(conn, user.id, org_id).await?;
+                repo::audit(
+                    conn,
+                    AuditEvent {
+                        org_id: Some(org_id),
+                        actor_user_id: Some(user.id),
+                        actor_api_key_id: None,
+                        action: "login.succeeded",
+                        target_id: Some(user.id),
+                        ip: ip.as_deref(),
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await?;
+                Ok::<_, AccountsError>(session)
             })
             .await?;
         self.throttle.succeeded(email.as_str()).await;
@@ -320,31 +318,29 @@ impl Accounts {
     /// Records, in each of the user's organizations, that logins to the account started
     /// being throttled. Best effort: the login answer does not depend on it.
     async fn audit_failed_burst(&self, user_id: Uuid, ip: Option<&str>) {
-        let ip = ip.map(str::to_owned);
-        let result: Result<(), AccountsError> = self
-            .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    for org in repo::user_org_ids(conn, user_id).await? {
-                        repo::audit(
-                            conn,
-                            AuditEvent {
-                                org_id: Some(org),
-                                actor_user_id: None,
-                                actor_api_key_id: None,
-                                action: "login.failed_burst",
-                                target_id: Some(user_id),
-                                ip: ip.as_deref(),
-                                details: serde_json::json!({}),
-                            },
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
+        let result = async {
+            let mut conn = self.pool.get().await?;
+            conn.transaction(async |conn| {
+                for org in repo::user_org_ids(conn, user_id).await? {
+                    repo::audit(
+                        conn,
+                        AuditEvent {
+                            org_id: Some(org),
+                            actor_user_id: None,
+                            actor_api_key_id: None,
+                            action: "login.failed_burst",
+                            target_id: Some(user_id),
+                            ip,
+                            details: serde_json::json!({}),
+                        },
+                    )
+                    .await?;
+                }
+                Ok::<_, AccountsError>(())
             })
-            .await;
-        if let Err(e) = result {
+            .await
+        };
+        if let Err(e) = result.await {
             tracing::warn!(error = %e, "failed-login burst not audited");
         }
     }

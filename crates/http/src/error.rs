@@ -223,7 +223,9 @@ impl From<DbError> for ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::unavailable("the database is unavailable; retry shortly", 5)
             }
-            DbError::Constraint { .. } | DbError::Query(_) => ApiError::internal(&err),
+            DbError::Constraint { .. } | DbError::Query(_) | DbError::Internal { .. } => {
+                ApiError::internal(&err)
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ impl MailError {
     /// callers that take the recipient from user input validate it first with
     /// [`crate::Mailer::render`] or [`crate::Mailer::check_address`].
     pub(crate) fn into_db_error(self) -> keel_persistence::DbError {
-        keel_persistence::DbError::Query(diesel::result::Error::SerializationError(Box::new(self)))
+        keel_persistence::DbError::internal("rendering an email", self)
     }
 }
 
@@ -91,8 +91,10 @@ pub enum NotificationsError {
     InvalidLink,
     /// 503/500, by the database error's class.
     #[error(transparent)]
-    Db(#[from] keel_persistence::DbError),
+    Db(keel_persistence::DbError),
 }
+
+keel_persistence::db_error_conversions!(NotificationsError::Db);
 
 impl NotificationsError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
@@ -100,18 +102,6 @@ impl NotificationsError {
             field,
             message: message.into(),
         }
-    }
-}
-
-impl From<diesel::result::Error> for NotificationsError {
-    fn from(e: diesel::result::Error) -> Self {
-        NotificationsError::Db(e.into())
-    }
-}
-
-impl From<std::sync::Arc<keel_persistence::DbError>> for NotificationsError {
-    fn from(e: std::sync::Arc<keel_persistence::DbError>) -> Self {
-        NotificationsError::Db(keel_persistence::DbError::from_shared(e))
     }
 }
 

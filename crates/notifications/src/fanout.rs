@@ -18,11 +18,11 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use keel_events::Event;
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, DbResult};
 use keel_queue::{Enqueued, Job, JobError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -100,23 +100,19 @@ impl Notifications {
         .collect();
         drop(conn);
 
-        let event = Arc::new(event);
-        let off = Arc::new(off);
         let created_at = row.created_at;
-        let this = self.clone();
-        let hooked = Arc::clone(&event);
         let rings = inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    this.enqueue_deliveries(conn, event_id, &hooked, created_at)
-                        .await
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                self.enqueue_deliveries(conn, event_id, &event, created_at)
+                    .await
             })
             .await?;
         inner.queue.ring(rings).await;
         for chunk in recipients.chunks(CHUNK) {
-            self.notify(event_id, &event, &off, chunk.to_vec()).await?;
+            self.notify(event_id, &event, &off, chunk).await?;
         }
         Ok(())
     }
@@ -126,32 +122,31 @@ impl Notifications {
     async fn notify(
         &self,
         event_id: Uuid,
-        event: &Arc<Event>,
-        off: &Arc<HashSet<(Uuid, String)>>,
-        recipients: Vec<Recipient>,
+        event: &Event,
+        off: &HashSet<(Uuid, String)>,
+        recipients: &[Recipient],
     ) -> Result<(), DbError> {
-        let (this, event, off) = (self.clone(), Arc::clone(event), Arc::clone(off));
         let org_id = event.org_id;
         let written = self
             .inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let mut written = Written::default();
-                    for r in &recipients {
-                        if !off.contains(&(r.user_id, "in_app".to_owned()))
-                            && insert_inbox(conn, event_id, r, &event).await?
-                        {
-                            written.notified.push(r.user_id);
-                        }
-                        if !off.contains(&(r.user_id, "email".to_owned())) {
-                            written
-                                .rings
-                                .extend(this.enqueue_email(conn, event_id, r, &event).await?);
-                        }
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let mut written = Written::default();
+                for r in recipients {
+                    if !off.contains(&(r.user_id, "in_app".to_owned()))
+                        && insert_inbox(conn, event_id, r, event).await?
+                    {
+                        written.notified.push(r.user_id);
                     }
-                    Ok::<_, DbError>(written)
-                })
+                    if !off.contains(&(r.user_id, "email".to_owned())) {
+                        written
+                            .rings
+                            .extend(self.enqueue_email(conn, event_id, r, event).await?);
+                    }
+                }
+                Ok::<_, DbError>(written)
             })
             .await?;
         self.inner.queue.ring(written.rings).await;

@@ -104,7 +104,7 @@ impl Mailer {
     /// The email is rendered once here, so a wrong template call fails in the request
     /// that made it — where the bug is — rather than in a job minutes later. Such a
     /// failure (invalid address, wrong variables) is returned as an unexpected
-    /// [`keel_persistence::DbError::Query`], because it is a bug in the calling code; it
+    /// [`keel_persistence::DbError::Internal`] (500), because it is a bug in the calling code; it
     /// writes no job.
     pub async fn enqueue(
         &self,

@@ -6,6 +6,7 @@ use crate::service::Notifications;
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use keel_persistence::AsyncConnection as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -75,13 +76,13 @@ impl Notifications {
         }
         self.inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    for p in &input {
-                        set_one(conn, user_id, p).await?;
-                    }
-                    Ok::<_, NotificationsError>(())
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                for p in &input {
+                    set_one(conn, user_id, p).await?;
+                }
+                Ok::<_, NotificationsError>(())
             })
             .await?;
         self.preferences(user_id).await

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::DbError;
 use keel_queue::Job;
 use serde::{Deserialize, Serialize};
@@ -123,68 +124,67 @@ impl Notifications {
     async fn purge_batch(&self, cutoff: DateTime<Utc>) -> Result<Batch, NotificationsError> {
         self.inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let candidates: Vec<Uuid> = ids(diesel::sql_query(format!(
-                        "SELECT id FROM notifications_events e WHERE created_at < $1 \
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let candidates: Vec<Uuid> = ids(diesel::sql_query(format!(
+                    "SELECT id FROM notifications_events e WHERE created_at < $1 \
                          AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
                                          WHERE d.event_id = e.id AND NOT {FINISHED_OR_STALLED}) \
                          ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"
-                    ))
-                    .bind::<Timestamptz, _>(cutoff)
-                    .bind::<Integer, _>(STALLED_AFTER_DAYS)
-                    .bind::<BigInt, _>(BATCH)
-                    .load::<Id>(conn)
-                    .await?);
-                    let mut batch = Batch {
-                        candidates: candidates.len(),
-                        ..Batch::default()
-                    };
-                    if candidates.is_empty() {
-                        return Ok(batch);
-                    }
-                    batch.purged.deliveries = diesel::sql_query(format!(
-                        "DELETE FROM notifications_webhook_deliveries \
+                ))
+                .bind::<Timestamptz, _>(cutoff)
+                .bind::<Integer, _>(STALLED_AFTER_DAYS)
+                .bind::<BigInt, _>(BATCH)
+                .load::<Id>(conn)
+                .await?);
+                let mut batch = Batch {
+                    candidates: candidates.len(),
+                    ..Batch::default()
+                };
+                if candidates.is_empty() {
+                    return Ok(batch);
+                }
+                batch.purged.deliveries = diesel::sql_query(format!(
+                    "DELETE FROM notifications_webhook_deliveries \
                          WHERE event_id = ANY($1) AND {FINISHED_OR_STALLED}"
-                    ))
-                    .bind::<Array<SqlUuid>, _>(&candidates)
-                    .bind::<Integer, _>(STALLED_AFTER_DAYS)
-                    .execute(conn)
-                    .await?;
-                    let doomed: Vec<Uuid> = ids(diesel::sql_query(
-                        "SELECT id FROM notifications_events e WHERE id = ANY($1) \
+                ))
+                .bind::<Array<SqlUuid>, _>(&candidates)
+                .bind::<Integer, _>(STALLED_AFTER_DAYS)
+                .execute(conn)
+                .await?;
+                let doomed: Vec<Uuid> = ids(diesel::sql_query(
+                    "SELECT id FROM notifications_events e WHERE id = ANY($1) \
                          AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
                                          WHERE d.event_id = e.id)",
-                    )
-                    .bind::<Array<SqlUuid>, _>(&candidates)
-                    .load::<Id>(conn)
-                    .await?);
-                    batch.unread = diesel::sql_query(
-                        "SELECT DISTINCT user_id, org_id FROM notifications_inbox \
+                )
+                .bind::<Array<SqlUuid>, _>(&candidates)
+                .load::<Id>(conn)
+                .await?);
+                batch.unread = diesel::sql_query(
+                    "SELECT DISTINCT user_id, org_id FROM notifications_inbox \
                          WHERE event_id = ANY($1) AND read_at IS NULL",
-                    )
-                    .bind::<Array<SqlUuid>, _>(&doomed)
-                    .load::<Unread>(conn)
-                    .await?
-                    .into_iter()
-                    .map(|u| Reader {
-                        user_id: u.user_id,
-                        org_id: u.org_id,
-                    })
-                    .collect();
-                    batch.purged.notifications = diesel::sql_query(
-                        "DELETE FROM notifications_inbox WHERE event_id = ANY($1)",
-                    )
-                    .bind::<Array<SqlUuid>, _>(&doomed)
-                    .execute(conn)
-                    .await?;
-                    batch.purged.events =
-                        diesel::sql_query("DELETE FROM notifications_events WHERE id = ANY($1)")
-                            .bind::<Array<SqlUuid>, _>(&doomed)
-                            .execute(conn)
-                            .await?;
-                    Ok::<_, NotificationsError>(batch)
+                )
+                .bind::<Array<SqlUuid>, _>(&doomed)
+                .load::<Unread>(conn)
+                .await?
+                .into_iter()
+                .map(|u| Reader {
+                    user_id: u.user_id,
+                    org_id: u.org_id,
                 })
+                .collect();
+                batch.purged.notifications =
+                    diesel::sql_query("DELETE FROM notifications_inbox WHERE event_id = ANY($1)")
+                        .bind::<Array<SqlUuid>, _>(&doomed)
+                        .execute(conn)
+                        .await?;
+                batch.purged.events =
+                    diesel::sql_query("DELETE FROM notifications_events WHERE id = ANY($1)")
+                        .bind::<Array<SqlUuid>, _>(&doomed)
+                        .execute(conn)
+                        .await?;
+                Ok::<_, NotificationsError>(batch)
             })
             .await
     }

@@ -87,7 +87,7 @@ impl Notifications {
     ) -> DbResult<Enqueued> {
         let id = Uuid::now_v7();
         let json = serde_json::to_value(event)
-            .map_err(|e| DbError::Unavailable(format!("event does not serialise: {e}")))?;
+            .map_err(|e| DbError::internal("serialising an event", e))?;
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query(
                 "INSERT INTO notifications_events (id, org_id, event_type, event) VALUES ($1, $2, $3, $4)",

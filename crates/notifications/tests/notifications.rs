@@ -9,6 +9,7 @@ use diesel::sql_types::BigInt;
 use keel_cache::Cache;
 use keel_config::Settings;
 use keel_notifications::{MailError, Mailer, Template};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Queue, Registry, Workers};
@@ -117,13 +118,12 @@ impl Harness {
 
     /// Enqueues in a committed transaction of its own and rings, as a request would.
     async fn send(&self, to: &str, template: Template, vars: serde_json::Value) -> Uuid {
-        let mailer = self.mailer.clone();
-        let to = to.to_owned();
         let enqueued: Enqueued = self
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move { mailer.enqueue(conn, &to, template, vars).await })
-            })
+            .get()
+            .await
+            .expect("connection")
+            .transaction(async |conn| self.mailer.enqueue(conn, to, template, vars).await)
             .await
             .expect("enqueue");
         let id = enqueued.id;
@@ -528,22 +528,23 @@ async fn an_email_enqueued_in_a_rolled_back_transaction_is_never_sent() {
     let h = harness(&[]).await;
     let workers = h.workers();
     let leaked: Arc<Mutex<Option<Enqueued>>> = Arc::default();
-    let (mailer, slot) = (h.mailer.clone(), leaked.clone());
     let result: Result<(), DbError> = h
         .pool
-        .transaction(move |conn| {
-            Box::pin(async move {
-                let e = mailer
-                    .enqueue(
-                        conn,
-                        "ada@example.com",
-                        Template::PasswordReset,
-                        json!({ "name": "Ada", "link": "https://keel.test/r" }),
-                    )
-                    .await?;
-                *slot.lock().expect("lock") = Some(e);
-                Err(DbError::NotFound) // the request failed after enqueueing
-            })
+        .get()
+        .await
+        .expect("connection")
+        .transaction(async |conn| {
+            let e = h
+                .mailer
+                .enqueue(
+                    conn,
+                    "ada@example.com",
+                    Template::PasswordReset,
+                    json!({ "name": "Ada", "link": "https://keel.test/r" }),
+                )
+                .await?;
+            *leaked.lock().expect("lock") = Some(e);
+            Err(DbError::NotFound) // the request failed after enqueueing
         })
         .await;
     assert!(result.is_err());
@@ -691,7 +692,10 @@ async fn enqueue_with_wrong_vars_fails_at_once_and_writes_no_job() {
             .enqueue(&mut conn, to, template, vars.clone())
             .await
             .expect_err("a bad call fails");
-        assert!(matches!(err, DbError::Query(_)), "{template} {vars}: {err}");
+        assert!(
+            matches!(err, DbError::Internal { .. }),
+            "{template} {vars}: {err}"
+        );
         assert!(!err.is_transient());
     }
     assert_eq!(h.job_rows().await, 0);

@@ -4,6 +4,14 @@
 //! status: `NotFound` → 404, `Conflict` → 409, `Busy` → 503 with `Retry-After` (the pool
 //! was exhausted: shed load fast instead of queueing requests forever), `Unavailable` →
 //! 503, anything else → 500 with the cause logged, never shown.
+//!
+//! Only failures of the database itself are transient (503 + `Retry-After`). A failure of
+//! the calling code inside a transaction (a value that does not serialise, a template
+//! that does not render) is [`DbError::Internal`]: a bug, so a 500 with the request id and
+//! the cause chain in the log — retrying it would fail the same way.
+//!
+//! Each domain error enum wraps a `DbError` in one variant; [`db_error_conversions!`]
+//! writes the conversions every domain needs, so they exist in one place.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -31,6 +39,28 @@ pub enum DbError {
     /// Anything else: a bug or an unexpected state; logged with its cause, shown as 500.
     #[error("database error: {0}")]
     Query(#[source] DieselError),
+    /// Not the database's failure but the calling code's, met inside a transaction (a
+    /// payload that does not serialise): a bug, shown as 500 with its cause logged.
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl DbError {
+    /// A bug met in the calling code while it held a connection: `context` says what was
+    /// being done ("serialising the job payload"), `source` why it failed.
+    pub fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        DbError::Internal {
+            context,
+            source: source.into(),
+        }
+    }
 }
 
 impl From<DieselError> for DbError {
@@ -111,4 +141,40 @@ impl DbError {
             other => DbError::Unavailable(other.to_string()),
         })
     }
+}
+
+/// The conversions a domain error enum needs to carry a [`DbError`]: from `DbError`
+/// itself (`?` on a repository call), from `diesel::result::Error` (what diesel-async's
+/// `transaction` requires of its error type) and from `Arc<DbError>` (the error a cache
+/// load shares among its waiters).
+///
+/// ```ignore
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum UploadsError {
+///     /// 503/500, by the database error's class.
+///     #[error(transparent)]
+///     Db(keel_persistence::DbError),
+///     // ...
+/// }
+/// keel_persistence::db_error_conversions!(UploadsError::Db);
+/// ```
+#[macro_export]
+macro_rules! db_error_conversions {
+    ($error:ident :: $variant:ident) => {
+        impl ::core::convert::From<$crate::DbError> for $error {
+            fn from(e: $crate::DbError) -> Self {
+                $error::$variant(e)
+            }
+        }
+        impl ::core::convert::From<$crate::diesel::result::Error> for $error {
+            fn from(e: $crate::diesel::result::Error) -> Self {
+                $error::$variant(e.into())
+            }
+        }
+        impl ::core::convert::From<::std::sync::Arc<$crate::DbError>> for $error {
+            fn from(e: ::std::sync::Arc<$crate::DbError>) -> Self {
+                $error::$variant($crate::DbError::from_shared(e))
+            }
+        }
+    };
 }

@@ -3,16 +3,31 @@
 //! the per-test database harness.
 //!
 //! Repositories take `&mut AsyncPgConnection` rather than the pool, so a service can run
-//! several of them — and enqueue jobs — in one transaction.
+//! several of them — and enqueue jobs — in one transaction, with diesel-async's own API:
+//!
+//! ```ignore
+//! use diesel_async::AsyncConnection;
+//! let (user, job) = pool.get().await?.transaction(async |conn| {
+//!     let user = users::insert(conn, &new_user).await?;
+//!     let job = queue.enqueue(conn, &SendWelcome { user_id: user.id }).await?;
+//!     Ok::<_, AccountsError>((user, job))
+//! }).await?;
+//! queue.ring([job]).await; // after the commit: only now can a worker see the row
+//! ```
+//!
+//! The closure borrows what it needs (no clones, no boxing); the transaction commits when
+//! it returns `Ok` and rolls back on `Err`, a panic or a dropped future. Cache
+//! invalidations and doorbells belong after it returns.
 
 mod error;
 mod migrate;
 mod pool;
 pub mod schema;
 pub mod testing;
-mod transaction;
 
-pub use diesel_async::AsyncPgConnection;
+#[doc(hidden)]
+pub use diesel; // for `db_error_conversions!`
+pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::{DbError, DbResult, OptionalExt};
 pub use migrate::{MIGRATIONS, embedded_versions, pending_migrations, run_migrations};
 pub use pool::{DbPool, PoolStatus, PooledConn};

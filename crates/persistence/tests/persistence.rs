@@ -6,6 +6,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use keel_config::{DatabaseSettings, Secret};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::schema::queue_jobs;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool, pending_migrations};
@@ -143,12 +144,13 @@ async fn a_missing_row_is_not_found() {
 async fn a_failed_transaction_leaves_no_row() {
     let (_db, pool) = setup(1).await;
     let result: Result<(), DbError> = pool
-        .transaction(|conn| {
-            Box::pin(async move {
-                insert_job(conn, "test.thing", Some("a")).await?;
-                insert_job(conn, "test.thing", Some("a")).await?; // conflict: rolls back both
-                Ok(())
-            })
+        .get()
+        .await
+        .expect("conn")
+        .transaction(async |conn| {
+            insert_job(conn, "test.thing", Some("a")).await?;
+            insert_job(conn, "test.thing", Some("a")).await?; // conflict: rolls back both
+            Ok(())
         })
         .await;
     assert!(
@@ -165,9 +167,10 @@ async fn a_failed_transaction_leaves_no_row() {
     drop(conn); // the pool has one connection; the next transaction needs it
 
     let ok: Result<(), DbError> = pool
-        .transaction(|conn| {
-            Box::pin(async move { insert_job(conn, "test.thing", None).await.map(|_| ()) })
-        })
+        .get()
+        .await
+        .expect("conn")
+        .transaction(async |conn| insert_job(conn, "test.thing", None).await.map(|_| ()))
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     let mut conn = pool.get().await.expect("conn");

@@ -97,9 +97,8 @@ impl Queue {
         job: &J,
         options: EnqueueOptions,
     ) -> DbResult<Option<Enqueued>> {
-        let payload = serde_json::to_value(job).map_err(|e| {
-            DbError::Unavailable(format!("job {} payload does not serialise: {e}", J::NAME))
-        })?;
+        let payload = serde_json::to_value(job)
+            .map_err(|e| DbError::internal("serialising a job payload", e))?;
         let run_at = Utc::now()
             + options
                 .delay

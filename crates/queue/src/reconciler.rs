@@ -8,6 +8,7 @@ use crate::doorbell::{Doorbells, Ring};
 use crate::repo;
 use chrono::Utc;
 use keel_config::QueueSettings;
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, DbPool};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -66,15 +67,15 @@ impl Reconciler {
         let redeliver_ms = self.settings.redeliver_after().as_millis() as i64;
         let found = self
             .pool
-            .transaction(|conn| {
-                Box::pin(async move {
-                    if !repo::try_reconciler_lock(conn).await? {
-                        return Ok::<_, DbError>(None);
-                    }
-                    let buried = repo::bury_exhausted_leases(conn).await?;
-                    let due = repo::take_due(conn, redeliver_ms, BATCH).await?;
-                    Ok(Some((buried, due)))
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                if !repo::try_reconciler_lock(conn).await? {
+                    return Ok::<_, DbError>(None);
+                }
+                let buried = repo::bury_exhausted_leases(conn).await?;
+                let due = repo::take_due(conn, redeliver_ms, BATCH).await?;
+                Ok(Some((buried, due)))
             })
             .await?;
         let Some((buried, due)) = found else {

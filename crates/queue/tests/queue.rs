@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
 use diesel::{QueryableByName, sql_query};
 use keel_cache::Cache;
 use keel_config::Settings;
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Job, JobContext, JobError, Queue, Registry, Workers};
@@ -216,22 +217,23 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
 
     // Even a doorbell rung for the rolled-back row (a caller bug) must not run anything.
     let leaked: Arc<Mutex<Option<Enqueued>>> = Arc::default();
-    let (queue, slot) = (h.queue.clone(), leaked.clone());
     let result: Result<(), DbError> = h
         .pool
-        .transaction(move |conn| {
-            Box::pin(async move {
-                let e = queue
-                    .enqueue(
-                        conn,
-                        &Touch {
-                            key: "rolled-back".into(),
-                        },
-                    )
-                    .await?;
-                *slot.lock().expect("lock") = Some(e);
-                Err(DbError::NotFound) // anything that makes the request fail
-            })
+        .get()
+        .await
+        .expect("connection")
+        .transaction(async |conn| {
+            let e = h
+                .queue
+                .enqueue(
+                    conn,
+                    &Touch {
+                        key: "rolled-back".into(),
+                    },
+                )
+                .await?;
+            *leaked.lock().expect("lock") = Some(e);
+            Err(DbError::NotFound) // anything that makes the request fail
         })
         .await;
     assert!(result.is_err());
@@ -664,8 +666,9 @@ async fn only_one_reconciler_runs_at_a_time() {
     let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(async move {
-        pool.transaction(move |conn| {
-            Box::pin(async move {
+        pool.get()
+            .await?
+            .transaction(async |conn| {
                 sql_query("SELECT pg_advisory_xact_lock(7738703051156185966)")
                     .execute(conn)
                     .await?;
@@ -673,8 +676,7 @@ async fn only_one_reconciler_runs_at_a_time() {
                 let _ = release_rx.await;
                 Ok::<_, DbError>(())
             })
-        })
-        .await
+            .await
     });
     locked_rx.await.expect("lock taken");
     let blocked = queue.reconcile_now().await.expect("pass");

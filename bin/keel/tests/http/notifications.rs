@@ -8,6 +8,7 @@ use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl as _;
 use hmac::{Hmac, Mac};
 use keel_events::{Audience, Event};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::DbError;
 use keel_queue::Workers;
 use serde_json::{Value, json};
@@ -123,19 +124,16 @@ impl TestApp {
 
     /// Publishes `event` in a transaction that commits when `commit`, else rolls back.
     async fn publish(&self, event: Event, commit: bool) {
-        let n = self.domains.notifications.clone();
-        let result = self
-            .platform
-            .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let ring = n.publish_on(conn, &event).await?;
-                    if commit {
-                        Ok(ring)
-                    } else {
-                        Err(DbError::Unavailable("rolled back on purpose".into()))
-                    }
-                })
+        let n = &self.domains.notifications;
+        let mut conn = self.platform.pool.get().await.expect("connection");
+        let result = conn
+            .transaction(async |conn| {
+                let ring = n.publish_on(conn, &event).await?;
+                if commit {
+                    Ok(ring)
+                } else {
+                    Err(DbError::Unavailable("rolled back on purpose".into()))
+                }
             })
             .await;
         if let Ok(ring) = result {

@@ -19,6 +19,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use keel_events::{Audience, Event};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, DbResult, OptionalExt};
 use keel_queue::{Job, JobContext, JobError, backoff};
 use rand::Rng;
@@ -212,12 +213,10 @@ impl Notifications {
     /// endpoint is still enabled, and the streak.
     async fn failed(&self, endpoint_id: Uuid, org_id: Uuid) -> Result<(bool, i32), JobError> {
         let settings = self.inner.settings.webhooks.clone();
-        let this = self.clone();
         let (enabled, streak, rings) = self
             .inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
+            .get().await?.transaction(async |conn| {
                     let streak: Streak = diesel::sql_query(
                         "UPDATE notifications_webhook_endpoints SET \
                              consecutive_failures = consecutive_failures + 1, \
@@ -267,12 +266,11 @@ impl Notifications {
                             "reason": reason,
                         }),
                     };
-                    let ring = this.publish_on(conn, &event).await?;
+                    let ring = self.publish_on(conn, &event).await?;
                     tracing::warn!(webhook.endpoint_id = %endpoint_id, "webhook endpoint disabled after repeated failures");
                     metrics::counter!("keel_webhook_endpoints_disabled_total").increment(1);
                     Ok((false, streak.consecutive_failures, vec![ring]))
                 })
-            })
             .await?;
         self.inner.queue.ring(rings).await;
         Ok((enabled, streak))

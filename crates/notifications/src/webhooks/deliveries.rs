@@ -10,6 +10,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as Sq
 use diesel_async::RunQueryDsl;
 use futures::future::BoxFuture;
 use keel_http::pagination::{Page, Paginated};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, OptionalExt};
 use serde::Serialize;
 use uuid::Uuid;
@@ -166,19 +167,19 @@ impl Notifications {
         let (delivery, ring) = self
             .inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
-                    let delivery = write(conn).await?;
-                    let ring = queue
-                        .enqueue(
-                            conn,
-                            &Deliver {
-                                delivery_id: delivery.id,
-                            },
-                        )
-                        .await?;
-                    Ok::<_, NotificationsError>((delivery, ring))
-                })
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let delivery = write(conn).await?;
+                let ring = queue
+                    .enqueue(
+                        conn,
+                        &Deliver {
+                            delivery_id: delivery.id,
+                        },
+                    )
+                    .await?;
+                Ok::<_, NotificationsError>((delivery, ring))
             })
             .await?;
         self.inner.queue.ring([ring]).await;

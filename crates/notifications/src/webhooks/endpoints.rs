@@ -13,6 +13,7 @@ use diesel::sql_types::{
 };
 use diesel_async::RunQueryDsl;
 use keel_http::pagination::{Page, Paginated};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, OptionalExt};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -106,8 +107,7 @@ impl Notifications {
         let endpoint: Option<Endpoint> = self
             .inner
             .pool
-            .transaction(move |conn| {
-                Box::pin(async move {
+            .get().await?.transaction(async |conn| {
                     diesel::sql_query(
                         "SELECT pg_advisory_xact_lock(hashtextextended('notifications_webhook_endpoints:' || $1::text, 0))",
                     )
@@ -133,7 +133,6 @@ impl Notifications {
                     .optional()
                     .map_err(NotificationsError::from)
                 })
-            })
             .await?;
         let endpoint = endpoint.ok_or_else(|| {
             NotificationsError::invalid(
