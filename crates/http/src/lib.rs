@@ -12,7 +12,7 @@ pub mod request_id;
 
 pub use auth::{Authenticated, Authenticator, Caller};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use idempotency::Idempotency;
+pub use idempotency::{Answer, Idempotency, IdempotencyKey, Reply};
 pub use json::Json;
 pub use pagination::{Page, PageQuery, Paginated};
 

@@ -1,21 +1,41 @@
 //! The SQL of idempotency keys (`http_idempotency_keys`).
 //!
-//! Every state change is one statement on an autocommitted connection, and no connection
-//! is held while the handler runs: the handler needs the pool too, and twenty duplicates
-//! waiting on one key must not exhaust it.
+//! The claim, heartbeat and release are each one statement on an autocommitted pooled
+//! connection, and no connection is held while the handler runs: the handler needs the
+//! pool too, and twenty duplicates waiting on one key must not exhaust it. The answer is
+//! stored by [`record`] on the handler's own connection, inside the transaction of its
+//! effect, or by the middleware afterwards for answers that come with no effect.
+//!
+//! Every write after the claim is fenced by the claim's `created_at`: once a retry has
+//! taken the key over, the first attempt can neither store an answer nor release the key.
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Binary, Double, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use diesel::{OptionalExtension, QueryableByName, sql_query};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_persistence::{DbPool, DbResult};
 
-/// Rows deleted per statement by [`purge_expired`].
+/// Rows deleted per statement by [`purge`].
 const PURGE_BATCH: i64 = 5_000;
 
 /// How many times a key that vanished between the claim and the read (released or
 /// purged in that instant) is claimed again before giving up.
 const CLAIM_ATTEMPTS: usize = 3;
+
+/// The fence of one claim: the key, and when this attempt claimed it.
+#[derive(Debug, Clone)]
+pub(super) struct Fence {
+    pub scope: String,
+    pub key: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// An answer as stored: status, kept headers as `[[name, value], ...]`, body.
+pub(super) struct Stored<'a> {
+    pub status: i16,
+    pub headers: serde_json::Value,
+    pub body: &'a [u8],
+}
 
 #[derive(QueryableByName)]
 struct Claimed {
@@ -38,7 +58,7 @@ pub(super) struct Existing {
 }
 
 pub(super) enum Claim {
-    /// This request owns the key; `created_at` fences its later update or release.
+    /// This request owns the key; `created_at` fences its later writes.
     Owned(DateTime<Utc>),
     /// Another request owns the key (running or finished).
     Existing(Existing),
@@ -49,8 +69,10 @@ pub(super) enum Claim {
 /// Claims `(scope, key)` for this request, or returns the row that holds it.
 ///
 /// A row older than `ttl_secs` counts as absent, and so does a row of the same request
-/// still in flight after `in_flight_timeout_secs` (its process died before finishing):
-/// both are taken over in the same statement that would have inserted the claim.
+/// with no answer whose attempt has shown no sign of life for `in_flight_timeout_secs`
+/// (its process died): both are taken over in the statement that would have inserted the
+/// claim. A row whose answer is being committed is locked by that transaction, so the
+/// takeover waits for it and then finds the answer.
 pub(super) async fn claim(
     pool: &DbPool,
     scope: &str,
@@ -64,10 +86,11 @@ pub(super) async fn claim(
         let claimed: Option<Claimed> = sql_query(
             "INSERT INTO http_idempotency_keys AS k (scope, key, request_hash) VALUES ($1, $2, $3) \
              ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, \
-                 status = NULL, headers = NULL, body = NULL, created_at = now(), completed_at = NULL \
+                 status = NULL, headers = NULL, body = NULL, created_at = clock_timestamp(), \
+                 alive_at = clock_timestamp(), completed_at = NULL \
              WHERE k.created_at < now() - make_interval(secs => $4) \
                 OR (k.status IS NULL AND k.request_hash = EXCLUDED.request_hash \
-                    AND k.created_at < now() - make_interval(secs => $5)) \
+                    AND k.alive_at < now() - make_interval(secs => $5)) \
              RETURNING created_at",
         )
         .bind::<Text, _>(scope)
@@ -97,50 +120,59 @@ pub(super) async fn claim(
     Ok(Claim::Contended)
 }
 
-/// Stores the answer of the request that claimed the key at `claimed_at`; false when
-/// the claim was taken over meanwhile (nothing is written then).
-pub(super) async fn complete(
-    pool: &DbPool,
-    scope: &str,
-    key: &str,
-    claimed_at: DateTime<Utc>,
-    status: i16,
-    headers: serde_json::Value,
-    body: &[u8],
+/// Stores the answer of the attempt `fence` on `conn` (inside the transaction of its
+/// effect, when there is one); false when the claim was taken over meanwhile or already
+/// holds an answer (nothing is written then).
+pub(super) async fn record(
+    conn: &mut AsyncPgConnection,
+    fence: &Fence,
+    answer: Stored<'_>,
 ) -> DbResult<bool> {
-    let mut conn = pool.get().await?;
     let updated = sql_query(
         "UPDATE http_idempotency_keys SET status = $4, headers = $5, body = $6, completed_at = now() \
          WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
     )
-    .bind::<Text, _>(scope)
-    .bind::<Text, _>(key)
-    .bind::<Timestamptz, _>(claimed_at)
-    .bind::<SmallInt, _>(status)
-    .bind::<Jsonb, _>(headers)
-    .bind::<Binary, _>(body)
-    .execute(&mut conn)
+    .bind::<Text, _>(&fence.scope)
+    .bind::<Text, _>(&fence.key)
+    .bind::<Timestamptz, _>(fence.claimed_at)
+    .bind::<SmallInt, _>(answer.status)
+    .bind::<Jsonb, _>(answer.headers)
+    .bind::<Binary, _>(answer.body)
+    .execute(conn)
     .await?;
     Ok(updated == 1)
 }
 
-/// Deletes the claim made at `claimed_at` so the client can retry; false when it was
-/// taken over meanwhile.
-pub(super) async fn release(
-    pool: &DbPool,
-    scope: &str,
-    key: &str,
-    claimed_at: DateTime<Utc>,
-) -> DbResult<bool> {
-    let mut conn = pool.get().await?;
+/// [`record`] on a connection of its own, for an answer that comes with no effect.
+pub(super) async fn complete(pool: &DbPool, fence: &Fence, answer: Stored<'_>) -> DbResult<bool> {
+    record(&mut *pool.get().await?, fence, answer).await
+}
+
+/// Says the attempt `fence` is still running, so no retry takes its key over.
+pub(super) async fn heartbeat(pool: &DbPool, fence: &Fence) -> DbResult<()> {
+    sql_query(
+        "UPDATE http_idempotency_keys SET alive_at = now() \
+         WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
+    )
+    .bind::<Text, _>(&fence.scope)
+    .bind::<Text, _>(&fence.key)
+    .bind::<Timestamptz, _>(fence.claimed_at)
+    .execute(&mut *pool.get().await?)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the unanswered claim `fence` so the client can retry; false when it was taken
+/// over or answered meanwhile.
+pub(super) async fn release(pool: &DbPool, fence: &Fence) -> DbResult<bool> {
     let deleted = sql_query(
         "DELETE FROM http_idempotency_keys \
          WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
     )
-    .bind::<Text, _>(scope)
-    .bind::<Text, _>(key)
-    .bind::<Timestamptz, _>(claimed_at)
-    .execute(&mut conn)
+    .bind::<Text, _>(&fence.scope)
+    .bind::<Text, _>(&fence.key)
+    .bind::<Timestamptz, _>(fence.claimed_at)
+    .execute(&mut *pool.get().await?)
     .await?;
     Ok(deleted == 1)
 }

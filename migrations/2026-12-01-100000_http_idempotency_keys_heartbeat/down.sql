@@ -1,0 +1,1 @@
+ALTER TABLE http_idempotency_keys DROP COLUMN alive_at;
