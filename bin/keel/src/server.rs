@@ -57,6 +57,8 @@ pub fn start(
         settings.server.rate_limit_per_ip,
         Duration::from_secs(settings.server.rate_limit_window_secs),
     ));
+    let idempotency = keel_http::Idempotency::new(platform.pool.clone())
+        .in_flight_timeout(settings.server.idempotency_in_flight());
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let domains = domains.clone();
@@ -74,7 +76,7 @@ pub fn start(
                     cfg.service(
                         web::scope("/api/v1")
                             // Any POST with an Idempotency-Key header is deduplicated.
-                            .wrap(keel_http::Idempotency::new(data.pool.clone()))
+                            .wrap(idempotency.clone())
                             // Outermost in the scope: a limited request claims no key.
                             .wrap(from_fn(keel_http::rate_limit::middleware))
                             .configure(|cfg| domains(cfg)),

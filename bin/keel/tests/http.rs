@@ -22,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "http/idempotency.rs"]
+mod idempotency;
 #[path = "http/notifications.rs"]
 mod notifications;
 
@@ -172,6 +174,62 @@ async fn error_body(res: reqwest::Response, status: u16, code: &str) -> Value {
     );
     assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
     body
+}
+
+/// `keel serve` as a process of its own over `database_url` (test settings, its own
+/// Redis key prefix, `env` on top), once it answers `/health/live`; with its base URL.
+async fn serve_process(database_url: &str, env: &[(&str, &str)]) -> (KeelProcess, String) {
+    let port = free_port();
+    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let redis_url =
+        std::env::var("KEEL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("serve")
+        .env("KEEL_ENV", "test")
+        .env("KEEL_CONFIG_DIR", config_dir)
+        .env("KEEL__DATABASE__URL", database_url)
+        .env("KEEL__REDIS__URL", redis_url)
+        .env(
+            "KEEL__REDIS__KEY_PREFIX",
+            keel_config::testing::unique_prefix(),
+        )
+        .env("KEEL__SERVER__PORT", port.to_string())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn keel");
+    let base = format!("http://127.0.0.1:{port}");
+    keel_telemetry::install_tls_provider();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "keel did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (KeelProcess(child), base)
+}
+
+/// A `keel` child process, killed (SIGKILL) when dropped so a failed test leaves none
+/// behind.
+struct KeelProcess(Child);
+
+impl KeelProcess {
+    /// SIGKILL now, and reap it.
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // std's kill is SIGKILL on Unix
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KeelProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 fn free_port() -> u16 {
@@ -613,32 +671,15 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
         }
     });
     let db = TestDatabase::new().await.expect("test database");
-    let port = free_port();
-    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .arg("serve")
-        .env("KEEL_ENV", "test")
-        .env("KEEL_CONFIG_DIR", config_dir)
-        .env("KEEL__DATABASE__URL", db.url())
-        .env("KEEL__REDIS__URL", &redis_url)
-        .env("KEEL__REDIS__TIMEOUT_MS", "1500")
-        .env("KEEL__SERVER__PORT", port.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn keel");
-    let base = format!("http://127.0.0.1:{port}");
-    keel_telemetry::install_tls_provider();
+    let (mut child, base) = serve_process(
+        db.url(),
+        &[
+            ("KEEL__REDIS__URL", &redis_url),
+            ("KEEL__REDIS__TIMEOUT_MS", "1500"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "keel did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let slow = tokio::spawn({
         let client = client.clone();
@@ -659,7 +700,7 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill");
     assert!(sent.success());
@@ -671,7 +712,7 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
         took >= Duration::from_millis(1000),
         "the request was slow ({took:?})"
     );
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let exit = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .expect("join")
         .expect("wait");

@@ -9,7 +9,7 @@ use crate::service::Accounts;
 use crate::token::{self, API_KEY_PREFIX};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use keel_http::{Caller, Page, Paginated};
+use keel_http::{Caller, Page, Paginated, Reply};
 use keel_persistence::AsyncConnection as _;
 use uuid::Uuid;
 
@@ -37,6 +37,7 @@ impl Accounts {
         caller: &Caller,
         org_id: Uuid,
         new: NewApiKey,
+        reply: &Reply<CreatedApiKey>,
     ) -> Result<CreatedApiKey, AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
@@ -72,45 +73,43 @@ impl Accounts {
             .take(API_KEY_PREFIX.len() + VISIBLE)
             .collect();
         let actor = (caller.user_id, caller.api_key_id);
-        let key = self
-            .pool
-            .get()
-            .await?
-            .transaction(async |conn| {
-                let key = repo::insert_api_key(
-                    conn,
-                    NewApiKeyRow {
-                        id: Uuid::now_v7(),
-                        org_id,
-                        created_by: actor.0,
-                        name: &name,
-                        prefix: &prefix,
-                        hash: &secret.hash,
-                        scopes: &scopes,
-                        expires_at: new.expires_at,
-                    },
-                )
-                .await?;
-                repo::audit(
-                    conn,
-                    AuditEvent {
-                        org_id: Some(org_id),
-                        actor_user_id: actor.0,
-                        actor_api_key_id: actor.1,
-                        action: "api_key.created",
-                        target_id: Some(key.id),
-                        ip: None,
-                        details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
-                    },
-                )
-                .await?;
-                Ok::<_, AccountsError>((key, secret.token))
-            })
+        let mut conn = self.pool.get().await?;
+        conn.transaction(async |conn| {
+            let key = repo::insert_api_key(
+                conn,
+                NewApiKeyRow {
+                    id: Uuid::now_v7(),
+                    org_id,
+                    created_by: actor.0,
+                    name: &name,
+                    prefix: &prefix,
+                    hash: &secret.hash,
+                    scopes: &scopes,
+                    expires_at: new.expires_at,
+                },
+            )
             .await?;
-        Ok(CreatedApiKey {
-            key: key.0,
-            secret: key.1,
+            repo::audit(
+                conn,
+                AuditEvent {
+                    org_id: Some(org_id),
+                    actor_user_id: actor.0,
+                    actor_api_key_id: actor.1,
+                    action: "api_key.created",
+                    target_id: Some(key.id),
+                    ip: None,
+                    details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
+                },
+            )
+            .await?;
+            let created = CreatedApiKey {
+                key,
+                secret: secret.token,
+            };
+            reply.record(conn, &created).await?;
+            Ok(created)
         })
+        .await
     }
 
     pub async fn list_api_keys(

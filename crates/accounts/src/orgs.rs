@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_events::{Audience, Event};
-use keel_http::{Caller, Page, Paginated};
+use keel_http::{Caller, Page, Paginated, Reply};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbResult};
 use uuid::Uuid;
@@ -204,6 +204,7 @@ impl Accounts {
         org_id: Uuid,
         email: &str,
         new_role: &str,
+        reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
@@ -218,7 +219,7 @@ impl Accounts {
             self.settings.mail.public_url.trim_end_matches('/'),
             secret.token
         );
-        let (this, actor) = (self.clone(), (caller.user_id, caller.api_key_id));
+        let actor = (caller.user_id, caller.api_key_id);
         let enqueued = self
             .pool
             .get().await?.transaction(async |conn| {
@@ -254,12 +255,14 @@ impl Accounts {
                             "invited_by_api_key_id": actor.1,
                         }),
                     };
-                    let published = this.events.publish(conn, event).await?;
+                    let published = self.events.publish(conn, event).await?;
                     let mail = AccountEmail::Invitation {
                         to: email.as_str().to_owned(), inviter_name, organization_name: org.name,
                         role: new_role.to_owned(), link,
                     };
-                    Ok::<_, AccountsError>([this.mailer.enqueue(conn, mail).await?, published])
+                    let mail = self.mailer.enqueue(conn, mail).await?;
+                    reply.record(conn, &()).await?;
+                    Ok::<_, AccountsError>([mail, published])
                 })
             .await?;
         self.queue.ring(enqueued).await;
@@ -272,6 +275,7 @@ impl Accounts {
         &self,
         caller: &Caller,
         token_text: &str,
+        reply: &Reply<OrgInfo>,
     ) -> Result<OrgInfo, AccountsError> {
         let user_id = caller.user_id.ok_or(AccountsError::Forbidden)?;
         let hash = token::hash(token_text.trim());
@@ -297,7 +301,9 @@ impl Accounts {
                         details: serde_json::json!({ "role": new_role, "invited_by": row.invited_by }),
                     })
                     .await?;
-                    repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)
+                    let org = repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)?;
+                    reply.record(conn, &org).await?;
+                    Ok(org)
                 })
             .await?;
         Ok(org)

@@ -9,7 +9,7 @@ use crate::repo::{self, AuditEvent, NewToken};
 use crate::service::Accounts;
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::Utc;
-use keel_http::Caller;
+use keel_http::{Caller, Reply};
 use keel_persistence::AsyncConnection as _;
 use keel_queue::Enqueued;
 
@@ -18,7 +18,11 @@ const RESET_TTL: chrono::Duration = chrono::Duration::hours(1);
 
 impl Accounts {
     /// Sends a reset link if the address has an account; answers the same either way.
-    pub async fn request_password_reset(&self, email: &str) -> Result<(), AccountsError> {
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        reply: &Reply<()>,
+    ) -> Result<(), AccountsError> {
         let Ok(email) = Email::parse("email", email) else {
             // Same answer as for an unknown address.
             return Ok(());
@@ -29,13 +33,12 @@ impl Accounts {
             self.settings.mail.public_url.trim_end_matches('/'),
             secret.token
         );
-        let address = email.as_str().to_owned();
         let enqueued: Option<Enqueued> = self
             .pool
             .get()
             .await?
             .transaction(async |conn| {
-                let Some(user) = repo::user_by_email(conn, &address).await? else {
+                let Some(user) = repo::user_by_email(conn, email.as_str()).await? else {
                     return Ok::<_, AccountsError>(None);
                 };
                 repo::insert_token(
@@ -57,7 +60,9 @@ impl Accounts {
                     name: user.name,
                     link,
                 };
-                Ok(Some(self.mailer.enqueue(conn, mail).await?))
+                let mail = self.mailer.enqueue(conn, mail).await?;
+                reply.record(conn, &()).await?;
+                Ok(Some(mail))
             })
             .await?;
         if let Some(enqueued) = enqueued {
@@ -72,6 +77,7 @@ impl Accounts {
         &self,
         token_text: &str,
         new_password: &str,
+        reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
         let password = input::new_password("new_password", new_password)?;
         let hash = self.hasher.hash(&password).await?;
@@ -88,8 +94,11 @@ impl Accounts {
                 let user = repo::user_by_id(conn, user_id).await?;
                 // Proving control of the address also verifies it.
                 repo::mark_email_verified(conn, user_id).await?;
-                self.store_password(conn, user, &hash, None, "password.reset")
-                    .await
+                let changed = self
+                    .store_password(conn, user, &hash, None, "password.reset")
+                    .await?;
+                reply.record(conn, &()).await?;
+                Ok::<_, AccountsError>(changed)
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;
@@ -102,6 +111,7 @@ impl Accounts {
         caller: &Caller,
         current: &str,
         new_password: &str,
+        reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
         let (Some(user_id), Some(session_id)) = (caller.user_id, caller.session_id) else {
             return Err(AccountsError::Forbidden);
@@ -128,8 +138,11 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                self.store_password(conn, user, &hash, Some(session_id), "password.changed")
-                    .await
+                let changed = self
+                    .store_password(conn, user, &hash, Some(session_id), "password.changed")
+                    .await?;
+                reply.record(conn, &()).await?;
+                Ok::<_, AccountsError>(changed)
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;

@@ -10,6 +10,7 @@ use crate::token::{self, ONE_TIME_PREFIX, SESSION_PREFIX};
 use chrono::{DateTime, Utc};
 use keel_cache::{Cache, Namespace};
 use keel_config::Settings;
+use keel_http::Reply;
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Queue};
@@ -106,7 +107,11 @@ impl Accounts {
     /// Creates an unverified account with its organization and sends a verification
     /// email — or, when the address is taken, a "someone tried to sign up" email. The
     /// caller cannot tell which happened (no account enumeration).
-    pub async fn signup(&self, signup: NewSignup<'_>) -> Result<(), AccountsError> {
+    pub async fn signup(
+        &self,
+        signup: NewSignup<'_>,
+        reply: &Reply<()>,
+    ) -> Result<(), AccountsError> {
         let email = Email::parse("email", signup.email)?;
         let name = input::name("name", signup.name)?;
         let org_name = input::name("organization_name", signup.organization_name)?;
@@ -114,8 +119,7 @@ impl Accounts {
         // Hashed whether or not the account exists: both paths take the same time.
         let hash = self.hasher.hash(&password).await?;
         let verify = token::generate(ONE_TIME_PREFIX);
-        let (email_for_tx, verify_link) =
-            (email.clone(), self.link("/verify-email", &verify.token));
+        let verify_link = self.link("/verify-email", &verify.token);
         let reset = token::generate(ONE_TIME_PREFIX);
         let reset_link = self.link("/reset-password", &reset.token);
         let expires_at = Utc::now() + ONE_TIME_TOKEN_TTL;
@@ -124,7 +128,6 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                let email = email_for_tx;
                 if let Some(existing) = repo::user_by_email(conn, email.as_str()).await? {
                     repo::insert_token(
                         conn,
@@ -145,7 +148,9 @@ impl Accounts {
                         name: existing.name,
                         reset_link,
                     };
-                    return Ok::<_, AccountsError>(self.mailer.enqueue(conn, mail).await?);
+                    let mail = self.mailer.enqueue(conn, mail).await?;
+                    reply.record(conn, &()).await?;
+                    return Ok::<_, AccountsError>(mail);
                 }
                 let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
                 repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
@@ -183,7 +188,9 @@ impl Accounts {
                     name,
                     link: verify_link,
                 };
-                Ok(self.mailer.enqueue(conn, mail).await?)
+                let mail = self.mailer.enqueue(conn, mail).await?;
+                reply.record(conn, &()).await?;
+                Ok(mail)
             })
             .await;
         match result {
@@ -201,9 +208,10 @@ impl Accounts {
     pub async fn verify_email(
         &self,
         token: &str,
+        reply: &Reply<(SessionToken, Profile)>,
     ) -> Result<(SessionToken, Profile), AccountsError> {
         let hash = token::hash(token.trim());
-        let (session, user_id, org_id) = self
+        let (verified, user_id, org_id) = self
             .pool
             .get()
             .await?
@@ -220,14 +228,18 @@ impl Accounts {
                     .await?
                     .ok_or(AccountsError::InvalidToken)?;
                 let session = self.open_session(conn, user_id, org_id).await?;
-                Ok::<_, AccountsError>((session, user_id, org_id))
+                let profile = repo::profile(conn, user_id, org_id)
+                    .await?
+                    .ok_or(AccountsError::NotFound)?;
+                let verified = (session, profile);
+                reply.record(conn, &verified).await?;
+                Ok::<_, AccountsError>((verified, user_id, org_id))
             })
             .await?;
         self.profiles
             .invalidate(&profile_key(user_id, org_id))
             .await;
-        let profile = self.profile(user_id, org_id).await?;
-        Ok((session, profile))
+        Ok(verified)
     }
 
     /// Checks email and password. Unknown email and wrong password take the same time
@@ -239,6 +251,7 @@ impl Accounts {
         password: &str,
         organization_id: Option<Uuid>,
         ip: Option<&str>,
+        reply: &Reply<SessionToken>,
     ) -> Result<SessionToken, AccountsError> {
         let email = Email::parse("email", email).map_err(|_| AccountsError::InvalidCredentials)?;
         // Counted before any hashing: a throttled attempt costs no argon2 work.
@@ -307,6 +320,7 @@ impl Accounts {
                     },
                 )
                 .await?;
+                reply.record(conn, &session).await?;
                 Ok::<_, AccountsError>(session)
             })
             .await?;

@@ -41,6 +41,15 @@ pub struct ServerSettings {
     pub rate_limit_per_credential: u32,
     pub rate_limit_per_ip: u32,
     pub rate_limit_window_secs: u64,
+    /// Seconds without a sign of life after which a retry may take over an
+    /// `Idempotency-Key` whose first attempt never answered (its process died).
+    pub idempotency_in_flight_secs: u64,
+}
+
+impl ServerSettings {
+    pub fn idempotency_in_flight(&self) -> Duration {
+        Duration::from_secs(self.idempotency_in_flight_secs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,6 +30,11 @@ impl Settings {
         let s = &self.server;
         at_least("server.json_limit_bytes", s.json_limit_bytes as u64, 1024)?;
         at_least("server.rate_limit_window_secs", s.rate_limit_window_secs, 1)?;
+        at_least(
+            "server.idempotency_in_flight_secs",
+            s.idempotency_in_flight_secs,
+            1,
+        )?;
         if s.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
         }

@@ -3,18 +3,23 @@
 //!
 //! `POST /things` (and `POST /orgs/{org_id}/things`) insert a row into `things` and
 //! answer 201 with its id; the handler counts its runs, can be told to sleep (to keep a
-//! request in flight) or to fail once with a 500, and answers 422 for an empty name.
+//! request in flight) or to fail once with a 500, and answers 422 for an empty name. Its
+//! answer is stored by the middleware after it returns. `POST /recorded-things` does the
+//! same the way a domain handler does: its answer is recorded in the transaction of its
+//! insert ([`Reply::record`]), behind a short in-flight timeout.
 
 #![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::RunQueryDsl as _;
 use keel_http::idempotency::{self, Idempotency};
-use keel_http::{ApiError, Json};
+use keel_http::{ApiError, IdempotencyKey, Json};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
 use serde::Deserialize;
@@ -74,6 +79,39 @@ async fn create_thing(
         .json(json!({ "id": row.id, "name": thing.name })))
 }
 
+/// `create_thing` with its answer recorded in the insert's transaction.
+async fn create_recorded_thing(
+    state: web::Data<State>,
+    body: Json<NewThing>,
+    key: IdempotencyKey,
+) -> Result<HttpResponse, ApiError> {
+    state.runs.fetch_add(1, Ordering::SeqCst);
+    let thing = body.into_inner();
+    tokio::time::sleep(Duration::from_millis(thing.sleep_ms)).await;
+    let reply = key.reply(|created: &Value| {
+        keel_http::Answer::json(StatusCode::CREATED, created)
+            .location(&format!("/things/{}", created["id"]))
+    });
+    let created = state
+        .pool
+        .get()
+        .await?
+        .transaction(async |conn| {
+            let row: Id = sql_query("INSERT INTO things (name) VALUES ($1) RETURNING id")
+                .bind::<Text, _>(&thing.name)
+                .get_result(conn)
+                .await?;
+            let created = json!({ "id": row.id, "name": thing.name });
+            reply.record(conn, &created).await?;
+            Ok::<_, DbError>(created)
+        })
+        .await?;
+    Ok(reply.respond(&created))
+}
+
+/// The in-flight timeout of `/recorded-things`.
+const SHORT_IN_FLIGHT: Duration = Duration::from_millis(400);
+
 // ---------------------------------------------------------------- harness
 
 struct TestApp {
@@ -119,6 +157,11 @@ async fn spawn_app() -> TestApp {
                 web::scope("/orgs/{org_id}")
                     .wrap(Idempotency::new(pool.clone()))
                     .route("/things", web::post().to(create_thing)),
+            )
+            .service(
+                web::resource("/recorded-things")
+                    .wrap(Idempotency::new(pool.clone()).in_flight_timeout(SHORT_IN_FLIGHT))
+                    .route(web::post().to(create_recorded_thing)),
             )
             .service(
                 web::resource("/unprotected")
@@ -620,4 +663,91 @@ async fn a_client_that_gave_up_gets_one_thing_on_retry() {
     assert_eq!(again.body, retry.body);
     assert_eq!(app.rows_of_things().await, 1);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_recorded_with_the_change_is_replayed_byte_for_byte() {
+    let app = spawn_app().await;
+    let body = json!({ "name": "recorded" });
+    let first = app.post("/recorded-things", Some("r-1"), None, &body).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert!(!first.replayed());
+    assert_eq!(first.header("location"), Some("/things/1"));
+    let retry = app.post("/recorded-things", Some("r-1"), None, &body).await;
+    assert!(retry.replayed());
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.header("location"), Some("/things/1"));
+    assert_eq!(app.runs(), 1);
+    assert_eq!(app.rows_of_things().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_first_attempt_keeps_its_key_by_its_heartbeat() {
+    let app = Arc::new(spawn_app().await);
+    // Runs for more than three in-flight timeouts: only its heartbeat keeps the key.
+    let body = json!({ "name": "slow", "sleep_ms": 1_400 });
+    let first = {
+        let app = Arc::clone(&app);
+        let body = body.clone();
+        tokio::spawn(async move {
+            app.post("/recorded-things", Some("beat"), None, &body)
+                .await
+        })
+    };
+    tokio::time::sleep(SHORT_IN_FLIGHT * 2).await;
+    let duplicate = app
+        .post("/recorded-things", Some("beat"), None, &body)
+        .await;
+    duplicate.assert_error(409, "idempotency_key_in_flight");
+    let first = first.await.expect("first request");
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(app.runs(), 1);
+    assert_eq!(app.rows_of_things().await, 1);
+    Arc::into_inner(app).expect("sole owner").stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_whose_key_was_taken_over_cannot_commit_its_change() {
+    let app = Arc::new(spawn_app().await);
+    let body = json!({ "name": "stale", "sleep_ms": 600 });
+    let first = {
+        let app = Arc::clone(&app);
+        let body = body.clone();
+        tokio::spawn(async move {
+            app.post("/recorded-things", Some("stale"), None, &body)
+                .await
+        })
+    };
+    // What a retry does when it finds the attempt silent: a new claim, a new fence.
+    let mut taken = 0;
+    for _ in 0..100 {
+        taken = app
+            .run_sql(
+                "UPDATE http_idempotency_keys SET created_at = clock_timestamp() \
+                 WHERE key = 'stale' AND status IS NULL",
+            )
+            .await;
+        if taken == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(taken, 1, "the first attempt claimed the key");
+    let first = first.await.expect("first request");
+    first.assert_error(409, "conflict");
+    assert_eq!(app.runs(), 1);
+    assert_eq!(
+        app.rows_of_things().await,
+        0,
+        "the stale attempt's insert rolled back"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM http_idempotency_keys WHERE status IS NOT NULL")
+            .await,
+        0,
+        "nothing stored under the new claim"
+    );
+    Arc::into_inner(app).expect("sole owner").stop().await;
 }

@@ -26,13 +26,13 @@ use uuid::Uuid;
 const PATIENCE: Duration = Duration::from_secs(45);
 
 /// A user with a session in a fresh organization (its owner).
-struct User {
-    token: String,
-    user_id: Uuid,
-    org_id: Uuid,
+pub(super) struct User {
+    pub(super) token: String,
+    pub(super) user_id: Uuid,
+    pub(super) org_id: Uuid,
 }
 
-async fn user(app: &TestApp, email: &str) -> User {
+pub(super) async fn user(app: &TestApp, email: &str) -> User {
     let password = "a long passphrase for tests";
     let res = app
         .client

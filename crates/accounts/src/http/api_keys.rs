@@ -3,9 +3,12 @@
 use crate::api_keys::{CreatedApiKey, NewApiKey};
 use crate::repo::ApiKeyRow;
 use crate::service::Accounts;
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
+use keel_http::{
+    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -34,8 +37,10 @@ pub async fn create(
     caller: Authenticated,
     org_id: web::Path<Uuid>,
     body: Json<CreateApiKey>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let reply = key.reply(|created: &CreatedApiKey| Answer::json(StatusCode::CREATED, created));
     let created = accounts
         .create_api_key(
             &caller.0,
@@ -45,9 +50,10 @@ pub async fn create(
                 scopes: b.scopes,
                 expires_at: b.expires_at,
             },
+            &reply,
         )
         .await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(reply.respond(&created))
 }
 
 /// Live keys, newest first, without secrets.

@@ -4,8 +4,9 @@
 
 use crate::repo::Profile;
 use crate::service::{Accounts, NewSignup, SessionToken};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use keel_http::{ApiError, Authenticated, ErrorBody, Json};
+use keel_http::{Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json};
 use serde::{Deserialize, Serialize};
 
 mod api_keys;
@@ -45,6 +46,17 @@ pub struct Accepted {
     pub message: &'static str,
 }
 
+/// `202 Accepted` with `message`: what signup and reset requests answer, whatever happened.
+fn accepted(message: &'static str) -> Answer {
+    Answer::json(
+        StatusCode::ACCEPTED,
+        &Accepted {
+            status: "accepted",
+            message,
+        },
+    )
+}
+
 /// Creates an account and its organization, or tells the owner of an existing address
 /// by email. The answer is the same either way.
 #[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody,
@@ -52,20 +64,18 @@ pub struct Accepted {
 pub async fn signup(
     accounts: web::Data<Accounts>,
     body: Json<SignupBody>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    accounts
-        .signup(NewSignup {
-            email: &b.email,
-            password: &b.password,
-            name: &b.name,
-            organization_name: &b.organization_name,
-        })
-        .await?;
-    Ok(HttpResponse::Accepted().json(Accepted {
-        status: "accepted",
-        message: "check your inbox to continue",
-    }))
+    let reply = key.reply(|_: &()| accepted("check your inbox to continue"));
+    let signup = NewSignup {
+        email: &b.email,
+        password: &b.password,
+        name: &b.name,
+        organization_name: &b.organization_name,
+    };
+    accounts.signup(signup, &reply).await?;
+    Ok(reply.respond(&()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -75,10 +85,10 @@ pub struct TokenBody {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VerifiedSession {
-    pub token: String,
+pub struct VerifiedSession<'a> {
+    pub token: &'a str,
     pub expires_at: chrono::DateTime<chrono::Utc>,
-    pub user: Profile,
+    pub user: &'a Profile,
 }
 
 /// Confirms an email address with the token from the verification email and logs in.
@@ -87,13 +97,20 @@ pub struct VerifiedSession {
 pub async fn verify_email(
     accounts: web::Data<Accounts>,
     body: Json<TokenBody>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    let (session, user) = accounts.verify_email(&body.0.token).await?;
-    Ok(HttpResponse::Ok().json(VerifiedSession {
-        token: session.token,
-        expires_at: session.expires_at,
-        user,
-    }))
+    let reply = key.reply(|(session, user): &(SessionToken, Profile)| {
+        Answer::json(
+            StatusCode::OK,
+            &VerifiedSession {
+                token: &session.token,
+                expires_at: session.expires_at,
+                user,
+            },
+        )
+    });
+    let verified = accounts.verify_email(&body.0.token, &reply).await?;
+    Ok(reply.respond(&verified))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -114,16 +131,24 @@ pub async fn login(
     req: HttpRequest,
     accounts: web::Data<Accounts>,
     body: Json<LoginBody>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let ip = req
         .connection_info()
         .realip_remote_addr()
         .map(str::to_owned);
     let b = body.into_inner();
+    let reply = key.reply(|session: &SessionToken| Answer::json(StatusCode::CREATED, session));
     let session = accounts
-        .login(&b.email, &b.password, b.organization_id, ip.as_deref())
+        .login(
+            &b.email,
+            &b.password,
+            b.organization_id,
+            ip.as_deref(),
+            &reply,
+        )
         .await?;
-    Ok(HttpResponse::Created().json(session))
+    Ok(reply.respond(&session))
 }
 
 /// Logs out: the session token stops working at once, on every instance.
@@ -193,12 +218,14 @@ pub async fn change_password(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
     body: Json<ChangePassword>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let reply = key.reply(|_: &()| Answer::empty(StatusCode::NO_CONTENT));
     accounts
-        .change_password(&caller.0, &b.current_password, &b.new_password)
+        .change_password(&caller.0, &b.current_password, &b.new_password, &reply)
         .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(reply.respond(&()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -213,12 +240,13 @@ pub struct ResetRequest {
 pub async fn request_reset(
     accounts: web::Data<Accounts>,
     body: Json<ResetRequest>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    accounts.request_password_reset(&body.0.email).await?;
-    Ok(HttpResponse::Accepted().json(Accepted {
-        status: "accepted",
-        message: "if the address has an account, a link is on its way",
-    }))
+    let reply = key.reply(|_: &()| accepted("if the address has an account, a link is on its way"));
+    accounts
+        .request_password_reset(&body.0.email, &reply)
+        .await?;
+    Ok(reply.respond(&()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -234,10 +262,12 @@ pub struct ResetConfirm {
 pub async fn confirm_reset(
     accounts: web::Data<Accounts>,
     body: Json<ResetConfirm>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let reply = key.reply(|_: &()| Answer::empty(StatusCode::NO_CONTENT));
     accounts
-        .confirm_password_reset(&b.token, &b.new_password)
+        .confirm_password_reset(&b.token, &b.new_password, &reply)
         .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(reply.respond(&()))
 }

@@ -2,8 +2,11 @@
 
 use crate::repo::{AuditEntry, Member, OrgInfo};
 use crate::service::Accounts;
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
+use keel_http::{
+    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -126,10 +129,17 @@ pub async fn invite(
     caller: Authenticated,
     org_id: web::Path<Uuid>,
     body: Json<Invite>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    a.invite(&caller.0, *org_id, &body.0.email, &body.0.role)
+    let reply = key.reply(|_: &()| {
+        Answer::json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "status": "invited" }),
+        )
+    });
+    a.invite(&caller.0, *org_id, &body.0.email, &body.0.role, &reply)
         .await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "invited" })))
+    Ok(reply.respond(&()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -147,8 +157,13 @@ pub async fn accept(
     a: web::Data<Accounts>,
     caller: Authenticated,
     body: Json<Accept>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(a.accept_invitation(&caller.0, &body.0.token).await?))
+    let reply = key.reply(|org: &OrgInfo| Answer::json(StatusCode::OK, org));
+    let org = a
+        .accept_invitation(&caller.0, &body.0.token, &reply)
+        .await?;
+    Ok(reply.respond(&org))
 }
 
 /// The organization's audit trail, newest first (owners and admins).

@@ -4,8 +4,11 @@ use super::org_access;
 use crate::Notifications;
 use crate::webhooks::deliveries::Delivery;
 use crate::webhooks::endpoints::{Endpoint, EndpointChanges, EndpointWithSecret, NewEndpoint};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
+use keel_http::{
+    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
+};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,9 +41,13 @@ pub async fn create(
     caller: Authenticated,
     org_id: web::Path<Uuid>,
     body: Json<NewEndpoint>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let org_id = org_access(&caller.0, *org_id, true)?;
-    Ok(HttpResponse::Created().json(n.create_endpoint(org_id, body.0).await?))
+    let reply =
+        key.reply(|created: &EndpointWithSecret| Answer::json(StatusCode::CREATED, created));
+    let created = n.create_endpoint(org_id, body.0, &reply).await?;
+    Ok(reply.respond(&created))
 }
 
 /// The organization's endpoints (without secrets), oldest first.
@@ -110,10 +117,13 @@ pub async fn rotate_secret(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, true)?;
-    Ok(HttpResponse::Ok().json(n.rotate_secret(org_id, id).await?))
+    let reply = key.reply(|rotated: &EndpointWithSecret| Answer::json(StatusCode::OK, rotated));
+    let rotated = n.rotate_secret(org_id, id, &reply).await?;
+    Ok(reply.respond(&rotated))
 }
 
 /// Queues a `webhook.test` delivery to this endpoint; follow it in the delivery log.
@@ -124,10 +134,13 @@ pub async fn test(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, true)?;
-    Ok(HttpResponse::Accepted().json(n.test_delivery(org_id, id).await?))
+    let reply = key.reply(queued);
+    let delivery = n.test_delivery(org_id, id, &reply).await?;
+    Ok(reply.respond(&delivery))
 }
 
 /// The endpoint's deliveries, newest first: status, attempts, last response code,
@@ -157,8 +170,16 @@ pub async fn redeliver(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid, Uuid)>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id, delivery_id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, true)?;
-    Ok(HttpResponse::Accepted().json(n.redeliver(org_id, id, delivery_id).await?))
+    let reply = key.reply(queued);
+    let delivery = n.redeliver(org_id, id, delivery_id, &reply).await?;
+    Ok(reply.respond(&delivery))
+}
+
+/// `202 Accepted` with the delivery a job will attempt.
+fn queued(delivery: &Delivery) -> Answer {
+    Answer::json(StatusCode::ACCEPTED, delivery)
 }

@@ -9,6 +9,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use futures::future::BoxFuture;
+use keel_http::Reply;
 use keel_http::pagination::{Page, Paginated};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, OptionalExt};
@@ -86,9 +87,10 @@ impl Notifications {
         org_id: Uuid,
         endpoint_id: Uuid,
         delivery_id: Uuid,
+        reply: &Reply<Delivery>,
     ) -> Result<Delivery, NotificationsError> {
         self.require_enabled(org_id, endpoint_id).await?;
-        self.queue_delivery(move |conn| {
+        self.queue_delivery(reply, move |conn| {
             Box::pin(async move {
                 let delivery: Option<Delivery> = diesel::sql_query(format!(
                     "SELECT {COLUMNS} FROM notifications_webhook_deliveries \
@@ -128,6 +130,7 @@ impl Notifications {
         &self,
         org_id: Uuid,
         endpoint_id: Uuid,
+        reply: &Reply<Delivery>,
     ) -> Result<Delivery, NotificationsError> {
         self.require_enabled(org_id, endpoint_id).await?;
         let delivery_id = Uuid::now_v7();
@@ -137,7 +140,7 @@ impl Notifications {
             Utc::now(),
             &serde_json::json!({ "message": "This is a test delivery from Keel." }),
         );
-        self.queue_delivery(move |conn| {
+        self.queue_delivery(reply, move |conn| {
             Box::pin(async move {
                 Ok(diesel::sql_query(format!(
                     "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_type, body) \
@@ -154,8 +157,13 @@ impl Notifications {
         .await
     }
 
-    /// Writes a delivery row with `write` and its job in one transaction, then rings.
-    async fn queue_delivery<F>(&self, write: F) -> Result<Delivery, NotificationsError>
+    /// Writes a delivery row with `write`, its job and the request's answer in one
+    /// transaction, then rings.
+    async fn queue_delivery<F>(
+        &self,
+        reply: &Reply<Delivery>,
+        write: F,
+    ) -> Result<Delivery, NotificationsError>
     where
         F: for<'c> FnOnce(
                 &'c mut AsyncPgConnection,
@@ -163,7 +171,7 @@ impl Notifications {
             + Send
             + 'static,
     {
-        let queue = self.inner.queue.clone();
+        let queue = &self.inner.queue;
         let (delivery, ring) = self
             .inner
             .pool
@@ -179,6 +187,7 @@ impl Notifications {
                         },
                     )
                     .await?;
+                reply.record(conn, &delivery).await?;
                 Ok::<_, NotificationsError>((delivery, ring))
             })
             .await?;

@@ -12,6 +12,7 @@ use diesel::sql_types::{
     Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::RunQueryDsl;
+use keel_http::Reply;
 use keel_http::pagination::{Page, Paginated};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, OptionalExt};
@@ -94,6 +95,7 @@ impl Notifications {
         &self,
         org_id: Uuid,
         input: NewEndpoint,
+        reply: &Reply<EndpointWithSecret>,
     ) -> Result<EndpointWithSecret, NotificationsError> {
         let url = self.check_url(&input.url).await?;
         check_event_types(&input.event_types)?;
@@ -103,8 +105,7 @@ impl Notifications {
         // The count and the insert run under a per-organization lock: two concurrent
         // creates at 19 endpoints would otherwise both see 19 (READ COMMITTED) and both
         // insert. The lock is transaction-scoped and taken before the insert's snapshot.
-        let row_secret = secret.clone();
-        let endpoint: Option<Endpoint> = self
+        self
             .inner
             .pool
             .get().await?.transaction(async |conn| {
@@ -114,7 +115,7 @@ impl Notifications {
                     .bind::<SqlUuid, _>(org_id)
                     .execute(conn)
                     .await?;
-                    diesel::sql_query(format!(
+                    let endpoint = diesel::sql_query(format!(
                         "INSERT INTO notifications_webhook_endpoints (id, org_id, url, description, event_types, secret) \
                          SELECT $1, $2, $3, $4, $5, $6 \
                          WHERE (SELECT count(*) FROM notifications_webhook_endpoints WHERE org_id = $2) < $7 \
@@ -125,22 +126,23 @@ impl Notifications {
                     .bind::<Text, _>(url)
                     .bind::<Text, _>(&input.description)
                     .bind::<Array<Text>, _>(&input.event_types)
-                    .bind::<Text, _>(row_secret)
+                    .bind::<Text, _>(&secret)
                     .bind::<BigInt, _>(MAX_ENDPOINTS)
                     .get_result(conn)
                     .await
                     .map_err(DbError::from)
-                    .optional()
-                    .map_err(NotificationsError::from)
+                    .optional()?;
+                    let endpoint: Endpoint = endpoint.ok_or_else(|| {
+                        NotificationsError::invalid(
+                            "url",
+                            format!("an organization may have at most {MAX_ENDPOINTS} webhook endpoints"),
+                        )
+                    })?;
+                    let created = EndpointWithSecret { endpoint, secret: secret.clone() };
+                    reply.record(conn, &created).await?;
+                    Ok(created)
                 })
-            .await?;
-        let endpoint = endpoint.ok_or_else(|| {
-            NotificationsError::invalid(
-                "url",
-                format!("an organization may have at most {MAX_ENDPOINTS} webhook endpoints"),
-            )
-        })?;
-        Ok(EndpointWithSecret { endpoint, secret })
+            .await
     }
 
     pub async fn endpoints(
@@ -238,27 +240,36 @@ impl Notifications {
         &self,
         org_id: Uuid,
         id: Uuid,
+        reply: &Reply<EndpointWithSecret>,
     ) -> Result<EndpointWithSecret, NotificationsError> {
         let secret = signing::new_secret();
         let overlap =
             i32::try_from(self.inner.settings.webhooks.secret_overlap_hours).unwrap_or(24);
         let mut conn = self.inner.pool.get().await?;
-        let endpoint: Endpoint = diesel::sql_query(format!(
-            "UPDATE notifications_webhook_endpoints SET previous_secret = secret, \
+        conn.transaction(async |conn| {
+            let endpoint: Endpoint = diesel::sql_query(format!(
+                "UPDATE notifications_webhook_endpoints SET previous_secret = secret, \
                  previous_secret_expires_at = now() + make_interval(hours => $4::int), \
                  secret = $3, updated_at = now() \
              WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(org_id)
-        .bind::<Text, _>(&secret)
-        .bind::<Integer, _>(overlap)
-        .get_result(&mut conn)
+            ))
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(org_id)
+            .bind::<Text, _>(&secret)
+            .bind::<Integer, _>(overlap)
+            .get_result(conn)
+            .await
+            .map_err(DbError::from)
+            .optional()?
+            .ok_or(NotificationsError::NotFound)?;
+            let rotated = EndpointWithSecret {
+                endpoint,
+                secret: secret.clone(),
+            };
+            reply.record(conn, &rotated).await?;
+            Ok(rotated)
+        })
         .await
-        .map_err(DbError::from)
-        .optional()?
-        .ok_or(NotificationsError::NotFound)?;
-        Ok(EndpointWithSecret { endpoint, secret })
     }
 
     /// The URL, checked twice: its form (scheme, host, literal addresses), then what its
