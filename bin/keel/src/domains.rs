@@ -7,6 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_accounts::{AccountEmail, AccountMailer, Accounts};
 use keel_events::Audience;
+use keel_http::Role;
 use keel_notifications::{Directory, Mailer, Notifications, Recipient, Template};
 use keel_persistence::{AsyncPgConnection, DbResult};
 use keel_queue::Enqueued;
@@ -41,7 +42,8 @@ impl Domains {
             platform.queue.clone(),
             Arc::new(AccountEmails(mailer.clone())),
             Arc::new(notifications.clone()),
-        )?;
+        )?
+        .with_scope_areas(&[keel_notifications::SCOPE_AREA]);
         Ok(Self {
             accounts,
             mailer,
@@ -111,10 +113,10 @@ impl Directory for People {
         audience: &'a Audience,
     ) -> BoxFuture<'a, DbResult<Vec<Recipient>>> {
         async move {
-            let (roles, only): (&[&str], Option<&[Uuid]>) = match audience {
+            let (roles, only): (&[Role], Option<&[Uuid]>) = match audience {
                 Audience::Nobody => return Ok(Vec::new()),
                 Audience::Users(ids) => (&[], Some(ids)),
-                Audience::Admins => (&["owner", "admin"], None),
+                Audience::Admins => (&[Role::Owner, Role::Admin], None),
                 Audience::Members => (&[], None),
             };
             let people = keel_accounts::repo::people(conn, org_id, roles, only).await?;

@@ -9,7 +9,7 @@ use crate::service::Accounts;
 use crate::token::{self, API_KEY_PREFIX};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use keel_http::{Caller, Page, Paginated, Reply};
+use keel_http::{Caller, Page, Paginated, Reply, Scope};
 use keel_persistence::AsyncConnection as _;
 use uuid::Uuid;
 
@@ -42,24 +42,21 @@ impl Accounts {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
         let name = crate::input::name("name", &new.name)?;
-        let mut scopes = new.scopes;
+        let mut scopes = new
+            .scopes
+            .iter()
+            .map(|text| Scope::parse(text, &self.scope_areas))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AccountsError::invalid("scopes", e.to_string()))?;
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
             return Err(AccountsError::invalid(
                 "scopes",
-                "give at least one scope, e.g. exports:read",
+                "give at least one scope, e.g. accounts:read",
             ));
         }
-        if let Some(bad) = scopes.iter().find(|s| !access::valid_scope(s)) {
-            return Err(AccountsError::invalid(
-                "scopes",
-                format!(
-                    "unknown scope {bad:?}; scopes are <domain>:read or <domain>:write for domains {}",
-                    access::SCOPE_DOMAINS.join(", ")
-                ),
-            ));
-        }
+        let scopes: Vec<String> = scopes.iter().map(ToString::to_string).collect();
         if new.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(AccountsError::invalid(
                 "expires_at",
@@ -72,7 +69,7 @@ impl Accounts {
             .chars()
             .take(API_KEY_PREFIX.len() + VISIBLE)
             .collect();
-        let actor = (caller.user_id, caller.api_key_id);
+        let actor = (caller.user_id(), caller.api_key_id());
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let key = repo::insert_api_key(
@@ -138,7 +135,7 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
-        let actor = (caller.user_id, caller.api_key_id);
+        let actor = (caller.user_id(), caller.api_key_id());
         let hash = self
             .pool
             .get()

@@ -13,7 +13,7 @@ use crate::token::{self, API_KEY_PREFIX, SESSION_PREFIX};
 use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use keel_http::{ApiError, Authenticator, Caller};
+use keel_http::{ApiError, Authenticator, Caller, KeyCaller, UserCaller};
 
 /// Activity is recorded when the cached `last_seen_at` is older than this.
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -82,14 +82,12 @@ impl Accounts {
                 return Err(AccountsError::InvalidCredentials);
             }
         }
-        Ok(Caller {
-            user_id: Some(auth.user_id),
-            api_key_id: None,
-            session_id: Some(auth.session_id),
-            org_id: Some(auth.org_id),
-            role: Some(auth.role),
-            scopes: Vec::new(),
-        })
+        Ok(Caller::User(UserCaller {
+            user_id: auth.user_id,
+            session_id: auth.session_id,
+            org_id: auth.org_id,
+            role: auth.role,
+        }))
     }
 
     async fn key_caller(&self, token: &str) -> Result<Caller, AccountsError> {
@@ -120,13 +118,10 @@ impl Accounts {
             drop(conn);
             self.keys.invalidate(&key).await;
         }
-        Ok(Caller {
-            user_id: None,
-            api_key_id: Some(auth.key_id),
-            session_id: None,
-            org_id: Some(auth.org_id),
-            role: None,
-            scopes: auth.scopes,
-        })
+        Ok(Caller::ApiKey(KeyCaller {
+            key_id: auth.key_id,
+            org_id: auth.org_id,
+            scopes: auth.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+        }))
     }
 }

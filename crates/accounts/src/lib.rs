@@ -17,6 +17,7 @@ pub mod service;
 pub mod throttle;
 pub mod token;
 
+pub use access::SCOPE_AREA;
 pub use error::AccountsError;
 pub use mailer::{AccountEmail, AccountMailer};
 pub use service::{Accounts, NewSignup, SessionToken};

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_events::{Audience, Event};
-use keel_http::{Caller, Page, Paginated, Reply};
+use keel_http::{Caller, Page, Paginated, Reply, Role};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbResult};
 use uuid::Uuid;
@@ -25,20 +25,6 @@ pub(crate) type ListKey = (DateTime<Utc>, Uuid);
 
 /// How long an invitation link works.
 const INVITATION_TTL: chrono::Duration = chrono::Duration::days(7);
-
-pub const ROLES: &[&str] = &["owner", "admin", "member"];
-
-fn role(field: &'static str, raw: &str) -> Result<&'static str, AccountsError> {
-    ROLES
-        .iter()
-        .copied()
-        .find(|r| *r == raw)
-        .ok_or_else(|| AccountsError::invalid(field, "must be owner, admin or member"))
-}
-
-fn is_owner(caller: &Caller) -> bool {
-    caller.user_id.is_some() && caller.role.as_deref() == Some("owner")
-}
 
 impl Accounts {
     pub async fn organization(
@@ -68,7 +54,7 @@ impl Accounts {
             repo::rename_org(&mut conn, org_id, &name).await?
         };
         self.orgs.invalidate(&org_id.to_string()).await;
-        if let Some(user_id) = caller.user_id {
+        if let Some(user_id) = caller.user_id() {
             self.profiles
                 .invalidate(&profile_key(user_id, org_id))
                 .await;
@@ -99,13 +85,12 @@ impl Accounts {
         caller: &Caller,
         org_id: Uuid,
         user_id: Uuid,
-        new_role: &str,
+        new_role: Role,
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
-        let new_role = role("role", new_role)?;
-        let owner_caller = is_owner(caller);
-        let actor = (caller.user_id, caller.api_key_id);
+        let owner_caller = caller.is_owner();
+        let actor = (caller.user_id(), caller.api_key_id());
         let hashes = self
             .pool
             .get()
@@ -113,10 +98,10 @@ impl Accounts {
             .transaction(async |conn| {
                 let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
                 let current = current.ok_or(AccountsError::NotFound)?;
-                if (current == "owner" || new_role == "owner") && !owner_caller {
+                if (current == Role::Owner || new_role == Role::Owner) && !owner_caller {
                     return Err(AccountsError::Forbidden);
                 }
-                if current == "owner" && new_role != "owner" && owners <= 1 {
+                if current == Role::Owner && new_role != Role::Owner && owners <= 1 {
                     return Err(AccountsError::Conflict(
                         "the last owner cannot be demoted; make someone else owner first",
                     ));
@@ -151,8 +136,8 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
-        let owner_caller = is_owner(caller);
-        let actor = (caller.user_id, caller.api_key_id);
+        let owner_caller = caller.is_owner();
+        let actor = (caller.user_id(), caller.api_key_id());
         let hashes = self
             .pool
             .get()
@@ -160,10 +145,10 @@ impl Accounts {
             .transaction(async |conn| {
                 let (owners, current) = repo::lock_roles(conn, org_id, user_id).await?;
                 let current = current.ok_or(AccountsError::NotFound)?;
-                if current == "owner" && !owner_caller {
+                if current == Role::Owner && !owner_caller {
                     return Err(AccountsError::Forbidden);
                 }
-                if current == "owner" && owners <= 1 {
+                if current == Role::Owner && owners <= 1 {
                     return Err(AccountsError::Conflict("the last owner cannot be removed"));
                 }
                 repo::delete_membership(conn, org_id, user_id).await?;
@@ -203,14 +188,13 @@ impl Accounts {
         caller: &Caller,
         org_id: Uuid,
         email: &str,
-        new_role: &str,
+        new_role: Role,
         reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
         let email = crate::input::Email::parse("email", email)?;
-        let new_role = role("role", new_role)?;
-        if new_role == "owner" && !is_owner(caller) {
+        if new_role == Role::Owner && !caller.is_owner() {
             return Err(AccountsError::Forbidden);
         }
         let secret = token::generate(ONE_TIME_PREFIX);
@@ -219,7 +203,7 @@ impl Accounts {
             self.settings.mail.public_url.trim_end_matches('/'),
             secret.token
         );
-        let actor = (caller.user_id, caller.api_key_id);
+        let actor = (caller.user_id(), caller.api_key_id());
         let enqueued = self
             .pool
             .get().await?.transaction(async |conn| {
@@ -258,7 +242,7 @@ impl Accounts {
                     let published = self.events.publish(conn, event).await?;
                     let mail = AccountEmail::Invitation {
                         to: email.as_str().to_owned(), inviter_name, organization_name: org.name,
-                        role: new_role.to_owned(), link,
+                        role: new_role.to_string(), link,
                     };
                     let mail = self.mailer.enqueue(conn, mail).await?;
                     reply.record(conn, &()).await?;
@@ -277,7 +261,7 @@ impl Accounts {
         token_text: &str,
         reply: &Reply<OrgInfo>,
     ) -> Result<OrgInfo, AccountsError> {
-        let user_id = caller.user_id.ok_or(AccountsError::Forbidden)?;
+        let user_id = caller.user_id().ok_or(AccountsError::Forbidden)?;
         let hash = token::hash(token_text.trim());
         let org = self
             .pool
@@ -291,7 +275,7 @@ impl Accounts {
                         // Same answer as a bad token: the link is not for this account.
                         return Err(AccountsError::InvalidToken);
                     }
-                    repo::insert_membership(conn, org_id, user_id, &new_role).await.map_err(|e| match e {
+                    repo::insert_membership(conn, org_id, user_id, new_role).await.map_err(|e| match e {
                         keel_persistence::DbError::Conflict { .. } => AccountsError::Conflict("already a member"),
                         other => other.into(),
                     })?;

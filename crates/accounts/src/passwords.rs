@@ -9,7 +9,7 @@ use crate::repo::{self, AuditEvent, NewToken};
 use crate::service::Accounts;
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::Utc;
-use keel_http::{Caller, Reply};
+use keel_http::{Caller, Reply, UserCaller};
 use keel_persistence::AsyncConnection as _;
 use keel_queue::Enqueued;
 
@@ -113,7 +113,12 @@ impl Accounts {
         new_password: &str,
         reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
-        let (Some(user_id), Some(session_id)) = (caller.user_id, caller.session_id) else {
+        let Some(&UserCaller {
+            user_id,
+            session_id,
+            ..
+        }) = caller.user()
+        else {
             return Err(AccountsError::Forbidden);
         };
         let password = input::new_password("new_password", new_password)?;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use keel_http::Role;
 use keel_persistence::DbResult;
 use keel_persistence::schema::{
     accounts_audit_events as audit, accounts_memberships as memberships,
@@ -102,7 +103,7 @@ pub async fn insert_membership(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> DbResult<()> {
     diesel::insert_into(memberships::table)
         .values((
@@ -128,7 +129,7 @@ pub async fn user_org_ids(conn: &mut AsyncPgConnection, user_id: Uuid) -> DbResu
 pub async fn primary_membership(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-) -> DbResult<Option<(Uuid, String)>> {
+) -> DbResult<Option<(Uuid, Role)>> {
     memberships::table
         .filter(memberships::user_id.eq(user_id))
         .order((memberships::created_at.asc(), memberships::org_id.asc()))
@@ -146,7 +147,7 @@ pub struct NewToken<'a> {
     pub user_id: Option<Uuid>,
     pub org_id: Option<Uuid>,
     pub email: Option<&'a str>,
-    pub role: Option<&'a str>,
+    pub role: Option<Role>,
     pub invited_by: Option<Uuid>,
     pub expires_at: DateTime<Utc>,
 }
@@ -176,7 +177,7 @@ pub struct TokenRow {
     pub user_id: Option<Uuid>,
     pub org_id: Option<Uuid>,
     pub email: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub invited_by: Option<Uuid>,
 }
 
@@ -230,7 +231,7 @@ pub struct SessionAuth {
     pub token_hash: Vec<u8>,
     pub user_id: Uuid,
     pub org_id: Uuid,
-    pub role: String,
+    pub role: Role,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -331,7 +332,7 @@ pub struct Profile {
     pub email_verified: bool,
     pub organization_id: Uuid,
     pub organization_name: String,
-    pub role: String,
+    pub role: Role,
 }
 
 pub async fn profile(
@@ -565,7 +566,7 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub joined_at: DateTime<Utc>,
 }
 
@@ -604,7 +605,7 @@ pub async fn list_members(
 pub async fn people(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
-    roles: &[&str],
+    roles: &[Role],
     only: Option<&[Uuid]>,
 ) -> DbResult<Vec<(Uuid, String, String)>> {
     let mut query = memberships::table
@@ -627,19 +628,19 @@ pub async fn lock_roles(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
     user_id: Uuid,
-) -> DbResult<(i64, Option<String>)> {
-    let rows: Vec<(Uuid, String)> = memberships::table
+) -> DbResult<(i64, Option<Role>)> {
+    let rows: Vec<(Uuid, Role)> = memberships::table
         .filter(memberships::org_id.eq(org_id))
         .filter(
             memberships::role
-                .eq("owner")
+                .eq(Role::Owner)
                 .or(memberships::user_id.eq(user_id)),
         )
         .select((memberships::user_id, memberships::role))
         .for_update()
         .load(conn)
         .await?;
-    let owners = rows.iter().filter(|(_, r)| r == "owner").count() as i64;
+    let owners = rows.iter().filter(|(_, r)| *r == Role::Owner).count() as i64;
     let role = rows
         .into_iter()
         .find(|(u, _)| *u == user_id)
@@ -651,7 +652,7 @@ pub async fn set_role(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
     user_id: Uuid,
-    role: &str,
+    role: Role,
 ) -> DbResult<()> {
     diesel::update(memberships::table.find((org_id, user_id)))
         .set(memberships::role.eq(role))

@@ -10,7 +10,7 @@ use crate::token::{self, ONE_TIME_PREFIX, SESSION_PREFIX};
 use chrono::{DateTime, Utc};
 use keel_cache::{Cache, Namespace};
 use keel_config::Settings;
-use keel_http::Reply;
+use keel_http::{Caller, Reply, Role, Scope};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Queue};
@@ -41,6 +41,9 @@ pub struct Accounts {
     pub(crate) orgs: Namespace<Option<repo::OrgInfo>>,
     /// Sessions and keys whose activity this process wrote in the last minute.
     pub(crate) touches: moka::future::Cache<Uuid, ()>,
+    /// The areas an API key's scopes may name: accounts' own, and those the binary adds
+    /// for the other domains it mounts ([`Accounts::with_scope_areas`]).
+    pub(crate) scope_areas: Arc<[&'static str]>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -90,11 +93,21 @@ impl Accounts {
             profiles: cache.namespace("accounts.profile", 1),
             keys: cache.namespace("accounts.api_key", 1),
             orgs: cache.namespace("accounts.org", 1),
+            scope_areas: Arc::from([crate::SCOPE_AREA]),
             pool,
             queue,
             mailer,
             settings,
         })
+    }
+
+    /// Lets API keys hold scopes of `areas` too (each domain's `SCOPE_AREA`), besides
+    /// `accounts`. A domain whose area is not given has no scopes a key could hold.
+    pub fn with_scope_areas(mut self, areas: &[&'static str]) -> Self {
+        let mut all = vec![crate::SCOPE_AREA];
+        all.extend(areas.iter().filter(|a| **a != crate::SCOPE_AREA));
+        self.scope_areas = all.into();
+        self
     }
 
     fn link(&self, path: &str, token: &str) -> String {
@@ -155,7 +168,7 @@ impl Accounts {
                 let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
                 repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
                 repo::insert_org(conn, org_id, &org_name).await?;
-                repo::insert_membership(conn, org_id, user_id, "owner").await?;
+                repo::insert_membership(conn, org_id, user_id, Role::Owner).await?;
                 repo::insert_token(
                     conn,
                     NewToken {
@@ -403,27 +416,29 @@ impl Accounts {
 
     /// Who the caller is: the user (session) or the key, and the organization — from
     /// cache, so an authenticated `GET /me` costs no query in steady state.
-    pub async fn me(&self, caller: &keel_http::Caller) -> Result<Me, AccountsError> {
-        let org_id = caller.org_id.ok_or(AccountsError::Forbidden)?;
-        if let Some(user_id) = caller.user_id {
-            let p = self.profile(user_id, org_id).await?;
-            return Ok(Me {
-                user: Some(UserInfo {
-                    id: p.id,
-                    email: p.email,
-                    name: p.name,
-                    email_verified: p.email_verified,
-                }),
-                api_key: None,
-                organization: repo::OrgInfo {
-                    id: p.organization_id,
-                    name: p.organization_name,
-                },
-                role: Some(p.role),
-                scopes: Vec::new(),
-            });
-        }
-        let key_id = caller.api_key_id.ok_or(AccountsError::Forbidden)?;
+    pub async fn me(&self, caller: &Caller) -> Result<Me, AccountsError> {
+        let org_id = caller.org_id();
+        let key = match caller {
+            Caller::ApiKey(key) => key,
+            Caller::User(user) => {
+                let p = self.profile(user.user_id, org_id).await?;
+                return Ok(Me {
+                    user: Some(UserInfo {
+                        id: p.id,
+                        email: p.email,
+                        name: p.name,
+                        email_verified: p.email_verified,
+                    }),
+                    api_key: None,
+                    organization: repo::OrgInfo {
+                        id: p.organization_id,
+                        name: p.organization_name,
+                    },
+                    role: Some(p.role),
+                    scopes: Vec::new(),
+                });
+            }
+        };
         let pool = self.pool.clone();
         let org = self
             .orgs
@@ -435,10 +450,10 @@ impl Accounts {
             .ok_or(AccountsError::NotFound)?;
         Ok(Me {
             user: None,
-            api_key: Some(KeyInfo { id: key_id }),
+            api_key: Some(KeyInfo { id: key.key_id }),
             organization: org,
             role: None,
-            scopes: caller.scopes.clone(),
+            scopes: key.scopes.clone(),
         })
     }
 
@@ -483,9 +498,10 @@ pub struct Me {
     pub api_key: Option<KeyInfo>,
     pub organization: repo::OrgInfo,
     /// The user's role in the organization (none for keys).
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// The key's scopes (empty for users: their role decides).
-    pub scopes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]

@@ -3,6 +3,7 @@
 //! authenticated-caller extractor and `Idempotency-Key` handling for creates.
 
 pub mod auth;
+pub mod caller;
 mod error;
 pub mod idempotency;
 pub mod json;
@@ -10,7 +11,8 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod request_id;
 
-pub use auth::{Authenticated, Authenticator, Caller};
+pub use auth::{Authenticated, Authenticator};
+pub use caller::{Access, Caller, KeyCaller, Role, Scope, UserCaller};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use idempotency::{Answer, Idempotency, IdempotencyKey, Reply};
 pub use json::Json;

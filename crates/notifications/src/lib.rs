@@ -39,6 +39,10 @@ mod transport;
 mod unsubscribe;
 pub mod webhooks;
 
+/// The area of the notifications domain's API-key scopes: `notifications:read`,
+/// `notifications:write` (webhooks).
+pub const SCOPE_AREA: &str = "notifications";
+
 pub use directory::{Directory, Recipient};
 pub use error::{MailError, NotificationsError};
 pub use mailer::Mailer;

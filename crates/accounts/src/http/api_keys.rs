@@ -22,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub name: String,
-    /// `<domain>:read` or `<domain>:write` for domains accounts, exports, uploads, notifications.
+    /// `<area>:read` or `<area>:write`, for the areas of the domains this deployment runs
+    /// (`accounts`, `notifications`).
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }

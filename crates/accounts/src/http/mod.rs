@@ -158,18 +158,18 @@ pub async fn logout(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let session_id = caller
+    let session = caller
         .0
-        .session_id
+        .user()
         .ok_or_else(|| ApiError::bad_request("not a session token"))?;
-    accounts.logout(session_id).await?;
+    accounts.logout(session.session_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 fn ids(caller: &Authenticated) -> Result<(uuid::Uuid, uuid::Uuid), ApiError> {
-    match (caller.0.user_id, caller.0.org_id) {
-        (Some(user), Some(org)) => Ok((user, org)),
-        _ => Err(ApiError::forbidden(
+    match caller.0.user() {
+        Some(user) => Ok((user.user_id, user.org_id)),
+        None => Err(ApiError::forbidden(
             "this credential does not belong to a user",
         )),
     }

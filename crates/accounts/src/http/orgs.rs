@@ -5,7 +5,7 @@ use crate::service::Accounts;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use keel_http::{
-    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
+    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated, Role,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -76,8 +76,7 @@ pub async fn members(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMember {
-    /// `owner`, `admin` or `member`.
-    pub role: String,
+    pub role: Role,
 }
 
 /// Changes a member's role. Only owners make or unmake owners; the last owner stays.
@@ -92,7 +91,7 @@ pub async fn update_member(
     body: Json<UpdateMember>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, user_id) = path.into_inner();
-    a.change_role(&caller.0, org_id, user_id, &body.0.role)
+    a.change_role(&caller.0, org_id, user_id, body.0.role)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -115,8 +114,8 @@ pub async fn remove_member(
 #[serde(deny_unknown_fields)]
 pub struct Invite {
     pub email: String,
-    /// `owner` (owners only), `admin` or `member`.
-    pub role: String,
+    /// `owner` only when the caller is an owner.
+    pub role: Role,
 }
 
 /// Invites someone by email (owners and admins). The link works once, for 7 days.
@@ -137,7 +136,7 @@ pub async fn invite(
             &serde_json::json!({ "status": "invited" }),
         )
     });
-    a.invite(&caller.0, *org_id, &body.0.email, &body.0.role, &reply)
+    a.invite(&caller.0, *org_id, &body.0.email, body.0.role, &reply)
         .await?;
     Ok(reply.respond(&()))
 }

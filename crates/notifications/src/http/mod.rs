@@ -5,9 +5,10 @@ mod inbox;
 pub mod openapi;
 mod webhooks;
 
+use crate::SCOPE_AREA;
 use crate::inbox::Reader;
 use actix_web::web;
-use keel_http::{ApiError, Authenticated, Caller};
+use keel_http::{Access, ApiError, Authenticated, Caller};
 use uuid::Uuid;
 
 pub use openapi::NotificationsApi;
@@ -22,9 +23,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// In-app notifications belong to a person acting for an organization: a session. API
 /// keys belong to the organization, not to a user, so they have no inbox (403).
 fn reader(caller: &Authenticated) -> Result<Reader, ApiError> {
-    match (caller.0.user_id, caller.0.org_id) {
-        (Some(user_id), Some(org_id)) => Ok(Reader { user_id, org_id }),
-        _ => Err(ApiError::forbidden(
+    match caller.0.user() {
+        Some(user) => Ok(Reader {
+            user_id: user.user_id,
+            org_id: user.org_id,
+        }),
+        None => Err(ApiError::forbidden(
             "notifications belong to users: use a session token",
         )),
     }
@@ -32,17 +36,16 @@ fn reader(caller: &Authenticated) -> Result<Reader, ApiError> {
 
 /// Webhooks are the organization's: reading needs membership or `notifications:read`,
 /// changing needs owner/admin or `notifications:write`. Another organization's id is 404.
-fn org_access(caller: &Caller, org_id: Uuid, write: bool) -> Result<Uuid, ApiError> {
+fn org_access(caller: &Caller, org_id: Uuid, access: Access) -> Result<Uuid, ApiError> {
     let org_id = caller.in_org(org_id)?;
-    let allowed = if write {
-        caller.is_admin()
-    } else {
-        caller.is_member()
+    let allowed = match access {
+        Access::Write => caller.is_admin(),
+        Access::Read => caller.is_member(),
     };
-    if allowed || caller.has_scope("notifications", write) {
+    if allowed || caller.has_scope(SCOPE_AREA, access) {
         Ok(org_id)
     } else {
-        Err(ApiError::forbidden(if write {
+        Err(ApiError::forbidden(if access == Access::Write {
             "managing webhooks needs the owner or admin role, or the notifications:write scope"
         } else {
             "reading webhooks needs membership or the notifications:read scope"

@@ -7,7 +7,7 @@ use crate::webhooks::endpoints::{Endpoint, EndpointChanges, EndpointWithSecret, 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use keel_http::{
-    Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
+    Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
 };
 use uuid::Uuid;
 
@@ -43,7 +43,7 @@ pub async fn create(
     body: Json<NewEndpoint>,
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    let org_id = org_access(&caller.0, *org_id, true)?;
+    let org_id = org_access(&caller.0, *org_id, Access::Write)?;
     let reply =
         key.reply(|created: &EndpointWithSecret| Answer::json(StatusCode::CREATED, created));
     let created = n.create_endpoint(org_id, body.0, &reply).await?;
@@ -60,7 +60,7 @@ pub async fn list(
     org_id: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let org_id = org_access(&caller.0, *org_id, false)?;
+    let org_id = org_access(&caller.0, *org_id, Access::Read)?;
     Ok(HttpResponse::Ok().json(n.endpoints(org_id, &query.parse()?).await?))
 }
 
@@ -74,7 +74,7 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, false)?;
+    let org_id = org_access(&caller.0, org_id, Access::Read)?;
     Ok(HttpResponse::Ok().json(n.endpoint(org_id, id).await?))
 }
 
@@ -90,7 +90,7 @@ pub async fn update(
     body: Json<EndpointChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, true)?;
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
     Ok(HttpResponse::Ok().json(n.update_endpoint(org_id, id, body.0).await?))
 }
 
@@ -103,7 +103,7 @@ pub async fn delete(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, true)?;
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
     n.delete_endpoint(org_id, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -120,7 +120,7 @@ pub async fn rotate_secret(
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, true)?;
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
     let reply = key.reply(|rotated: &EndpointWithSecret| Answer::json(StatusCode::OK, rotated));
     let rotated = n.rotate_secret(org_id, id, &reply).await?;
     Ok(reply.respond(&rotated))
@@ -137,7 +137,7 @@ pub async fn test(
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, true)?;
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
     let reply = key.reply(queued);
     let delivery = n.test_delivery(org_id, id, &reply).await?;
     Ok(reply.respond(&delivery))
@@ -156,7 +156,7 @@ pub async fn deliveries(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, false)?;
+    let org_id = org_access(&caller.0, org_id, Access::Read)?;
     Ok(HttpResponse::Ok().json(n.deliveries(org_id, id, &query.parse()?).await?))
 }
 
@@ -173,7 +173,7 @@ pub async fn redeliver(
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id, delivery_id) = path.into_inner();
-    let org_id = org_access(&caller.0, org_id, true)?;
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
     let reply = key.reply(queued);
     let delivery = n.redeliver(org_id, id, delivery_id, &reply).await?;
     Ok(reply.respond(&delivery))
