@@ -3,11 +3,6 @@
 //! key or a scope off a session by mistake.
 
 use crate::error::ApiError;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
-use diesel::expression::AsExpression;
-use diesel::pg::{Pg, PgValue};
-use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -108,83 +103,31 @@ impl Caller {
     }
 }
 
-/// A member's role in an organization. Stored as its lowercase name (a checked text
-/// column), serialised the same way.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsExpression,
-    FromSqlRow,
-    utoipa::ToSchema,
-)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Everything, including making and unmaking owners.
-    Owner,
-    /// Manages members, keys, webhooks; cannot touch owners.
-    Admin,
-    /// Reads the organization and acts for itself.
-    Member,
+keel_persistence::text_enum! {
+    /// A member's role in an organization. Stored as its lowercase name (a checked text
+    /// column), serialised the same way.
+    #[derive(utoipa::ToSchema)]
+    pub enum Role {
+        /// Everything, including making and unmaking owners.
+        Owner = "owner",
+        /// Manages members, keys, webhooks; cannot touch owners.
+        Admin = "admin",
+        /// Reads the organization and acts for itself.
+        Member = "member",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
     /// Owners and admins manage the organization.
     pub fn manages(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A text that is not a role or a scope.
+/// A text that is not a scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(String);
-
-impl FromStr for Role {
-    type Err = ParseError;
-
-    fn from_str(s: &str) -> Result<Self, ParseError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| ParseError("must be owner, admin or member".to_owned()))
-    }
-}
-
-impl ToSql<Text, Pg> for Role {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
-    }
-}
-
-impl FromSql<Text, Pg> for Role {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        Ok(text.parse()?)
-    }
-}
 
 /// What a scope lets an API key do in its area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -140,7 +140,7 @@ impl Harness {
                 .await
                 .expect("status")
                 .expect("job exists");
-            if status.state == state {
+            if status.state.as_str() == state {
                 return status.attempts;
             }
             assert!(

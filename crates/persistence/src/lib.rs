@@ -24,6 +24,7 @@ mod migrate;
 mod pool;
 pub mod schema;
 pub mod testing;
+mod text_enum;
 
 #[doc(hidden)]
 pub use diesel; // for `db_error_conversions!`
@@ -31,6 +32,7 @@ pub use diesel_async::{AsyncConnection, AsyncPgConnection};
 pub use error::{DbError, DbResult, OptionalExt};
 pub use migrate::{MIGRATIONS, embedded_versions, pending_migrations, run_migrations};
 pub use pool::{DbPool, PoolStatus, PooledConn};
+pub use text_enum::UnknownValue;
 
 /// `SELECT 1` through the pool, for readiness checks.
 pub async fn ping(pool: &DbPool) -> DbResult<()> {

@@ -9,6 +9,21 @@ use keel_persistence::DbResult;
 use serde::Serialize;
 use uuid::Uuid;
 
+keel_persistence::text_enum! {
+    /// Where a job is in its life (`queue_jobs.state`).
+    #[derive(utoipa::ToSchema)]
+    pub enum JobState {
+        /// Waiting for its run time or a worker.
+        Pending = "pending",
+        /// Claimed by a worker, under a lease.
+        Running = "running",
+        /// Done; deleted after `queue.retain_succeeded_hours`.
+        Succeeded = "succeeded",
+        /// Failed its last attempt (or permanently); waits for a retry from an operator.
+        Dead = "dead",
+    }
+}
+
 /// One job as operators and API consumers see it (the payload is left out: it may hold
 /// personal data and can be large).
 #[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
@@ -17,9 +32,8 @@ pub struct JobStatus {
     pub id: Uuid,
     #[diesel(sql_type = Text)]
     pub kind: String,
-    /// `pending`, `running`, `succeeded` or `dead`.
     #[diesel(sql_type = Text)]
-    pub state: String,
+    pub state: JobState,
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
     #[diesel(sql_type = Integer)]

@@ -27,7 +27,7 @@ mod runner;
 mod workers;
 
 pub use doorbell::{Doorbell, DoorbellError};
-pub use inspect::{JobStatus, KindCounts};
+pub use inspect::{JobState, JobStatus, KindCounts};
 pub use job::{Job, JobContext, JobError};
 pub use queue::{EnqueueOptions, Enqueued, Queue};
 pub use reconciler::PassReport;

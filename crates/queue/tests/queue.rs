@@ -134,7 +134,7 @@ impl Harness {
             .await
             .expect("status")
             .expect("job exists");
-        (s.state, s.attempts)
+        (s.state.to_string(), s.attempts)
     }
 
     async fn wait_state(&self, id: Uuid, state: &str, within: Duration) -> i32 {

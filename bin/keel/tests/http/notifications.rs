@@ -185,7 +185,7 @@ impl TestApp {
                 .await
                 .ok()
                 .flatten()
-                .is_some_and(|s| s.state == "succeeded")
+                .is_some_and(|s| s.state == keel_queue::JobState::Succeeded)
         })
         .await;
         events.len()

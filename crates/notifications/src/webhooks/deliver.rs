@@ -12,6 +12,7 @@
 //!   admins are told (in-app and email) through a `webhook.disabled` event.
 
 use crate::service::Notifications;
+use crate::webhooks::deliveries::DeliveryStatus;
 use crate::webhooks::send::{Attempt, Verdict};
 use crate::webhooks::{observe, signing};
 use chrono::{DateTime, Utc};
@@ -44,7 +45,7 @@ impl Job for Deliver {
 #[derive(QueryableByName)]
 struct Target {
     #[diesel(sql_type = Text)]
-    status: String,
+    status: DeliveryStatus,
     #[diesel(sql_type = Text)]
     body: String,
     #[diesel(sql_type = Text)]
@@ -87,14 +88,14 @@ impl Notifications {
             // The endpoint (and with it the delivery) was deleted.
             return Ok(());
         };
-        if target.status == "delivered" {
+        if target.status == DeliveryStatus::Delivered {
             return Ok(());
         }
         if !target.enabled {
             finish(
                 &mut conn,
                 delivery_id,
-                "failed",
+                DeliveryStatus::Failed,
                 None,
                 "the endpoint is disabled",
             )
@@ -134,7 +135,7 @@ impl Notifications {
         match &attempt.verdict {
             Verdict::Delivered => {
                 let mut conn = self.inner.pool.get().await?;
-                record_attempt(&mut conn, delivery_id, &attempt, "delivered").await?;
+                record_attempt(&mut conn, delivery_id, &attempt, DeliveryStatus::Delivered).await?;
                 // Written only when there is a streak to end (a healthy endpoint costs no
                 // write), judged by the row as it is now, not as this job loaded it.
                 diesel::sql_query(
@@ -154,7 +155,11 @@ impl Notifications {
                     self.failed(target.endpoint_id, target.org_id).await?;
                 observe::breaker_gauge(&host, streak >= threshold);
                 let give_up = ctx.is_last_attempt() || !still_enabled;
-                let status = if give_up { "failed" } else { "pending" };
+                let status = if give_up {
+                    DeliveryStatus::Failed
+                } else {
+                    DeliveryStatus::Pending
+                };
                 let mut conn = self.inner.pool.get().await?;
                 record_attempt(&mut conn, delivery_id, &attempt, status).await?;
                 if give_up {
@@ -172,7 +177,7 @@ impl Notifications {
                 let (_, streak) = self.failed(target.endpoint_id, target.org_id).await?;
                 observe::breaker_gauge(&host, streak >= threshold);
                 let mut conn = self.inner.pool.get().await?;
-                record_attempt(&mut conn, delivery_id, &attempt, "failed").await?;
+                record_attempt(&mut conn, delivery_id, &attempt, DeliveryStatus::Failed).await?;
                 Ok(())
             }
         }
@@ -341,7 +346,7 @@ async fn record_attempt(
     conn: &mut AsyncPgConnection,
     delivery_id: Uuid,
     attempt: &Attempt,
-    status: &str,
+    status: DeliveryStatus,
 ) -> DbResult<()> {
     diesel::sql_query(
         "UPDATE notifications_webhook_deliveries SET attempts = attempts + 1, status = $2, \
@@ -364,7 +369,7 @@ async fn record_attempt(
 async fn finish(
     conn: &mut AsyncPgConnection,
     delivery_id: Uuid,
-    status: &str,
+    status: DeliveryStatus,
     response_status: Option<i32>,
     error: &str,
 ) -> DbResult<()> {

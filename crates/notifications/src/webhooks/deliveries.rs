@@ -19,6 +19,19 @@ use uuid::Uuid;
 const COLUMNS: &str = "id, event_id, event_type, status, attempts, response_status, latency_ms, \
     error, response_excerpt, created_at, updated_at, delivered_at";
 
+keel_persistence::text_enum! {
+    /// Where a webhook delivery is (`notifications_webhook_deliveries.status`).
+    #[derive(utoipa::ToSchema)]
+    pub enum DeliveryStatus {
+        /// Its job is still trying.
+        Pending = "pending",
+        /// The receiver answered 2xx.
+        Delivered = "delivered",
+        /// Out of attempts, refused for good, or the endpoint was disabled.
+        Failed = "failed",
+    }
+}
+
 /// One delivery and how its last attempt went.
 #[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct Delivery {
@@ -30,9 +43,8 @@ pub struct Delivery {
     pub event_id: Option<Uuid>,
     #[diesel(sql_type = Text)]
     pub event_type: String,
-    /// `pending` (being tried), `delivered` or `failed`.
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: DeliveryStatus,
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
     /// HTTP status of the last attempt, if the receiver answered.
@@ -106,7 +118,7 @@ impl Notifications {
                 match delivery {
                     None => return Err(NotificationsError::NotFound),
                     // Its job is still trying: a second one would send it twice at once.
-                    Some(d) if d.status == "pending" => {
+                    Some(d) if d.status == DeliveryStatus::Pending => {
                         return Err(NotificationsError::Conflict(
                             "this delivery is still being attempted; redeliver it once it has delivered or failed",
                         ));
