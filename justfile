@@ -40,8 +40,25 @@ work: services
 migrate: services
     cargo run -p keel -- migrate
 
+# Install the command-line tools the tests and `just schema` use when they are missing
+tools:
+    deploy/local/tools.sh
+
+# Regenerate crates/persistence/src/schema.rs from the migrations (diesel print-schema)
+schema: services tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    eval "$(deploy/local/services.sh test-env)"
+    base="${KEEL_TEST_DATABASE_URL%/*}"
+    db="keel_schema_$$"
+    psql "$KEEL_TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
+    trap 'psql "$KEEL_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db"' EXIT
+    diesel migration run --database-url "$base/$db" >/dev/null
+    diesel print-schema --database-url "$base/$db" >crates/persistence/src/schema.rs
+    echo "regenerated crates/persistence/src/schema.rs"
+
 # Run the test suite against real PostgreSQL and Redis; extra args go to cargo test
-test *args: services
+test *args: services tools
     eval "$(deploy/local/services.sh test-env)" && cargo test --workspace "$@"
 
 # Check formatting and clippy warnings, as CI does

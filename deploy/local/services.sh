@@ -5,6 +5,7 @@
 #   deploy/local/services.sh status     show what is reachable and what this script started
 #   deploy/local/services.sh stop       stop the instances this script started (only those)
 #   deploy/local/services.sh test-env   print `export KEEL_TEST_...` lines for the test suite
+#   deploy/local/services.sh packages P...  install Debian packages (for deploy/local/tools.sh)
 #
 # The URLs come from the same environment variables Keel reads:
 #   KEEL__DATABASE__URL  (default postgres://postgres@127.0.0.1:5432/keel)
@@ -480,7 +481,7 @@ cmd_test_env() {
 }
 
 usage() {
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 case "${1:-}" in
@@ -488,6 +489,10 @@ ensure) cmd_ensure ;;
 status) cmd_status ;;
 stop) cmd_stop ;;
 test-env) cmd_test_env ;;
+packages)
+    shift
+    apt_install "$@"
+    ;;
 -h | --help | help) usage ;;
 *)
     usage

@@ -22,6 +22,9 @@
 mod error;
 mod migrate;
 mod pool;
+/// The table definitions, generated from the migrations by `just schema` (`diesel
+/// print-schema` with `diesel.toml` and `schema.patch`); never edited by hand. The
+/// `schema_rs_is_what_diesel_generates` test fails when it is stale.
 pub mod schema;
 pub mod testing;
 mod text_enum;

@@ -1,5 +1,182 @@
-//! Diesel table definitions for every table under `migrations/`.
-//! Kept in step with the migrations by hand and checked by the `schema_matches_database` test.
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    accounts_api_keys (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        created_by -> Nullable<Uuid>,
+        name -> Text,
+        prefix -> Text,
+        secret_hash -> Bytea,
+        scopes -> Array<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    accounts_audit_events (id) {
+        id -> Uuid,
+        org_id -> Nullable<Uuid>,
+        actor_user_id -> Nullable<Uuid>,
+        actor_api_key_id -> Nullable<Uuid>,
+        action -> Text,
+        target_id -> Nullable<Uuid>,
+        ip -> Nullable<Text>,
+        details -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    accounts_memberships (org_id, user_id) {
+        org_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    accounts_organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    accounts_sessions (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        org_id -> Uuid,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    accounts_tokens (id) {
+        id -> Uuid,
+        kind -> Text,
+        token_hash -> Bytea,
+        user_id -> Nullable<Uuid>,
+        org_id -> Nullable<Uuid>,
+        email -> Nullable<Text>,
+        role -> Nullable<Text>,
+        invited_by -> Nullable<Uuid>,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    accounts_users (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        email_verified_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    http_idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Bytea,
+        status -> Nullable<Int2>,
+        headers -> Nullable<Jsonb>,
+        body -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+        alive_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications_events (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        event_type -> Text,
+        event -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications_inbox (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        org_id -> Uuid,
+        user_id -> Uuid,
+        event_type -> Text,
+        title -> Text,
+        body -> Text,
+        link -> Nullable<Text>,
+        data -> Jsonb,
+        read_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications_preferences (user_id, event_type, channel) {
+        user_id -> Uuid,
+        event_type -> Text,
+        channel -> Text,
+        enabled -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications_webhook_deliveries (id) {
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        org_id -> Uuid,
+        event_id -> Nullable<Uuid>,
+        event_type -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        response_status -> Nullable<Int4>,
+        latency_ms -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    notifications_webhook_endpoints (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        url -> Text,
+        description -> Text,
+        event_types -> Array<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        consecutive_failures -> Int4,
+        breaker_open_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
 
 diesel::table! {
     queue_jobs (id) {
@@ -23,104 +200,31 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    accounts_users (id) {
-        id -> Uuid,
-        email -> Text,
-        name -> Text,
-        password_hash -> Text,
-        email_verified_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    accounts_organizations (id) {
-        id -> Uuid,
-        name -> Text,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    accounts_memberships (org_id, user_id) {
-        org_id -> Uuid,
-        user_id -> Uuid,
-        role -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    accounts_sessions (id) {
-        id -> Uuid,
-        token_hash -> Bytea,
-        user_id -> Uuid,
-        org_id -> Uuid,
-        created_at -> Timestamptz,
-        last_seen_at -> Timestamptz,
-        expires_at -> Timestamptz,
-        revoked_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    accounts_api_keys (id) {
-        id -> Uuid,
-        org_id -> Uuid,
-        created_by -> Nullable<Uuid>,
-        name -> Text,
-        prefix -> Text,
-        secret_hash -> Bytea,
-        scopes -> Array<Text>,
-        expires_at -> Nullable<Timestamptz>,
-        last_used_at -> Nullable<Timestamptz>,
-        revoked_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    accounts_tokens (id) {
-        id -> Uuid,
-        kind -> Text,
-        token_hash -> Bytea,
-        user_id -> Nullable<Uuid>,
-        org_id -> Nullable<Uuid>,
-        email -> Nullable<Text>,
-        role -> Nullable<Text>,
-        invited_by -> Nullable<Uuid>,
-        expires_at -> Timestamptz,
-        used_at -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    accounts_audit_events (id) {
-        id -> Uuid,
-        org_id -> Nullable<Uuid>,
-        actor_user_id -> Nullable<Uuid>,
-        actor_api_key_id -> Nullable<Uuid>,
-        action -> Text,
-        target_id -> Nullable<Uuid>,
-        ip -> Nullable<Text>,
-        details -> Jsonb,
-        created_at -> Timestamptz,
-    }
-}
-
+diesel::joinable!(accounts_api_keys -> accounts_organizations (org_id));
+diesel::joinable!(accounts_api_keys -> accounts_users (created_by));
+diesel::joinable!(accounts_audit_events -> accounts_organizations (org_id));
 diesel::joinable!(accounts_memberships -> accounts_organizations (org_id));
 diesel::joinable!(accounts_memberships -> accounts_users (user_id));
+diesel::joinable!(accounts_sessions -> accounts_organizations (org_id));
 diesel::joinable!(accounts_sessions -> accounts_users (user_id));
+diesel::joinable!(accounts_tokens -> accounts_organizations (org_id));
+diesel::joinable!(notifications_inbox -> notifications_events (event_id));
+diesel::joinable!(notifications_webhook_deliveries -> notifications_events (event_id));
+diesel::joinable!(notifications_webhook_deliveries -> notifications_webhook_endpoints (endpoint_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
-    accounts_users,
-    accounts_organizations,
-    accounts_memberships,
-    accounts_sessions,
     accounts_api_keys,
-    accounts_tokens,
     accounts_audit_events,
+    accounts_memberships,
+    accounts_organizations,
+    accounts_sessions,
+    accounts_tokens,
+    accounts_users,
+    http_idempotency_keys,
+    notifications_events,
+    notifications_inbox,
+    notifications_preferences,
+    notifications_webhook_deliveries,
+    notifications_webhook_endpoints,
+    queue_jobs,
 );

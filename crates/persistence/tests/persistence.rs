@@ -78,7 +78,44 @@ async fn the_schema_matches_the_migrated_database() {
         accounts_sessions,
         accounts_api_keys,
         accounts_tokens,
-        accounts_audit_events
+        accounts_audit_events,
+        http_idempotency_keys,
+        notifications_events,
+        notifications_inbox,
+        notifications_preferences,
+        notifications_webhook_endpoints,
+        notifications_webhook_deliveries
+    );
+}
+
+/// `schema.rs` is generated (`just schema`), never written by hand: what `diesel
+/// print-schema` makes of the migrated database, with `diesel.toml`'s patch, must be
+/// exactly the committed file. A migration without a regenerated schema fails here.
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_rs_is_what_diesel_generates_from_the_migrations() {
+    let (db, _pool) = setup(1).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = std::process::Command::new("diesel")
+        .current_dir(&root)
+        .args([
+            "print-schema",
+            "--config-file",
+            "diesel.toml",
+            "--database-url",
+        ])
+        .arg(db.url())
+        .output()
+        .expect("the diesel CLI (`just tools` installs it)");
+    assert!(
+        output.status.success(),
+        "diesel print-schema: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed =
+        std::fs::read_to_string(root.join("crates/persistence/src/schema.rs")).expect("schema.rs");
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "crates/persistence/src/schema.rs is stale: run `just schema`"
     );
 }
 
