@@ -38,7 +38,7 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
         }
         Role::Serve => None,
     };
-    let routes = server::domains(&domains);
+    let routes = server::routes(&domains);
     let (server, handle) = server::start(platform.clone(), listener, surface, routes)?;
     tracing::info!(%address, ?role, "keel is running");
     let mut server = tokio::spawn(server);

@@ -1,5 +1,6 @@
 //! The HTTP server: middleware, routes, graceful stop.
 
+use crate::domains::Domains;
 use crate::platform::Platform;
 use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
@@ -18,13 +19,13 @@ pub enum Surface {
     Operations,
 }
 
-/// Mounts the routes of the domains; `keel` passes every domain's `http::configure`,
-/// tests pass their own.
-pub type Domains = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+/// Mounts the routes of the domains under `/api/v1`; `keel` passes every domain's
+/// `http::configure` ([`routes`]), tests pass their own.
+pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// The domains this binary composes: their routes and the app data they need (the
 /// accounts service doubles as the authenticator every domain's routes use).
-pub fn domains(domains: &crate::domains::Domains) -> Domains {
+pub fn routes(domains: &Domains) -> Routes {
     let accounts = web::Data::new(domains.accounts.clone());
     let notifications = web::Data::new(domains.notifications.clone());
     let authenticator: keel_http::auth::AuthenticatorData =
@@ -44,7 +45,7 @@ pub fn start(
     platform: Platform,
     listener: TcpListener,
     surface: Surface,
-    domains: Domains,
+    routes: Routes,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let settings = platform.settings.clone();
     let json_limit = settings.server.json_limit_bytes;
@@ -61,7 +62,7 @@ pub fn start(
         .in_flight_timeout(settings.server.idempotency_in_flight());
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
-        let domains = domains.clone();
+        let routes = routes.clone();
         App::new()
             .app_data(data.clone())
             .app_data(limiter.clone())
@@ -79,7 +80,7 @@ pub fn start(
                             .wrap(idempotency.clone())
                             // Outermost in the scope: a limited request claims no key.
                             .wrap(from_fn(keel_http::rate_limit::middleware))
-                            .configure(|cfg| domains(cfg)),
+                            .configure(|cfg| routes(cfg)),
                     )
                     .configure(routes::docs::configure)
                     .configure(routes::admin::configure);

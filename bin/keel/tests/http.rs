@@ -10,7 +10,7 @@
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl as _;
 use keel::Platform;
-use keel::server::{self, Domains, Surface};
+use keel::server::{self, Routes, Surface};
 use keel_http::{ApiError, Json};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
@@ -80,7 +80,7 @@ struct Hold {
     ms: u64,
 }
 
-fn test_domain() -> Domains {
+fn test_domain() -> Routes {
     Arc::new(|cfg: &mut web::ServiceConfig| {
         cfg.route("/test/widgets", web::post().to(create_widget))
             .route("/test/hold", web::get().to(hold));
@@ -107,9 +107,9 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     // The real domains, as `keel serve` mounts them, plus the test domain.
     let domains = keel::domains::Domains::new(&platform).expect("domains");
-    let real = server::domains(&domains);
+    let real = server::routes(&domains);
     let test = test_domain();
-    let routes: Domains = Arc::new(move |cfg: &mut web::ServiceConfig| {
+    let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         real(cfg);
         test(cfg);
     });

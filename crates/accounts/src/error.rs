@@ -37,7 +37,7 @@ pub enum AccountsError {
     Db(DbError),
     /// 500: password hashing failed.
     #[error(transparent)]
-    Hash(#[from] crate::password::HashError),
+    Hash(#[from] crate::password_hash::HashError),
 }
 
 keel_persistence::db_error_conversions!(AccountsError::Db);

@@ -1,7 +1,7 @@
 //! Validated inputs: a handler cannot hold an unchecked email, name or password.
 
 use crate::error::AccountsError;
-use crate::password;
+use crate::password_hash as password;
 
 /// A normalised (trimmed, lowercased) email address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,9 @@
 //! `role` or ownership implicitly (mass assignment).
 
 use crate::repo::Profile;
-use crate::service::{Accounts, NewSignup, SessionToken};
+use crate::service::Accounts;
+use crate::sessions::SessionToken;
+use crate::signup::NewSignup;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use keel_http::{Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json};

@@ -4,7 +4,7 @@
 use crate::error::AccountsError;
 use crate::input::{self, Email};
 use crate::mailer::AccountEmail;
-use crate::password::Verified;
+use crate::password_hash::Verified;
 use crate::repo::{self, AuditEvent, NewToken};
 use crate::service::Accounts;
 use crate::token::{self, ONE_TIME_PREFIX};
