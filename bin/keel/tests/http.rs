@@ -22,6 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "http/architecture.rs"]
+mod architecture;
 #[path = "http/idempotency.rs"]
 mod idempotency;
 #[path = "http/notifications.rs"]
@@ -725,72 +727,6 @@ async fn sigterm_lets_an_in_flight_request_complete_and_exits_zero() {
             .await
             .is_err()
     );
-}
-
-#[test]
-fn domain_crates_do_not_depend_on_each_other() {
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata json");
-    let domains = [
-        "keel-accounts",
-        "keel-exports",
-        "keel-uploads",
-        "keel-notifications",
-    ];
-    let shared = [
-        "keel-config",
-        "keel-persistence",
-        "keel-cache",
-        "keel-queue",
-        "keel-telemetry",
-        "keel-http",
-    ];
-    let packages = metadata["packages"].as_array().expect("packages");
-    assert!(
-        packages.iter().any(|p| p["name"] == "keel-queue"),
-        "metadata lists the workspace"
-    );
-    for package in packages {
-        let name = package["name"].as_str().unwrap_or_default();
-        let deps: Vec<&str> = package["dependencies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d["name"].as_str())
-            .collect();
-        if domains.contains(&name) {
-            let crossing: Vec<_> = deps
-                .iter()
-                .filter(|d| domains.contains(d) && **d != name)
-                .collect();
-            assert!(
-                crossing.is_empty(),
-                "{name} depends on domain crate(s) {crossing:?}: declare a trait instead"
-            );
-        }
-        if shared.contains(&name) {
-            let upward: Vec<_> = deps.iter().filter(|d| domains.contains(d)).collect();
-            assert!(
-                upward.is_empty(),
-                "shared crate {name} depends on domain crate(s) {upward:?}"
-            );
-        }
-    }
 }
 
 #[test]

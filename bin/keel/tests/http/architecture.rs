@@ -1,0 +1,133 @@
+//! The crate boundaries, read from the workspace itself so a new crate is checked
+//! whatever its name: a domain is a crate under `crates/` that mounts routes (its
+//! `http` module has `pub fn configure`); a domain depends on no other domain; every
+//! other crate under `crates/` is shared and depends on no domain — except test support,
+//! which may depend on domains but is only ever a dev-dependency.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// A workspace package as the check needs it.
+struct Package {
+    name: String,
+    /// Under `crates/` (libraries), not `bin/`.
+    library: bool,
+    mounts_routes: bool,
+    /// Workspace packages it depends on, normal (not dev or build) dependencies only.
+    uses: BTreeSet<String>,
+    /// Workspace packages it has as dev-dependencies.
+    dev_uses: BTreeSet<String>,
+}
+
+fn workspace() -> Vec<Package> {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata json");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let names: BTreeSet<String> = packages
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let manifest = Path::new(p["manifest_path"].as_str().expect("manifest path"));
+            let dir = manifest.parent().expect("package dir");
+            let deps = |dev: bool| -> BTreeSet<String> {
+                p["dependencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| (d["kind"].as_str() == Some("dev")) == dev)
+                    .filter(|d| d["kind"].as_str() != Some("build"))
+                    .filter_map(|d| d["name"].as_str())
+                    .filter(|d| names.contains(*d))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            Package {
+                name: p["name"].as_str().expect("name").to_owned(),
+                library: dir
+                    .parent()
+                    .is_some_and(|parent| parent.ends_with("crates")),
+                mounts_routes: ["src/http/mod.rs", "src/http.rs"].iter().any(|file| {
+                    std::fs::read_to_string(dir.join(file))
+                        .is_ok_and(|code| code.contains("pub fn configure("))
+                }),
+                uses: deps(false),
+                dev_uses: deps(true),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn domains_depend_on_no_other_domain_and_shared_crates_on_none() {
+    let packages = workspace();
+    let domains: BTreeSet<&str> = packages
+        .iter()
+        .filter(|p| p.library && p.mounts_routes)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        domains.contains("keel-accounts") && domains.contains("keel-notifications"),
+        "the domains are found by the routes they mount: {domains:?}"
+    );
+    assert!(
+        packages
+            .iter()
+            .any(|p| p.name == "keel-events" && p.library),
+        "keel-events is a shared crate like the others"
+    );
+    for package in packages.iter().filter(|p| p.library) {
+        let on_domains: Vec<&String> = package
+            .uses
+            .iter()
+            .filter(|d| domains.contains(d.as_str()) && **d != package.name)
+            .collect();
+        if domains.contains(package.name.as_str()) {
+            assert!(
+                on_domains.is_empty(),
+                "domain {} depends on domain(s) {on_domains:?}: declare a trait instead and \
+                 let the binary wire it",
+                package.name
+            );
+        } else if !on_domains.is_empty() {
+            // Only test support may know the domains, and nothing ships with it.
+            let shipped_by: Vec<&str> = packages
+                .iter()
+                .filter(|other| other.uses.contains(&package.name))
+                .map(|other| other.name.as_str())
+                .collect();
+            assert!(
+                shipped_by.is_empty(),
+                "shared crate {} depends on domain(s) {on_domains:?}, and {shipped_by:?} \
+                 depend on it outside their tests",
+                package.name
+            );
+            assert!(
+                packages
+                    .iter()
+                    .any(|other| other.dev_uses.contains(&package.name)),
+                "shared crate {} depends on domain(s) {on_domains:?}",
+                package.name
+            );
+        }
+    }
+}
