@@ -33,6 +33,9 @@ pub enum Command {
     /// Inspect and repair the job queue.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Print the OpenAPI document (JSON) the API serves at `/api/openapi.json`, for
+    /// client generators and contract tests; needs no running server.
+    Openapi,
     /// Publish test events to an organization, as a domain would (checks webhooks and
     /// notifications end to end; `just bench-fanout` uses it).
     PublishEvents {
@@ -79,6 +82,13 @@ impl Cli {
                 Ok(())
             }
             Command::Jobs(cmd) => jobs(Platform::new(settings)?, cmd).await,
+            Command::Openapi => {
+                let platform = Platform::new(settings)?;
+                let domains = crate::domains::Domains::new(&platform)?;
+                let doc = crate::routes::docs::openapi(&crate::server::routes(&domains));
+                writeln!(std::io::stdout().lock(), "{}", doc.to_pretty_json()?)?;
+                Ok(())
+            }
             Command::PublishEvents {
                 org,
                 event_type,

@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Which routes a server mounts: `keel work` serves only health and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,9 @@ pub enum Surface {
 }
 
 /// Mounts the routes of the domains under `/api/v1`; `keel` passes every domain's
-/// `http::configure` ([`routes`]), tests pass their own.
-pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+/// `http::configure` ([`routes`]), tests pass their own. Registered with
+/// `.service(handler)`, each route brings its OpenAPI entry along.
+pub type Routes = Arc<dyn for<'a> Fn(&mut ServiceConfig<'a>) + Send + Sync>;
 
 /// The domains this binary composes: their routes and the app data they need (the
 /// accounts service doubles as the authenticator every domain's routes use).
@@ -30,7 +32,7 @@ pub fn routes(domains: &Domains) -> Routes {
     let notifications = web::Data::new(domains.notifications.clone());
     let authenticator: keel_http::auth::AuthenticatorData =
         web::Data::new(Arc::new(domains.accounts.clone()) as Arc<dyn keel_http::Authenticator>);
-    Arc::new(move |cfg: &mut web::ServiceConfig| {
+    Arc::new(move |cfg: &mut ServiceConfig| {
         cfg.app_data(accounts.clone())
             .app_data(notifications.clone())
             .app_data(authenticator.clone())
@@ -45,7 +47,7 @@ pub fn start(
     platform: Platform,
     listener: TcpListener,
     surface: Surface,
-    routes: Routes,
+    api: Routes,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let settings = platform.settings.clone();
     let json_limit = settings.server.json_limit_bytes;
@@ -60,31 +62,31 @@ pub fn start(
     ));
     let idempotency = keel_http::Idempotency::new(platform.pool.clone())
         .in_flight_timeout(settings.server.idempotency_in_flight());
+    let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api));
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
-        let routes = routes.clone();
+        let (api, doc) = (api.clone(), doc.clone());
         App::new()
             .app_data(data.clone())
             .app_data(limiter.clone())
             .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
             .configure(|cfg| {
-                cfg.service(routes::health::live)
-                    .service(routes::health::ready)
-                    .service(routes::metrics::metrics);
-                if surface == Surface::Api {
-                    // The API first: actix tries services in registration order, and
-                    // the docs and admin routes are patterns (a regex match each).
-                    cfg.service(
-                        web::scope("/api/v1")
-                            // Any POST with an Idempotency-Key header is deduplicated.
-                            .wrap(idempotency.clone())
-                            // Outermost in the scope: a limited request claims no key.
-                            .wrap(from_fn(keel_http::rate_limit::middleware))
-                            .configure(|cfg| routes(cfg)),
-                    )
-                    .configure(routes::docs::configure)
-                    .configure(routes::admin::configure);
-                }
+                routes::operations(&mut ServiceConfig::new(cfg));
+                let Some(doc) = doc else {
+                    return;
+                };
+                // The API first: actix tries services in registration order, and the
+                // docs and admin routes are patterns (a regex match each).
+                ServiceConfig::new(cfg).service(
+                    utoipa_actix_web::scope("/api/v1")
+                        // Any POST with an Idempotency-Key header is deduplicated.
+                        .wrap(idempotency.clone())
+                        // Outermost in the scope: a limited request claims no key.
+                        .wrap(from_fn(keel_http::rate_limit::middleware))
+                        .configure(|cfg| api(cfg)),
+                );
+                routes::docs::configure(cfg, doc);
+                routes::admin::configure(&mut ServiceConfig::new(cfg));
             })
             .default_service(web::to(keel_http::not_found))
             .wrap(from_fn(keel_telemetry::http::observe))

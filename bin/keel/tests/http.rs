@@ -21,6 +21,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[path = "http/architecture.rs"]
 mod architecture;
@@ -28,6 +29,8 @@ mod architecture;
 mod idempotency;
 #[path = "http/notifications.rs"]
 mod notifications;
+#[path = "http/openapi.rs"]
+mod openapi;
 
 // ---------------------------------------------------------------- the test domain
 
@@ -83,7 +86,7 @@ struct Hold {
 }
 
 fn test_domain() -> Routes {
-    Arc::new(|cfg: &mut web::ServiceConfig| {
+    Arc::new(|cfg: &mut ServiceConfig| {
         cfg.route("/test/widgets", web::post().to(create_widget))
             .route("/test/hold", web::get().to(hold));
     })
@@ -111,7 +114,7 @@ async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     let domains = keel::domains::Domains::new(&platform).expect("domains");
     let real = server::routes(&domains);
     let test = test_domain();
-    let routes: Routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
+    let routes: Routes = Arc::new(move |cfg: &mut ServiceConfig| {
         real(cfg);
         test(cfg);
     });

@@ -107,7 +107,7 @@ async fn app(
             .app_data(web::Data::new(ctx.accounts.clone()))
             .app_data(web::Data::new(authenticator))
             .configure(|cfg| keel_http::json::configure_extractors(cfg, 65536))
-            .service(web::scope("/api/v1").configure(keel_accounts::http::configure))
+            .service(utoipa_actix_web::scope("/api/v1").configure(keel_accounts::http::configure))
             .wrap(from_fn(keel_http::request_id::middleware)),
     )
     .await

@@ -7,6 +7,7 @@ pub mod caller;
 mod error;
 pub mod idempotency;
 pub mod json;
+pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod request_id;

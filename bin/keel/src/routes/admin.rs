@@ -6,9 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use keel_http::{ApiError, ErrorBody, PageQuery, Paginated};
 use keel_queue::{JobStatus, KindCounts};
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(counts)
         .service(dead)
         .service(status)
@@ -31,7 +32,7 @@ fn authorize(req: &HttpRequest, platform: &Platform) -> Result<(), ApiError> {
 
 /// Backlog by job kind: ready, scheduled, running and dead counts, and the age of the
 /// oldest ready job.
-#[utoipa::path(get, path = "/admin/jobs/counts", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = [KindCounts]), (status = 401, body = ErrorBody)))]
 #[get("/admin/jobs/counts")]
 async fn counts(req: HttpRequest, platform: web::Data<Platform>) -> Result<HttpResponse, ApiError> {
@@ -40,7 +41,7 @@ async fn counts(req: HttpRequest, platform: web::Data<Platform>) -> Result<HttpR
 }
 
 /// Dead jobs, most recent first, keyset-paginated.
-#[utoipa::path(get, path = "/admin/jobs/dead", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(tag = "admin", security(("admin_token" = [])),
     params(PageQuery),
     responses((status = 200, body = Paginated<JobStatus>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[get("/admin/jobs/dead")]
@@ -62,7 +63,7 @@ async fn dead(
 }
 
 /// One job's state, attempts and last error.
-#[utoipa::path(get, path = "/admin/jobs/{id}", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(tag = "admin", security(("admin_token" = [])),
     responses((status = 200, body = JobStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[get("/admin/jobs/{id}")]
 async fn status(
@@ -80,7 +81,7 @@ async fn status(
 }
 
 /// Gives a dead job a fresh set of attempts. 409 when the job is not dead.
-#[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "admin", security(("admin_token" = [])),
+#[utoipa::path(tag = "admin", security(("admin_token" = [])),
     responses((status = 202, body = JobStatus), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/admin/jobs/{id}/retry")]

@@ -1,8 +1,8 @@
 //! The OpenAPI document and its browsable UI (Swagger UI, served from the binary: works
 //! offline).
 
-use super::{admin, health, metrics};
-use actix_web::{HttpResponse, get, web};
+use crate::server::Routes;
+use actix_web::{App, HttpResponse, get, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -10,10 +10,6 @@ use utoipa_swagger_ui::SwaggerUi;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Keel API", description = "Every error response has the body `ErrorBody`; see docs/api.md."),
-    paths(
-        health::live, health::ready, metrics::metrics,
-        admin::counts, admin::dead, admin::status, admin::retry,
-    ),
     components(schemas(keel_http::ErrorBody, keel_http::ErrorDetail)),
     modifiers(&SecuritySchemes),
     tags(
@@ -44,17 +40,30 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The whole document: the binary's routes merged with every domain's.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The whole document. Its paths are collected from the very registrations that serve
+/// them (each handler's `#[utoipa::path]`, mounted once with `.service(handler)`), so a
+/// served route cannot be missing from it; this adds the document's info, security
+/// schemes, the domains' tag descriptions and the answers every route shares.
+pub fn openapi(api: &Routes) -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    let (_, paths) = App::new()
+        .into_utoipa_app()
+        .configure(super::operations)
+        .service(utoipa_actix_web::scope("/api/v1").configure(|cfg| api(cfg)))
+        .configure(super::admin::configure)
+        .split_for_parts();
     let mut doc = ApiDoc::openapi();
+    doc.merge(paths);
     doc.merge(keel_accounts::http::AccountsApi::openapi());
     doc.merge(keel_notifications::http::NotificationsApi::openapi());
+    keel_http::openapi::StandardAnswers.modify(&mut doc);
     doc
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The document at `/api/openapi.json` and Swagger UI at `/api/docs/`.
+pub fn configure(cfg: &mut web::ServiceConfig, doc: utoipa::openapi::OpenApi) {
     cfg.service(docs_redirect)
-        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi()));
+        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", doc));
 }
 
 #[get("/api/docs")]

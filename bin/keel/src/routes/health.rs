@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// The process is up and its HTTP server answers. Checks nothing else on purpose: an
 /// orchestrator restarts a process whose liveness fails, and a database outage is no
 /// reason to restart every replica.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "The process is up", body = LiveBody)))]
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
@@ -43,7 +43,7 @@ static MIGRATIONS_CURRENT: AtomicBool = AtomicBool::new(false);
 
 /// Ready to take traffic: Postgres answers, its schema has every migration this binary
 /// embeds, and Redis answers. 503 (with the failing check named) otherwise.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses(
         (status = 200, description = "Every dependency is reachable", body = ReadyBody),
         (status = 503, description = "At least one dependency is not", body = ReadyBody)))]

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, web};
 
 /// Every metric of this process. State gauges (pool occupancy, queue backlog) are
 /// refreshed here, at scrape time.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(platform: web::Data<Platform>) -> HttpResponse {

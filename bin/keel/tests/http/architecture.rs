@@ -12,6 +12,7 @@ use std::process::Command;
 /// A workspace package as the check needs it.
 struct Package {
     name: String,
+    dir: std::path::PathBuf,
     /// Under `crates/` (libraries), not `bin/`.
     library: bool,
     mounts_routes: bool,
@@ -63,6 +64,7 @@ fn workspace() -> Vec<Package> {
             };
             Package {
                 name: p["name"].as_str().expect("name").to_owned(),
+                dir: dir.to_path_buf(),
                 library: dir
                     .parent()
                     .is_some_and(|parent| parent.ends_with("crates")),
@@ -128,6 +130,31 @@ fn domains_depend_on_no_other_domain_and_shared_crates_on_none() {
                 "shared crate {} depends on domain(s) {on_domains:?}",
                 package.name
             );
+        }
+    }
+}
+
+/// Every route of a domain is registered with `.service(handler)`, which brings the
+/// handler's OpenAPI entry: `.route(...)` or `web::resource(...)` would serve a route
+/// the document does not know.
+#[test]
+fn domains_register_routes_only_with_their_documentation() {
+    let packages = workspace();
+    for domain in packages.iter().filter(|p| p.library && p.mounts_routes) {
+        let http = domain.dir.join("src/http");
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(&http)
+            .map(|dir| dir.flatten().map(|e| e.path()).collect())
+            .unwrap_or_else(|_| vec![domain.dir.join("src/http.rs")]);
+        for file in files {
+            let code = std::fs::read_to_string(&file).unwrap_or_default();
+            for forbidden in [".route(", "web::resource(", "web::scope("] {
+                assert!(
+                    !code.contains(forbidden),
+                    "{} registers a route with {forbidden}: use `.service(handler)` with \
+                     `#[utoipa::path]` and an actix route macro, so it is documented",
+                    file.display()
+                );
+            }
         }
     }
 }

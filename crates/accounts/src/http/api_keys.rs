@@ -4,36 +4,40 @@ use crate::api_keys::{CreatedApiKey, NewApiKey};
 use crate::repo::ApiKeyRow;
 use crate::service::Accounts;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use keel_http::{
     Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
 };
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org_id}/api-keys", web::post().to(create))
-        .route("/orgs/{org_id}/api-keys", web::get().to(list))
-        .route("/orgs/{org_id}/api-keys/{key_id}", web::delete().to(revoke));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_api_key)
+        .service(list_api_keys)
+        .service(revoke_api_key);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `<area>:read` or `<area>:write`, for the areas of the domains this deployment runs
     /// (`accounts`, `notifications`).
+    #[schema(min_items = 1, inline, value_type = Vec<String>)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Creates a key. The `secret` in the answer is shown this once; store it now.
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/api-keys", tag = "api keys", security(("bearer" = [])),
+#[utoipa::path(tag = "api keys", security(("bearer" = [])),
     request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(
+#[post("/orgs/{org_id}/api-keys")]
+pub async fn create_api_key(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
     org_id: web::Path<Uuid>,
@@ -58,11 +62,12 @@ pub async fn create(
 }
 
 /// Live keys, newest first, without secrets.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/api-keys", tag = "api keys", security(("bearer" = [])),
+#[utoipa::path(tag = "api keys", security(("bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = Paginated<ApiKeyRow>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list(
+#[get("/orgs/{org_id}/api-keys")]
+pub async fn list_api_keys(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
     org_id: web::Path<Uuid>,
@@ -73,9 +78,10 @@ pub async fn list(
 }
 
 /// Revokes a key; it stops working at once.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/api-keys/{key_id}", tag = "api keys", security(("bearer" = [])),
+#[utoipa::path(tag = "api keys", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke(
+#[delete("/orgs/{org_id}/api-keys/{key_id}")]
+pub async fn revoke_api_key(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,

@@ -7,9 +7,10 @@ use crate::service::Accounts;
 use crate::sessions::SessionToken;
 use crate::signup::NewSignup;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use keel_http::{Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 mod api_keys;
 mod openapi;
@@ -19,16 +20,16 @@ pub use openapi::AccountsApi;
 
 /// Static paths first: actix tries routes in registration order, and the hot `/me` should
 /// not be matched against every `/orgs/{org_id}/...` pattern first.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me));
-    cfg.route("/signup", web::post().to(signup))
-        .route("/email-verifications", web::post().to(verify_email))
-        .route("/sessions", web::post().to(login))
-        .route("/sessions/current", web::delete().to(logout))
-        .route("/me/password", web::post().to(change_password))
-        .route("/password-resets", web::post().to(request_reset))
-        .route("/password-resets/confirm", web::post().to(confirm_reset))
-        .route("/me", web::patch().to(update_me));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(me)
+        .service(signup)
+        .service(verify_email)
+        .service(login)
+        .service(logout)
+        .service(change_password)
+        .service(request_reset)
+        .service(confirm_reset)
+        .service(update_me);
     cfg.configure(api_keys::configure)
         .configure(orgs::configure);
 }
@@ -36,9 +37,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub organization_name: String,
 }
 
@@ -61,8 +66,9 @@ fn accepted(message: &'static str) -> Answer {
 
 /// Creates an account and its organization, or tells the owner of an existing address
 /// by email. The answer is the same either way.
-#[utoipa::path(post, path = "/api/v1/signup", tag = "accounts", request_body = SignupBody,
+#[utoipa::path(tag = "accounts", request_body = SignupBody,
     responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/signup")]
 pub async fn signup(
     accounts: web::Data<Accounts>,
     body: Json<SignupBody>,
@@ -94,8 +100,9 @@ pub struct VerifiedSession<'a> {
 }
 
 /// Confirms an email address with the token from the verification email and logs in.
-#[utoipa::path(post, path = "/api/v1/email-verifications", tag = "accounts", request_body = TokenBody,
+#[utoipa::path(tag = "accounts", request_body = TokenBody,
     responses((status = 200, body = VerifiedSession), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/email-verifications")]
 pub async fn verify_email(
     accounts: web::Data<Accounts>,
     body: Json<TokenBody>,
@@ -118,6 +125,7 @@ pub async fn verify_email(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub password: String,
     /// Which of the user's organizations the session acts for (default: the first joined).
@@ -125,10 +133,11 @@ pub struct LoginBody {
 }
 
 /// Logs in. Wrong email and wrong password give the same 401 in the same time.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = LoginBody,
+#[utoipa::path(tag = "accounts", request_body = LoginBody,
     responses((status = 201, body = SessionToken), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody, description = "correct password, email not verified"),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[post("/sessions")]
 pub async fn login(
     req: HttpRequest,
     accounts: web::Data<Accounts>,
@@ -154,8 +163,9 @@ pub async fn login(
 }
 
 /// Logs out: the session token stops working at once, on every instance.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(tag = "accounts", security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[delete("/sessions/current")]
 pub async fn logout(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
@@ -178,8 +188,9 @@ fn ids(caller: &Authenticated) -> Result<(uuid::Uuid, uuid::Uuid), ApiError> {
 }
 
 /// Who the credential is (a user or an API key) and which organization it acts for.
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody)))]
+#[get("/me")]
 pub async fn me(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
@@ -190,12 +201,14 @@ pub async fn me(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
 /// Changes the caller's name. Other fields cannot be set here.
-#[utoipa::path(patch, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
+#[utoipa::path(tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
     responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[patch("/me")]
 pub async fn update_me(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
@@ -210,12 +223,14 @@ pub async fn update_me(
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
 /// Changes the password; every other session of the user ends at once.
-#[utoipa::path(post, path = "/api/v1/me/password", tag = "accounts", security(("bearer" = [])), request_body = ChangePassword,
+#[utoipa::path(tag = "accounts", security(("bearer" = [])), request_body = ChangePassword,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/me/password")]
 pub async fn change_password(
     accounts: web::Data<Accounts>,
     caller: Authenticated,
@@ -233,12 +248,14 @@ pub async fn change_password(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
 /// Sends a reset link when the address has an account. Always 202.
-#[utoipa::path(post, path = "/api/v1/password-resets", tag = "accounts", request_body = ResetRequest,
+#[utoipa::path(tag = "accounts", request_body = ResetRequest,
     responses((status = 202, body = Accepted), (status = 400, body = ErrorBody)))]
+#[post("/password-resets")]
 pub async fn request_reset(
     accounts: web::Data<Accounts>,
     body: Json<ResetRequest>,
@@ -255,12 +272,14 @@ pub async fn request_reset(
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     pub token: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
 /// Sets a new password with the emailed token; every session of the user ends.
-#[utoipa::path(post, path = "/api/v1/password-resets/confirm", tag = "accounts", request_body = ResetConfirm,
+#[utoipa::path(tag = "accounts", request_body = ResetConfirm,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/password-resets/confirm")]
 pub async fn confirm_reset(
     accounts: web::Data<Accounts>,
     body: Json<ResetConfirm>,

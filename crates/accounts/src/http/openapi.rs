@@ -1,16 +1,11 @@
-//! The accounts part of the OpenAPI document; the binary merges it into the whole.
+//! The accounts part of the OpenAPI document; the binary merges it into the whole. Its
+//! paths come from the routes themselves (`http::configure` registers each handler
+//! once, with its `#[utoipa::path]`); this adds what a route cannot say: tag descriptions.
 
 use utoipa::OpenApi;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(
-        super::signup, super::verify_email, super::login, super::logout, super::me, super::update_me,
-        super::change_password, super::request_reset, super::confirm_reset,
-        super::api_keys::create, super::api_keys::list, super::api_keys::revoke,
-        super::orgs::get_org, super::orgs::update_org, super::orgs::members, super::orgs::update_member,
-        super::orgs::remove_member, super::orgs::invite, super::orgs::accept, super::orgs::audit_events,
-    ),
     tags(
         (name = "accounts", description = "Signup, sessions, the caller's profile and password"),
         (name = "organizations", description = "Organizations, members, invitations, audit trail"),

@@ -3,33 +3,29 @@
 use crate::repo::{AuditEntry, Member, OrgInfo};
 use crate::service::Accounts;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use keel_http::{
     Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated, Role,
 };
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org_id}", web::get().to(get_org))
-        .route("/orgs/{org_id}", web::patch().to(update_org))
-        .route("/orgs/{org_id}/members", web::get().to(members))
-        .route(
-            "/orgs/{org_id}/members/{user_id}",
-            web::patch().to(update_member),
-        )
-        .route(
-            "/orgs/{org_id}/members/{user_id}",
-            web::delete().to(remove_member),
-        )
-        .route("/orgs/{org_id}/invitations", web::post().to(invite))
-        .route("/invitations/accept", web::post().to(accept))
-        .route("/orgs/{org_id}/audit-events", web::get().to(audit_events));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_org)
+        .service(update_org)
+        .service(members)
+        .service(update_member)
+        .service(remove_member)
+        .service(invite)
+        .service(accept)
+        .service(audit_events);
 }
 
 /// The organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}", tag = "organizations", security(("bearer" = [])),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])),
     responses((status = 200, body = OrgInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/orgs/{org_id}")]
 pub async fn get_org(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -41,13 +37,15 @@ pub async fn get_org(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
 /// Renames the organization (owners and admins).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}", tag = "organizations", security(("bearer" = [])), request_body = UpdateOrg,
+#[utoipa::path(tag = "organizations", security(("bearer" = [])), request_body = UpdateOrg,
     responses((status = 200, body = OrgInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[patch("/orgs/{org_id}")]
 pub async fn update_org(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -61,9 +59,10 @@ pub async fn update_org(
 }
 
 /// Members in join order, keyset-paginated.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/members", tag = "organizations", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Paginated<Member>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[get("/orgs/{org_id}/members")]
 pub async fn members(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -80,10 +79,11 @@ pub struct UpdateMember {
 }
 
 /// Changes a member's role. Only owners make or unmake owners; the last owner stays.
-#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "organizations", security(("bearer" = [])),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])),
     request_body = UpdateMember,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[patch("/orgs/{org_id}/members/{user_id}")]
 pub async fn update_member(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -97,9 +97,10 @@ pub async fn update_member(
 }
 
 /// Removes a member; their sessions in this organization end at once.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "organizations", security(("bearer" = [])),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[delete("/orgs/{org_id}/members/{user_id}")]
 pub async fn remove_member(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -113,16 +114,18 @@ pub async fn remove_member(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `owner` only when the caller is an owner.
     pub role: Role,
 }
 
 /// Invites someone by email (owners and admins). The link works once, for 7 days.
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/invitations", tag = "organizations", security(("bearer" = [])),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])),
     request_body = Invite,
     responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[post("/orgs/{org_id}/invitations")]
 pub async fn invite(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -149,9 +152,10 @@ pub struct Accept {
 
 /// Joins the inviting organization; the signed-in user's verified address must be the
 /// invited one. Log in with `organization_id` to act for it.
-#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "organizations", security(("bearer" = [])), request_body = Accept,
+#[utoipa::path(tag = "organizations", security(("bearer" = [])), request_body = Accept,
     responses((status = 200, body = OrgInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[post("/invitations/accept")]
 pub async fn accept(
     a: web::Data<Accounts>,
     caller: Authenticated,
@@ -166,9 +170,10 @@ pub async fn accept(
 }
 
 /// The organization's audit trail, newest first (owners and admins).
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/audit-events", tag = "organizations", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(tag = "organizations", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Paginated<AuditEntry>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
+#[get("/orgs/{org_id}/audit-events")]
 pub async fn audit_events(
     a: web::Data<Accounts>,
     caller: Authenticated,

@@ -4,23 +4,21 @@ use super::reader;
 use crate::Notifications;
 use crate::inbox::Notification;
 use crate::preferences::Preferences;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use keel_http::{ApiError, Authenticated, ErrorBody, Json, PageQuery, Paginated};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/notifications", web::get().to(list))
-        .route("/notifications/unread-count", web::get().to(unread_count))
-        .route("/notifications/read-all", web::post().to(read_all))
-        .route("/notifications/{id}/read", web::post().to(read))
-        .route("/me/notification-preferences", web::get().to(preferences))
-        .route(
-            "/me/notification-preferences",
-            web::put().to(set_preferences),
-        )
-        .route("/unsubscribe", web::get().to(unsubscribe_page))
-        .route("/unsubscribe", web::post().to(unsubscribe));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_notifications)
+        .service(unread_count)
+        .service(read_all)
+        .service(read_notification)
+        .service(get_preferences)
+        .service(set_preferences)
+        .service(unsubscribe_page)
+        .service(unsubscribe);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -34,10 +32,11 @@ pub struct ListQuery {
 }
 
 /// The caller's notifications in this organization, newest first.
-#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = Paginated<Notification>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
-pub async fn list(
+#[get("/notifications")]
+pub async fn list_notifications(
     n: web::Data<Notifications>,
     caller: Authenticated,
     query: web::Query<ListQuery>,
@@ -58,8 +57,9 @@ pub struct UnreadCount {
 }
 
 /// How many notifications are unread; cheap enough to poll (served from cache).
-#[utoipa::path(get, path = "/api/v1/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = UnreadCount), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/notifications/unread-count")]
 pub async fn unread_count(
     n: web::Data<Notifications>,
     caller: Authenticated,
@@ -69,9 +69,10 @@ pub async fn unread_count(
 }
 
 /// Marks one notification read.
-#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn read(
+#[post("/notifications/{id}/read")]
+pub async fn read_notification(
     n: web::Data<Notifications>,
     caller: Authenticated,
     id: web::Path<Uuid>,
@@ -87,8 +88,9 @@ pub struct ReadAll {
 }
 
 /// Marks every notification of the caller in this organization read.
-#[utoipa::path(post, path = "/api/v1/notifications/read-all", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = ReadAll), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[post("/notifications/read-all")]
 pub async fn read_all(
     n: web::Data<Notifications>,
     caller: Authenticated,
@@ -98,9 +100,10 @@ pub async fn read_all(
 }
 
 /// The caller's choices of channel per event type; anything not listed is on.
-#[utoipa::path(get, path = "/api/v1/me/notification-preferences", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = Preferences), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn preferences(
+#[get("/me/notification-preferences")]
+pub async fn get_preferences(
     n: web::Data<Notifications>,
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -110,10 +113,11 @@ pub async fn preferences(
 
 /// Sets the listed choices (`{"preferences": [{"event_type", "channel", "enabled"}]}`);
 /// others are kept. All or nothing: one bad entry changes nothing.
-#[utoipa::path(put, path = "/api/v1/me/notification-preferences", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(tag = "notifications", security(("bearer" = [])),
     request_body = Preferences,
     responses((status = 200, body = Preferences), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[put("/me/notification-preferences")]
 pub async fn set_preferences(
     n: web::Data<Notifications>,
     caller: Authenticated,
@@ -144,9 +148,10 @@ pub struct Unsubscribed {
 /// The link in notification emails: a small page whose button unsubscribes. A GET
 /// changes nothing, because mail scanners and link previews follow links; the button
 /// (and mail clients' one-click unsubscribe, RFC 8058) POST to the same URL.
-#[utoipa::path(get, path = "/api/v1/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+#[utoipa::path(tag = "notifications", params(UnsubscribeQuery),
     responses((status = 200, description = "An HTML page with the unsubscribe button", content_type = "text/html"),
               (status = 400, body = ErrorBody)))]
+#[get("/unsubscribe")]
 pub async fn unsubscribe_page(
     n: web::Data<Notifications>,
     query: web::Query<UnsubscribeQuery>,
@@ -168,8 +173,9 @@ pub async fn unsubscribe_page(
 }
 
 /// Turns emails of the link's event type off, without logging in (the token is signed).
-#[utoipa::path(post, path = "/api/v1/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+#[utoipa::path(tag = "notifications", params(UnsubscribeQuery),
     responses((status = 200, body = Unsubscribed), (status = 400, body = ErrorBody)))]
+#[post("/unsubscribe")]
 pub async fn unsubscribe(
     n: web::Data<Notifications>,
     query: web::Query<UnsubscribeQuery>,

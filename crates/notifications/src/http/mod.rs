@@ -7,15 +7,15 @@ mod webhooks;
 
 use crate::SCOPE_AREA;
 use crate::inbox::Reader;
-use actix_web::web;
 use keel_http::{Access, ApiError, Authenticated, Caller};
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 pub use openapi::NotificationsApi;
 
 /// Mounts every notifications route; static paths before patterned ones (actix tries
 /// routes in registration order).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig) {
     inbox::configure(cfg);
     webhooks::configure(cfg);
 }

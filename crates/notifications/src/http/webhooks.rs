@@ -5,38 +5,31 @@ use crate::Notifications;
 use crate::webhooks::deliveries::Delivery;
 use crate::webhooks::endpoints::{Endpoint, EndpointChanges, EndpointWithSecret, NewEndpoint};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use keel_http::{
     Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
 };
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org_id}/webhooks", web::post().to(create))
-        .route("/orgs/{org_id}/webhooks", web::get().to(list))
-        .route("/orgs/{org_id}/webhooks/{id}", web::get().to(get))
-        .route("/orgs/{org_id}/webhooks/{id}", web::patch().to(update))
-        .route("/orgs/{org_id}/webhooks/{id}", web::delete().to(delete))
-        .route(
-            "/orgs/{org_id}/webhooks/{id}/rotate-secret",
-            web::post().to(rotate_secret),
-        )
-        .route("/orgs/{org_id}/webhooks/{id}/test", web::post().to(test))
-        .route(
-            "/orgs/{org_id}/webhooks/{id}/deliveries",
-            web::get().to(deliveries),
-        )
-        .route(
-            "/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            web::post().to(redeliver),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_webhook)
+        .service(list_webhooks)
+        .service(get_webhook)
+        .service(update_webhook)
+        .service(delete_webhook)
+        .service(rotate_webhook_secret)
+        .service(test_webhook)
+        .service(list_deliveries)
+        .service(redeliver);
 }
 
 /// Adds an endpoint. The answer carries the signing secret, shown this once.
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewEndpoint,
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])), request_body = NewEndpoint,
     responses((status = 201, body = EndpointWithSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create(
+#[post("/orgs/{org_id}/webhooks")]
+pub async fn create_webhook(
     n: web::Data<Notifications>,
     caller: Authenticated,
     org_id: web::Path<Uuid>,
@@ -51,10 +44,11 @@ pub async fn create(
 }
 
 /// The organization's endpoints (without secrets), oldest first.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks", tag = "webhooks", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Paginated<Endpoint>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn list(
+#[get("/orgs/{org_id}/webhooks")]
+pub async fn list_webhooks(
     n: web::Data<Notifications>,
     caller: Authenticated,
     org_id: web::Path<Uuid>,
@@ -65,10 +59,11 @@ pub async fn list(
 }
 
 /// One endpoint (without its secret).
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = Endpoint), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub async fn get(
+#[get("/orgs/{org_id}/webhooks/{id}")]
+pub async fn get_webhook(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -79,11 +74,12 @@ pub async fn get(
 }
 
 /// Changes the URL, description or event types; `enabled` pauses or re-enables it.
-#[utoipa::path(patch, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     request_body = EndpointChanges,
     responses((status = 200, body = Endpoint), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn update(
+#[patch("/orgs/{org_id}/webhooks/{id}")]
+pub async fn update_webhook(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -95,9 +91,10 @@ pub async fn update(
 }
 
 /// Deletes the endpoint and its delivery log.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org_id}/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(
+#[delete("/orgs/{org_id}/webhooks/{id}")]
+pub async fn delete_webhook(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -110,10 +107,11 @@ pub async fn delete(
 
 /// A new signing secret, shown once; the old one keeps signing too for
 /// `webhooks.secret_overlap_hours` (see `previous_secret_expires_at`).
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = EndpointWithSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub async fn rotate_secret(
+#[post("/orgs/{org_id}/webhooks/{id}/rotate-secret")]
+pub async fn rotate_webhook_secret(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -127,10 +125,11 @@ pub async fn rotate_secret(
 }
 
 /// Queues a `webhook.test` delivery to this endpoint; follow it in the delivery log.
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn test(
+#[post("/orgs/{org_id}/webhooks/{id}/test")]
+pub async fn test_webhook(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -145,11 +144,12 @@ pub async fn test(
 
 /// The endpoint's deliveries, newest first: status, attempts, last response code,
 /// latency and error.
-#[utoipa::path(get, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(tag = "webhooks", security(("bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = Paginated<Delivery>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn deliveries(
+#[get("/orgs/{org_id}/webhooks/{id}/deliveries")]
+pub async fn list_deliveries(
     n: web::Data<Notifications>,
     caller: Authenticated,
     path: web::Path<(Uuid, Uuid)>,
@@ -162,10 +162,11 @@ pub async fn deliveries(
 
 /// Sends a delivered or failed delivery again (same delivery id, same body); 409 while it
 /// is still being attempted.
-#[utoipa::path(post, path = "/api/v1/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+#[utoipa::path(tag = "webhooks",
     security(("bearer" = [])),
     responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/orgs/{org_id}/webhooks/{id}/deliveries/{delivery_id}/redeliver")]
 pub async fn redeliver(
     n: web::Data<Notifications>,
     caller: Authenticated,
