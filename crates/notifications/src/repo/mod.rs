@@ -3,5 +3,7 @@
 //! connection (never the pool), so a service can run several of them, and enqueue jobs,
 //! in one transaction.
 
+pub mod deliveries;
+pub mod endpoints;
 pub mod inbox;
 pub mod preferences;
