@@ -3,8 +3,11 @@
 //! delivery log API, and purged by retention.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::now;
+use diesel::dsl::{AsExprOf, now};
+use diesel::pg::data_types::PgInterval;
+use diesel::pg::expression::extensions::IntervalDsl;
 use diesel::prelude::*;
+use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_persistence::DbResult;
 use keel_persistence::schema::notifications_webhook_deliveries as d;
@@ -60,6 +63,18 @@ pub struct NewDelivery<'a> {
     pub event_type: &'a str,
     /// The exact JSON body every attempt sends.
     pub body: &'a str,
+}
+
+/// Creates an event's delivery; false when this event already has one to this endpoint
+/// (the fan-out ran before).
+pub async fn insert_once(conn: &mut AsyncPgConnection, new: &NewDelivery<'_>) -> DbResult<bool> {
+    let n = diesel::insert_into(d::table)
+        .values(new)
+        .on_conflict((d::endpoint_id, d::event_id))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewDelivery<'_>) -> DbResult<Delivery> {
@@ -211,4 +226,47 @@ pub async fn finish(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A delivery that no longer keeps its event: finished, or pending without an attempt
+/// for `stalled_after_days` (its job died).
+#[diesel::dsl::auto_type]
+pub(super) fn finished_or_stalled(stalled_after_days: i32) -> _ {
+    let pending: DeliveryStatus = DeliveryStatus::Pending;
+    let db_now: AsExprOf<now, Timestamptz> = now.into_sql::<Timestamptz>();
+    let stalled: PgInterval = stalled_after_days.days();
+    d::status.ne(pending).or(d::updated_at.lt(db_now - stalled))
+}
+
+/// Deletes the finished or stalled deliveries of the events `event_ids`.
+pub async fn purge_of_events(
+    conn: &mut AsyncPgConnection,
+    event_ids: &[Uuid],
+    stalled_after_days: i32,
+) -> DbResult<usize> {
+    diesel::delete(
+        d::table
+            .filter(d::event_id.eq_any(event_ids))
+            .filter(finished_or_stalled(stalled_after_days)),
+    )
+    .execute(conn)
+    .await
+    .map_err(Into::into)
+}
+
+/// Deletes the finished or stalled test deliveries created before `cutoff`.
+pub async fn purge_tests(
+    conn: &mut AsyncPgConnection,
+    cutoff: DateTime<Utc>,
+    stalled_after_days: i32,
+) -> DbResult<usize> {
+    diesel::delete(
+        d::table
+            .filter(d::event_id.is_null())
+            .filter(d::created_at.lt(cutoff))
+            .filter(finished_or_stalled(stalled_after_days)),
+    )
+    .execute(conn)
+    .await
+    .map_err(Into::into)
 }

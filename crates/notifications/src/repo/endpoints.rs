@@ -205,6 +205,22 @@ pub async fn rotate_secret(
         .map_err(Into::into)
 }
 
+/// The enabled endpoints of the organization subscribed to `event_type` (or to `*`).
+pub async fn subscribed(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    event_type: &str,
+) -> DbResult<Vec<Uuid>> {
+    e::table
+        .filter(e::org_id.eq(org_id))
+        .filter(e::enabled)
+        .filter(e::event_types.overlaps_with(vec![event_type, "*"]))
+        .select(e::id)
+        .load(conn)
+        .await
+        .map_err(Into::into)
+}
+
 /// Ends the endpoint's failure streak and closes its breaker; writes nothing when there
 /// is no streak to end (judged by the row as it is now).
 pub async fn end_streak(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<()> {

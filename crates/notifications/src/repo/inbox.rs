@@ -34,6 +34,35 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
 }
 
+/// A notification to write for one recipient of an event.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = inbox)]
+pub struct NewNotification<'a> {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub event_type: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub link: Option<&'a str>,
+    pub data: &'a serde_json::Value,
+}
+
+/// Writes the notification; false when this event already notified this user.
+pub async fn insert_once(
+    conn: &mut AsyncPgConnection,
+    new: &NewNotification<'_>,
+) -> DbResult<bool> {
+    let n = diesel::insert_into(inbox::table)
+        .values(new)
+        .on_conflict((inbox::event_id, inbox::user_id))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
 /// A user's notifications in an organization, newest first, after the `after` cursor;
 /// only the unread ones when `unread_only`.
 pub async fn list(
@@ -112,4 +141,28 @@ pub async fn mark_all_read(
     .execute(conn)
     .await
     .map_err(Into::into)
+}
+
+/// The `(user_id, org_id)` pairs with an unread notification of the events `event_ids`:
+/// whose unread count deleting them changes.
+pub async fn unread_readers(
+    conn: &mut AsyncPgConnection,
+    event_ids: &[Uuid],
+) -> DbResult<Vec<(Uuid, Uuid)>> {
+    inbox::table
+        .filter(inbox::event_id.eq_any(event_ids))
+        .filter(inbox::read_at.is_null())
+        .select((inbox::user_id, inbox::org_id))
+        .distinct()
+        .load(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// Deletes the notifications of the events `event_ids`; returns how many went.
+pub async fn delete_of_events(conn: &mut AsyncPgConnection, event_ids: &[Uuid]) -> DbResult<usize> {
+    diesel::delete(inbox::table.filter(inbox::event_id.eq_any(event_ids)))
+        .execute(conn)
+        .await
+        .map_err(Into::into)
 }

@@ -5,5 +5,6 @@
 
 pub mod deliveries;
 pub mod endpoints;
+pub mod events;
 pub mod inbox;
 pub mod preferences;

@@ -1,7 +1,7 @@
 //! Per-user channel choices (`notifications_preferences`): only the stored exceptions to
 //! "every channel on"; read by the preferences API and by the fan-out.
 
-use diesel::dsl::now;
+use diesel::dsl::{not, now};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -53,4 +53,20 @@ pub async fn set(conn: &mut AsyncPgConnection, user_id: Uuid, p: &Preference) ->
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The `(user_id, channel)` pairs of `user_ids` that turned `event_type` off.
+pub async fn turned_off(
+    conn: &mut AsyncPgConnection,
+    user_ids: &[Uuid],
+    event_type: &str,
+) -> DbResult<Vec<(Uuid, String)>> {
+    prefs::table
+        .filter(prefs::user_id.eq_any(user_ids))
+        .filter(prefs::event_type.eq(event_type))
+        .filter(not(prefs::enabled))
+        .select((prefs::user_id, prefs::channel))
+        .load(conn)
+        .await
+        .map_err(Into::into)
 }
