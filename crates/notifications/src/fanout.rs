@@ -9,14 +9,14 @@
 //! keeps what it committed; its retry goes through every chunk again, where what was
 //! committed costs a no-op statement per write.
 
+use crate::repo::deliveries::NewDelivery;
+use crate::repo::inbox::NewNotification;
+use crate::repo::{deliveries, endpoints, events, inbox, preferences};
 use crate::service::Notifications;
 use crate::webhooks::deliver::Deliver;
 use crate::webhooks::envelope;
 use crate::{Recipient, Template};
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Array, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use keel_events::Event;
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, DbResult};
@@ -41,28 +41,6 @@ impl Job for FanOut {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 }
 
-#[derive(QueryableByName)]
-struct EventRow {
-    #[diesel(sql_type = Jsonb)]
-    event: serde_json::Value,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-}
-
-#[derive(QueryableByName)]
-struct Off {
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-    #[diesel(sql_type = Text)]
-    channel: String,
-}
-
-#[derive(QueryableByName)]
-struct EndpointId {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
 /// What one run wrote: doorbells to ring and unread counts to drop after the commit.
 #[derive(Default)]
 struct Written {
@@ -74,33 +52,20 @@ impl Notifications {
     pub(crate) async fn fan_out(&self, event_id: Uuid) -> Result<(), JobError> {
         let inner = &self.inner;
         let mut conn = inner.pool.get().await?;
-        let row: EventRow =
-            diesel::sql_query("SELECT event, created_at FROM notifications_events WHERE id = $1")
-                .bind::<SqlUuid, _>(event_id)
-                .get_result(&mut conn)
-                .await
-                .map_err(DbError::from)?;
-        let event: Event = serde_json::from_value(row.event).map_err(JobError::permanent)?;
+        let (event, created_at) = events::get(&mut conn, event_id).await?;
+        let event: Event = serde_json::from_value(event).map_err(JobError::permanent)?;
         let recipients = inner
             .directory
             .recipients(&mut conn, event.org_id, &event.audience)
             .await?;
         let user_ids: Vec<Uuid> = recipients.iter().map(|r| r.user_id).collect();
-        let off: HashSet<(Uuid, String)> = diesel::sql_query(
-            "SELECT user_id, channel FROM notifications_preferences \
-             WHERE user_id = ANY($1) AND event_type = $2 AND NOT enabled",
-        )
-        .bind::<Array<SqlUuid>, _>(&user_ids)
-        .bind::<Text, _>(&event.event_type)
-        .load::<Off>(&mut conn)
-        .await
-        .map_err(DbError::from)?
-        .into_iter()
-        .map(|o| (o.user_id, o.channel))
-        .collect();
+        let off: HashSet<(Uuid, String)> =
+            preferences::turned_off(&mut conn, &user_ids, &event.event_type)
+                .await?
+                .into_iter()
+                .collect();
         drop(conn);
 
-        let created_at = row.created_at;
         let rings = inner
             .pool
             .get()
@@ -194,32 +159,20 @@ impl Notifications {
         event: &Event,
         at: DateTime<Utc>,
     ) -> DbResult<Vec<Enqueued>> {
-        let endpoints: Vec<EndpointId> = diesel::sql_query(
-            "SELECT id FROM notifications_webhook_endpoints \
-             WHERE org_id = $1 AND enabled AND event_types && ARRAY[$2, '*']",
-        )
-        .bind::<SqlUuid, _>(event.org_id)
-        .bind::<Text, _>(&event.event_type)
-        .load(conn)
-        .await?;
+        let endpoint_ids = endpoints::subscribed(conn, event.org_id, &event.event_type).await?;
         let mut rings = Vec::new();
-        for endpoint in endpoints {
+        for endpoint_id in endpoint_ids {
             let delivery_id = Uuid::now_v7();
             let body = envelope(delivery_id, &event.event_type, at, &event.data);
-            let created = diesel::sql_query(
-                "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_id, event_type, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-            )
-            .bind::<SqlUuid, _>(delivery_id)
-            .bind::<SqlUuid, _>(endpoint.id)
-            .bind::<SqlUuid, _>(event.org_id)
-            .bind::<SqlUuid, _>(event_id)
-            .bind::<Text, _>(&event.event_type)
-            .bind::<Text, _>(&body)
-            .execute(conn)
-            .await?
-                == 1;
-            if created {
+            let delivery = NewDelivery {
+                id: delivery_id,
+                endpoint_id,
+                org_id: event.org_id,
+                event_id: Some(event_id),
+                event_type: &event.event_type,
+                body: &body,
+            };
+            if deliveries::insert_once(conn, &delivery).await? {
                 rings.push(
                     self.inner
                         .queue
@@ -239,20 +192,16 @@ async fn insert_inbox(
     r: &Recipient,
     event: &Event,
 ) -> DbResult<bool> {
-    let n = diesel::sql_query(
-        "INSERT INTO notifications_inbox (id, event_id, org_id, user_id, event_type, title, body, link, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id, user_id) DO NOTHING",
-    )
-    .bind::<SqlUuid, _>(Uuid::now_v7())
-    .bind::<SqlUuid, _>(event_id)
-    .bind::<SqlUuid, _>(event.org_id)
-    .bind::<SqlUuid, _>(r.user_id)
-    .bind::<Text, _>(&event.event_type)
-    .bind::<Text, _>(&event.title)
-    .bind::<Text, _>(&event.body)
-    .bind::<diesel::sql_types::Nullable<Text>, _>(event.link.as_deref())
-    .bind::<Jsonb, _>(&event.data)
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
+    let notification = NewNotification {
+        id: Uuid::now_v7(),
+        event_id,
+        org_id: event.org_id,
+        user_id: r.user_id,
+        event_type: &event.event_type,
+        title: &event.title,
+        body: &event.body,
+        link: event.link.as_deref(),
+        data: &event.data,
+    };
+    inbox::insert_once(conn, &notification).await
 }

@@ -6,46 +6,12 @@
 //! read-all.
 
 use crate::error::NotificationsError;
+use crate::repo::inbox;
 use crate::service::Notifications;
-use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use keel_http::pagination::{Page, Paginated};
-use keel_persistence::DbError;
-use serde::Serialize;
 use uuid::Uuid;
 
-/// An in-app notification.
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
-pub struct Notification {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// The event type, e.g. `export.completed`.
-    #[diesel(sql_type = Text)]
-    #[serde(rename = "type")]
-    pub event_type: String,
-    #[diesel(sql_type = Text)]
-    pub title: String,
-    #[diesel(sql_type = Text)]
-    pub body: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub link: Option<String>,
-    /// The event's payload.
-    #[diesel(sql_type = Jsonb)]
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub read_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
+pub use crate::repo::inbox::Notification;
 
 /// Whose inbox: a user acting for an organization.
 #[derive(Debug, Clone, Copy)]
@@ -63,18 +29,14 @@ impl Notifications {
         page: &Page<Uuid>,
     ) -> Result<Paginated<Notification>, NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let rows: Vec<Notification> = diesel::sql_query(
-            "SELECT id, event_type, title, body, link, data, read_at, created_at FROM notifications_inbox \
-             WHERE user_id = $1 AND org_id = $2 AND ($3 = false OR read_at IS NULL) \
-               AND ($4::uuid IS NULL OR id < $4) \
-             ORDER BY id DESC LIMIT $5",
+        let rows = inbox::list(
+            &mut conn,
+            reader.user_id,
+            reader.org_id,
+            unread_only,
+            page.fetch_limit(),
+            page.after,
         )
-        .bind::<SqlUuid, _>(reader.user_id)
-        .bind::<SqlUuid, _>(reader.org_id)
-        .bind::<Bool, _>(unread_only)
-        .bind::<Nullable<SqlUuid>, _>(page.after)
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut conn)
         .await?;
         Ok(Paginated::from_rows(rows, page, |n| n.id))
     }
@@ -88,16 +50,7 @@ impl Notifications {
             .unread
             .get_or_load(&key, || async move {
                 let mut conn = pool.get().await?;
-                let count: Count = diesel::sql_query(
-                    "SELECT count(*) AS n FROM notifications_inbox \
-                     WHERE user_id = $1 AND org_id = $2 AND read_at IS NULL",
-                )
-                .bind::<SqlUuid, _>(reader.user_id)
-                .bind::<SqlUuid, _>(reader.org_id)
-                .get_result(&mut conn)
-                .await
-                .map_err(DbError::from)?;
-                Ok::<_, DbError>(count.n)
+                inbox::unread_count(&mut conn, reader.user_id, reader.org_id).await
             })
             .await?)
     }
@@ -105,17 +58,9 @@ impl Notifications {
     /// Marks one notification read (again is fine); 404 when it is not the reader's.
     pub async fn mark_read(&self, reader: Reader, id: Uuid) -> Result<(), NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let n = diesel::sql_query(
-            "UPDATE notifications_inbox SET read_at = COALESCE(read_at, now()) \
-             WHERE id = $1 AND user_id = $2 AND org_id = $3",
-        )
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(reader.user_id)
-        .bind::<SqlUuid, _>(reader.org_id)
-        .execute(&mut conn)
-        .await?;
+        let found = inbox::mark_read(&mut conn, reader.user_id, reader.org_id, id).await?;
         drop(conn);
-        if n == 0 {
+        if !found {
             return Err(NotificationsError::NotFound);
         }
         self.forget_unread(reader).await;
@@ -125,14 +70,7 @@ impl Notifications {
     /// Marks every unread notification read; returns how many were.
     pub async fn mark_all_read(&self, reader: Reader) -> Result<usize, NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let n = diesel::sql_query(
-            "UPDATE notifications_inbox SET read_at = now() \
-             WHERE user_id = $1 AND org_id = $2 AND read_at IS NULL",
-        )
-        .bind::<SqlUuid, _>(reader.user_id)
-        .bind::<SqlUuid, _>(reader.org_id)
-        .execute(&mut conn)
-        .await?;
+        let n = inbox::mark_all_read(&mut conn, reader.user_id, reader.org_id).await?;
         drop(conn);
         self.forget_unread(reader).await;
         Ok(n)

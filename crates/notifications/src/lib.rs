@@ -32,6 +32,7 @@ pub mod jobs;
 mod mailer;
 mod message;
 pub mod preferences;
+mod repo;
 pub mod retention;
 mod service;
 mod template;

@@ -2,32 +2,16 @@
 //! unless the user turned it off; only the choices are stored.
 
 use crate::error::NotificationsError;
+use crate::repo::preferences;
 use crate::service::Notifications;
-use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Text, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use keel_persistence::AsyncConnection as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::repo::preferences::Preference;
+
 /// The channels a person can be told on (webhooks are per organization, not per person).
 pub const CHANNELS: &[&str] = &["in_app", "email"];
-
-/// One choice: `event_type` on `channel` is on or off.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, QueryableByName, utoipa::ToSchema,
-)]
-#[serde(deny_unknown_fields)]
-pub struct Preference {
-    /// An event type such as `export.completed`.
-    #[diesel(sql_type = Text)]
-    pub event_type: String,
-    /// `in_app` or `email`.
-    #[diesel(sql_type = Text)]
-    pub channel: String,
-    #[diesel(sql_type = Bool)]
-    pub enabled: bool,
-}
 
 /// The caller's choices; anything not listed is on.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -42,14 +26,9 @@ const MAX_PREFERENCES: usize = 200;
 impl Notifications {
     pub async fn preferences(&self, user_id: Uuid) -> Result<Preferences, NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let preferences = diesel::sql_query(
-            "SELECT event_type, channel, enabled FROM notifications_preferences \
-             WHERE user_id = $1 ORDER BY event_type, channel",
-        )
-        .bind::<SqlUuid, _>(user_id)
-        .load(&mut conn)
-        .await?;
-        Ok(Preferences { preferences })
+        Ok(Preferences {
+            preferences: preferences::list(&mut conn, user_id).await?,
+        })
     }
 
     /// Sets the listed choices (others keep theirs); validated as a whole first, so a
@@ -80,7 +59,7 @@ impl Notifications {
             .await?
             .transaction(async |conn| {
                 for p in &input {
-                    set_one(conn, user_id, p).await?;
+                    preferences::set(conn, user_id, p).await?;
                 }
                 Ok::<_, NotificationsError>(())
             })
@@ -113,27 +92,9 @@ impl Notifications {
             channel: "email".to_owned(),
             enabled: false,
         };
-        set_one(&mut conn, user_id, &off).await?;
+        preferences::set(&mut conn, user_id, &off).await?;
         Ok(off.event_type)
     }
-}
-
-async fn set_one(
-    conn: &mut keel_persistence::AsyncPgConnection,
-    user_id: Uuid,
-    p: &Preference,
-) -> Result<(), diesel::result::Error> {
-    diesel::sql_query(
-        "INSERT INTO notifications_preferences (user_id, event_type, channel, enabled) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (user_id, event_type, channel) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now()",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(&p.event_type)
-    .bind::<Text, _>(&p.channel)
-    .bind::<Bool, _>(p.enabled)
-    .execute(conn)
-    .await
-    .map(drop)
 }
 
 /// `domain.name` in lowercase letters, digits and `_`, dot-separated, or `*` where the

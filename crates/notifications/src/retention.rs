@@ -10,17 +10,13 @@
 
 use crate::error::NotificationsError;
 use crate::inbox::Reader;
+use crate::repo::{deliveries, events, inbox};
 use crate::service::Notifications;
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Integer, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use keel_persistence::AsyncConnection as _;
-use keel_persistence::DbError;
 use keel_queue::Job;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Events deleted per transaction: short transactions, and a job that stops in the middle
 /// has kept what it deleted.
@@ -41,11 +37,6 @@ impl Job for Purge {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(600));
 }
 
-/// A delivery that no longer keeps its event: finished, or pending without an attempt
-/// for [`STALLED_AFTER_DAYS`] (bound as `$2`).
-const FINISHED_OR_STALLED: &str =
-    "(status <> 'pending' OR updated_at < now() - make_interval(days => $2))";
-
 /// One batch: how many old events it looked at, what it deleted, whose unread count moved.
 #[derive(Default)]
 struct Batch {
@@ -60,20 +51,6 @@ pub struct Purged {
     pub events: usize,
     pub notifications: usize,
     pub deliveries: usize,
-}
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-#[derive(QueryableByName)]
-struct Unread {
-    #[diesel(sql_type = SqlUuid)]
-    user_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    org_id: Uuid,
 }
 
 impl Notifications {
@@ -105,15 +82,7 @@ impl Notifications {
             }
         }
         let mut conn = self.inner.pool.get().await?;
-        purged.deliveries += diesel::sql_query(format!(
-            "DELETE FROM notifications_webhook_deliveries \
-             WHERE event_id IS NULL AND created_at < $1 AND {FINISHED_OR_STALLED}"
-        ))
-        .bind::<Timestamptz, _>(cutoff)
-        .bind::<Integer, _>(STALLED_AFTER_DAYS)
-        .execute(&mut conn)
-        .await
-        .map_err(DbError::from)?;
+        purged.deliveries += deliveries::purge_tests(&mut conn, cutoff, STALLED_AFTER_DAYS).await?;
         Ok(purged)
     }
 
@@ -127,17 +96,8 @@ impl Notifications {
             .get()
             .await?
             .transaction(async |conn| {
-                let candidates: Vec<Uuid> = ids(diesel::sql_query(format!(
-                    "SELECT id FROM notifications_events e WHERE created_at < $1 \
-                         AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
-                                         WHERE d.event_id = e.id AND NOT {FINISHED_OR_STALLED}) \
-                         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"
-                ))
-                .bind::<Timestamptz, _>(cutoff)
-                .bind::<Integer, _>(STALLED_AFTER_DAYS)
-                .bind::<BigInt, _>(BATCH)
-                .load::<Id>(conn)
-                .await?);
+                let candidates =
+                    events::lock_purgeable(conn, cutoff, STALLED_AFTER_DAYS, BATCH).await?;
                 let mut batch = Batch {
                     candidates: candidates.len(),
                     ..Batch::default()
@@ -145,51 +105,18 @@ impl Notifications {
                 if candidates.is_empty() {
                     return Ok(batch);
                 }
-                batch.purged.deliveries = diesel::sql_query(format!(
-                    "DELETE FROM notifications_webhook_deliveries \
-                         WHERE event_id = ANY($1) AND {FINISHED_OR_STALLED}"
-                ))
-                .bind::<Array<SqlUuid>, _>(&candidates)
-                .bind::<Integer, _>(STALLED_AFTER_DAYS)
-                .execute(conn)
-                .await?;
-                let doomed: Vec<Uuid> = ids(diesel::sql_query(
-                    "SELECT id FROM notifications_events e WHERE id = ANY($1) \
-                         AND NOT EXISTS (SELECT 1 FROM notifications_webhook_deliveries d \
-                                         WHERE d.event_id = e.id)",
-                )
-                .bind::<Array<SqlUuid>, _>(&candidates)
-                .load::<Id>(conn)
-                .await?);
-                batch.unread = diesel::sql_query(
-                    "SELECT DISTINCT user_id, org_id FROM notifications_inbox \
-                         WHERE event_id = ANY($1) AND read_at IS NULL",
-                )
-                .bind::<Array<SqlUuid>, _>(&doomed)
-                .load::<Unread>(conn)
-                .await?
-                .into_iter()
-                .map(|u| Reader {
-                    user_id: u.user_id,
-                    org_id: u.org_id,
-                })
-                .collect();
-                batch.purged.notifications =
-                    diesel::sql_query("DELETE FROM notifications_inbox WHERE event_id = ANY($1)")
-                        .bind::<Array<SqlUuid>, _>(&doomed)
-                        .execute(conn)
-                        .await?;
-                batch.purged.events =
-                    diesel::sql_query("DELETE FROM notifications_events WHERE id = ANY($1)")
-                        .bind::<Array<SqlUuid>, _>(&doomed)
-                        .execute(conn)
-                        .await?;
+                batch.purged.deliveries =
+                    deliveries::purge_of_events(conn, &candidates, STALLED_AFTER_DAYS).await?;
+                let doomed = events::without_deliveries(conn, &candidates).await?;
+                batch.unread = inbox::unread_readers(conn, &doomed)
+                    .await?
+                    .into_iter()
+                    .map(|(user_id, org_id)| Reader { user_id, org_id })
+                    .collect();
+                batch.purged.notifications = inbox::delete_of_events(conn, &doomed).await?;
+                batch.purged.events = events::delete(conn, &doomed).await?;
                 Ok::<_, NotificationsError>(batch)
             })
             .await
     }
-}
-
-fn ids(rows: Vec<Id>) -> Vec<Uuid> {
-    rows.into_iter().map(|row| row.id).collect()
 }

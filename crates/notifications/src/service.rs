@@ -4,10 +4,10 @@
 use crate::Mailer;
 use crate::directory::Directory;
 use crate::fanout::FanOut;
+use crate::repo;
 use crate::unsubscribe::UnsubscribeLinks;
 use crate::webhooks::guard::UrlPolicy;
 use crate::webhooks::send::Sender;
-use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_cache::{Cache, Namespace};
@@ -88,17 +88,7 @@ impl Notifications {
         let id = Uuid::now_v7();
         let json = serde_json::to_value(event)
             .map_err(|e| DbError::internal("serialising an event", e))?;
-        diesel_async::RunQueryDsl::execute(
-            diesel::sql_query(
-                "INSERT INTO notifications_events (id, org_id, event_type, event) VALUES ($1, $2, $3, $4)",
-            )
-            .bind::<SqlUuid, _>(id)
-            .bind::<SqlUuid, _>(event.org_id)
-            .bind::<Text, _>(&event.event_type)
-            .bind::<Jsonb, _>(json),
-            conn,
-        )
-        .await?;
+        repo::events::insert(conn, id, event.org_id, &event.event_type, &json).await?;
         metrics::counter!("keel_events_published_total").increment(1);
         self.inner
             .queue

@@ -11,17 +11,16 @@
 //!   `webhooks.disable_after_failures` the endpoint is disabled and the organization's
 //!   admins are told (in-app and email) through a `webhook.disabled` event.
 
+use crate::repo::deliveries::{self, AttemptOutcome, Target};
+use crate::repo::endpoints;
 use crate::service::Notifications;
 use crate::webhooks::deliveries::DeliveryStatus;
 use crate::webhooks::send::{Attempt, Verdict};
 use crate::webhooks::{observe, signing};
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use keel_events::{Audience, Event};
 use keel_persistence::AsyncConnection as _;
-use keel_persistence::{AsyncPgConnection, DbError, DbResult, OptionalExt};
+use keel_persistence::{AsyncPgConnection, DbError, DbResult};
 use keel_queue::{Job, JobContext, JobError, backoff};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -42,40 +41,6 @@ impl Job for Deliver {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 }
 
-#[derive(QueryableByName)]
-struct Target {
-    #[diesel(sql_type = Text)]
-    status: DeliveryStatus,
-    #[diesel(sql_type = Text)]
-    body: String,
-    #[diesel(sql_type = Text)]
-    event_type: String,
-    #[diesel(sql_type = SqlUuid)]
-    endpoint_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    org_id: Uuid,
-    #[diesel(sql_type = Text)]
-    url: String,
-    #[diesel(sql_type = Bool)]
-    enabled: bool,
-    #[diesel(sql_type = Text)]
-    secret: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    previous_secret: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    previous_secret_expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(QueryableByName)]
-struct Streak {
-    #[diesel(sql_type = Integer)]
-    consecutive_failures: i32,
-    #[diesel(sql_type = Bool)]
-    enabled: bool,
-    #[diesel(sql_type = Text)]
-    url: String,
-}
-
 impl Notifications {
     pub(crate) async fn deliver(
         &self,
@@ -84,7 +49,7 @@ impl Notifications {
     ) -> Result<(), JobError> {
         let settings = &self.inner.settings.webhooks;
         let mut conn = self.inner.pool.get().await?;
-        let Some(target) = load_target(&mut conn, delivery_id).await? else {
+        let Some(target) = deliveries::target(&mut conn, delivery_id).await? else {
             // The endpoint (and with it the delivery) was deleted.
             return Ok(());
         };
@@ -92,7 +57,7 @@ impl Notifications {
             return Ok(());
         }
         if !target.enabled {
-            finish(
+            deliveries::finish(
                 &mut conn,
                 delivery_id,
                 DeliveryStatus::Failed,
@@ -138,15 +103,7 @@ impl Notifications {
                 record_attempt(&mut conn, delivery_id, &attempt, DeliveryStatus::Delivered).await?;
                 // Written only when there is a streak to end (a healthy endpoint costs no
                 // write), judged by the row as it is now, not as this job loaded it.
-                diesel::sql_query(
-                    "UPDATE notifications_webhook_endpoints SET consecutive_failures = 0, \
-                     breaker_open_until = NULL \
-                     WHERE id = $1 AND (consecutive_failures > 0 OR breaker_open_until IS NOT NULL)",
-                )
-                .bind::<SqlUuid, _>(target.endpoint_id)
-                .execute(&mut conn)
-                .await
-                .map_err(DbError::from)?;
+                endpoints::end_streak(&mut conn, target.endpoint_id).await?;
                 observe::breaker_gauge(&host, false);
                 Ok(())
             }
@@ -222,18 +179,12 @@ impl Notifications {
             .inner
             .pool
             .get().await?.transaction(async |conn| {
-                    let streak: Streak = diesel::sql_query(
-                        "UPDATE notifications_webhook_endpoints SET \
-                             consecutive_failures = consecutive_failures + 1, \
-                             breaker_open_until = CASE WHEN consecutive_failures + 1 >= $2 \
-                                 THEN now() + make_interval(secs => $3::double precision) \
-                                 ELSE breaker_open_until END \
-                         WHERE id = $1 RETURNING consecutive_failures, enabled, url",
+                    let streak = endpoints::count_failure(
+                        conn,
+                        endpoint_id,
+                        i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX),
+                        settings.breaker_cooldown(),
                     )
-                    .bind::<SqlUuid, _>(endpoint_id)
-                    .bind::<Integer, _>(i32::try_from(settings.breaker_threshold).unwrap_or(i32::MAX))
-                    .bind::<diesel::sql_types::Double, _>(settings.breaker_cooldown().as_secs_f64())
-                    .get_result(conn)
                     .await?;
                     let limit = i32::try_from(settings.disable_after_failures).unwrap_or(i32::MAX);
                     if !streak.enabled || streak.consecutive_failures < limit {
@@ -244,14 +195,7 @@ impl Notifications {
                         ));
                     }
                     let reason = format!("{limit} failed attempts in a row");
-                    diesel::sql_query(
-                        "UPDATE notifications_webhook_endpoints SET enabled = false, \
-                         disabled_reason = $2, updated_at = now() WHERE id = $1",
-                    )
-                    .bind::<SqlUuid, _>(endpoint_id)
-                    .bind::<Text, _>(&reason)
-                    .execute(conn)
-                    .await?;
+                    endpoints::disable(conn, endpoint_id, &reason).await?;
                     let event = Event {
                         event_type: "webhook.disabled".to_owned(),
                         org_id,
@@ -282,20 +226,6 @@ impl Notifications {
     }
 }
 
-async fn load_target(conn: &mut AsyncPgConnection, delivery_id: Uuid) -> DbResult<Option<Target>> {
-    diesel::sql_query(
-        "SELECT d.status, d.body, d.event_type, e.id AS endpoint_id, e.org_id, e.url, e.enabled, e.secret, \
-                e.previous_secret, e.previous_secret_expires_at \
-         FROM notifications_webhook_deliveries d JOIN notifications_webhook_endpoints e ON e.id = d.endpoint_id \
-         WHERE d.id = $1",
-    )
-    .bind::<SqlUuid, _>(delivery_id)
-    .get_result(conn)
-    .await
-    .map_err(DbError::from)
-    .optional()
-}
-
 enum Admission {
     Send,
     /// The breaker is open until then.
@@ -312,33 +242,11 @@ async fn admit(
     threshold: i32,
     cooldown: Duration,
 ) -> DbResult<Admission> {
-    #[derive(QueryableByName)]
-    struct Breaker {
-        #[diesel(sql_type = Bool)]
-        admitted: bool,
-        #[diesel(sql_type = Nullable<Timestamptz>)]
-        open_until: Option<DateTime<Utc>>,
-    }
-    let b: Breaker = diesel::sql_query(
-        "WITH probe AS ( \
-             UPDATE notifications_webhook_endpoints \
-             SET breaker_open_until = now() + make_interval(secs => $3::double precision) \
-             WHERE id = $1 AND consecutive_failures >= $2 \
-               AND (breaker_open_until IS NULL OR breaker_open_until <= now()) \
-             RETURNING id) \
-         SELECT (e.consecutive_failures < $2 OR EXISTS (SELECT 1 FROM probe)) AS admitted, \
-                e.breaker_open_until AS open_until \
-         FROM notifications_webhook_endpoints e WHERE e.id = $1",
-    )
-    .bind::<SqlUuid, _>(endpoint_id)
-    .bind::<Integer, _>(threshold)
-    .bind::<diesel::sql_types::Double, _>(cooldown.as_secs_f64())
-    .get_result(conn)
-    .await?;
-    Ok(if b.admitted {
+    let breaker = endpoints::admit(conn, endpoint_id, threshold, cooldown).await?;
+    Ok(if breaker.admitted {
         Admission::Send
     } else {
-        Admission::Wait(b.open_until.unwrap_or_else(Utc::now))
+        Admission::Wait(breaker.open_until.unwrap_or_else(Utc::now))
     })
 }
 
@@ -348,40 +256,12 @@ async fn record_attempt(
     attempt: &Attempt,
     status: DeliveryStatus,
 ) -> DbResult<()> {
-    diesel::sql_query(
-        "UPDATE notifications_webhook_deliveries SET attempts = attempts + 1, status = $2, \
-             response_status = $3, latency_ms = $4, error = $5, response_excerpt = $6, \
-             delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, updated_at = now() \
-         WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(delivery_id)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Integer>, _>(attempt.status.map(i32::from))
-    .bind::<Integer, _>(i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX))
-    .bind::<Nullable<Text>, _>(attempt.error.as_deref())
-    .bind::<Text, _>(&attempt.response_excerpt)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Closes a delivery that was not attempted (the endpoint is disabled).
-async fn finish(
-    conn: &mut AsyncPgConnection,
-    delivery_id: Uuid,
-    status: DeliveryStatus,
-    response_status: Option<i32>,
-    error: &str,
-) -> DbResult<()> {
-    diesel::sql_query(
-        "UPDATE notifications_webhook_deliveries SET status = $2, response_status = $3, error = $4, \
-         updated_at = now() WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(delivery_id)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Integer>, _>(response_status)
-    .bind::<Text, _>(error)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let outcome = AttemptOutcome {
+        status,
+        response_status: attempt.status.map(i32::from),
+        latency_ms: i32::try_from(attempt.latency.as_millis()).unwrap_or(i32::MAX),
+        error: attempt.error.as_deref(),
+        response_excerpt: &attempt.response_excerpt,
+    };
+    deliveries::record_attempt(conn, delivery_id, outcome).await
 }

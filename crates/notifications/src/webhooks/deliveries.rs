@@ -1,71 +1,22 @@
 //! The delivery log of an endpoint, redelivery by hand, and test deliveries.
 
 use crate::error::NotificationsError;
+use crate::repo::deliveries::{self, NewDelivery};
 use crate::service::Notifications;
 use crate::webhooks::deliver::Deliver;
 use crate::webhooks::envelope;
-use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
+use chrono::Utc;
 use futures::future::BoxFuture;
 use keel_http::Reply;
 use keel_http::pagination::{Page, Paginated};
 use keel_persistence::AsyncConnection as _;
-use keel_persistence::{AsyncPgConnection, DbError, OptionalExt};
-use serde::Serialize;
+use keel_persistence::AsyncPgConnection;
 use uuid::Uuid;
 
-const COLUMNS: &str = "id, event_id, event_type, status, attempts, response_status, latency_ms, \
-    error, response_excerpt, created_at, updated_at, delivered_at";
+pub use crate::repo::deliveries::{Delivery, DeliveryStatus};
 
-keel_persistence::text_enum! {
-    /// Where a webhook delivery is (`notifications_webhook_deliveries.status`).
-    #[derive(utoipa::ToSchema)]
-    pub enum DeliveryStatus {
-        /// Its job is still trying.
-        Pending = "pending",
-        /// The receiver answered 2xx.
-        Delivered = "delivered",
-        /// Out of attempts, refused for good, or the endpoint was disabled.
-        Failed = "failed",
-    }
-}
-
-/// One delivery and how its last attempt went.
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
-pub struct Delivery {
-    /// Sent as the `keel-delivery-id` header on every attempt.
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    /// The event delivered; absent for test deliveries.
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    pub event_id: Option<Uuid>,
-    #[diesel(sql_type = Text)]
-    pub event_type: String,
-    #[diesel(sql_type = Text)]
-    pub status: DeliveryStatus,
-    #[diesel(sql_type = Integer)]
-    pub attempts: i32,
-    /// HTTP status of the last attempt, if the receiver answered.
-    #[diesel(sql_type = Nullable<Integer>)]
-    pub response_status: Option<i32>,
-    /// Duration of the last attempt.
-    #[diesel(sql_type = Nullable<Integer>)]
-    pub latency_ms: Option<i32>,
-    /// What went wrong in the last attempt.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub error: Option<String>,
-    /// The first bytes of the last response body.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub response_excerpt: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub delivered_at: Option<DateTime<Utc>>,
-}
+/// The event type of test deliveries.
+const TEST_EVENT_TYPE: &str = "webhook.test";
 
 impl Notifications {
     /// Newest first.
@@ -77,16 +28,13 @@ impl Notifications {
     ) -> Result<Paginated<Delivery>, NotificationsError> {
         self.endpoint(org_id, endpoint_id).await?;
         let mut conn = self.inner.pool.get().await?;
-        let rows: Vec<Delivery> = diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM notifications_webhook_deliveries \
-             WHERE endpoint_id = $1 AND org_id = $2 AND ($3::uuid IS NULL OR id < $3) \
-             ORDER BY id DESC LIMIT $4"
-        ))
-        .bind::<SqlUuid, _>(endpoint_id)
-        .bind::<SqlUuid, _>(org_id)
-        .bind::<Nullable<SqlUuid>, _>(page.after)
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut conn)
+        let rows = deliveries::list(
+            &mut conn,
+            org_id,
+            endpoint_id,
+            page.fetch_limit(),
+            page.after,
+        )
         .await?;
         Ok(Paginated::from_rows(rows, page, |d| d.id))
     }
@@ -104,18 +52,7 @@ impl Notifications {
         self.require_enabled(org_id, endpoint_id).await?;
         self.queue_delivery(reply, move |conn| {
             Box::pin(async move {
-                let delivery: Option<Delivery> = diesel::sql_query(format!(
-                    "SELECT {COLUMNS} FROM notifications_webhook_deliveries \
-                     WHERE id = $1 AND endpoint_id = $2 AND org_id = $3 FOR UPDATE"
-                ))
-                .bind::<SqlUuid, _>(delivery_id)
-                .bind::<SqlUuid, _>(endpoint_id)
-                .bind::<SqlUuid, _>(org_id)
-                .get_result(conn)
-                .await
-                .map_err(DbError::from)
-                .optional()?;
-                match delivery {
+                match deliveries::lock(conn, org_id, endpoint_id, delivery_id).await? {
                     None => return Err(NotificationsError::NotFound),
                     // Its job is still trying: a second one would send it twice at once.
                     Some(d) if d.status == DeliveryStatus::Pending => {
@@ -125,13 +62,7 @@ impl Notifications {
                     }
                     Some(_) => {}
                 }
-                Ok(diesel::sql_query(format!(
-                    "UPDATE notifications_webhook_deliveries SET status = 'pending', updated_at = now() \
-                     WHERE id = $1 RETURNING {COLUMNS}"
-                ))
-                .bind::<SqlUuid, _>(delivery_id)
-                .get_result(conn)
-                .await?)
+                Ok(deliveries::requeue(conn, delivery_id).await?)
             })
         })
         .await
@@ -148,22 +79,21 @@ impl Notifications {
         let delivery_id = Uuid::now_v7();
         let body = envelope(
             delivery_id,
-            "webhook.test",
+            TEST_EVENT_TYPE,
             Utc::now(),
             &serde_json::json!({ "message": "This is a test delivery from Keel." }),
         );
         self.queue_delivery(reply, move |conn| {
             Box::pin(async move {
-                Ok(diesel::sql_query(format!(
-                    "INSERT INTO notifications_webhook_deliveries (id, endpoint_id, org_id, event_type, body) \
-                     VALUES ($1, $2, $3, 'webhook.test', $4) RETURNING {COLUMNS}"
-                ))
-                .bind::<SqlUuid, _>(delivery_id)
-                .bind::<SqlUuid, _>(endpoint_id)
-                .bind::<SqlUuid, _>(org_id)
-                .bind::<Text, _>(body)
-                .get_result(conn)
-                .await?)
+                let test = NewDelivery {
+                    id: delivery_id,
+                    endpoint_id,
+                    org_id,
+                    event_id: None,
+                    event_type: TEST_EVENT_TYPE,
+                    body: &body,
+                };
+                Ok(deliveries::insert(conn, &test).await?)
             })
         })
         .await

@@ -4,60 +4,21 @@
 
 use crate::error::NotificationsError;
 use crate::preferences::check_event_type;
+use crate::repo::endpoints::{self, EndpointEdit};
 use crate::service::Notifications;
 use crate::webhooks::signing;
-use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
-use diesel::sql_types::{
-    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
-};
-use diesel_async::RunQueryDsl;
 use keel_http::Reply;
 use keel_http::pagination::{Page, Paginated};
 use keel_persistence::AsyncConnection as _;
-use keel_persistence::{DbError, OptionalExt};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use crate::repo::endpoints::Endpoint;
 
 /// Most endpoints one organization may have: each event costs one delivery per endpoint.
 pub const MAX_ENDPOINTS: i64 = 20;
 /// Most event types one endpoint may list.
 const MAX_EVENT_TYPES: usize = 50;
-
-const COLUMNS: &str = "id, url, description, event_types, enabled, disabled_reason, \
-    consecutive_failures, breaker_open_until, previous_secret_expires_at, created_at, updated_at";
-
-/// A webhook endpoint, without its secret.
-#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
-pub struct Endpoint {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    #[diesel(sql_type = Text)]
-    pub url: String,
-    #[diesel(sql_type = Text)]
-    pub description: String,
-    /// Event types delivered; `*` means every type.
-    #[diesel(sql_type = Array<Text>)]
-    pub event_types: Vec<String>,
-    /// False once disabled by hand or after too many failures in a row.
-    #[diesel(sql_type = Bool)]
-    pub enabled: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub disabled_reason: Option<String>,
-    /// Failed attempts in a row (0 after any success).
-    #[diesel(sql_type = Integer)]
-    pub consecutive_failures: i32,
-    /// While in the future the circuit breaker holds deliveries back.
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub breaker_open_until: Option<DateTime<Utc>>,
-    /// Until when the previous secret still signs, after a rotation.
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
-}
 
 /// The endpoint with its signing secret: only in the answers to create and rotate.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -105,43 +66,37 @@ impl Notifications {
         // The count and the insert run under a per-organization lock: two concurrent
         // creates at 19 endpoints would otherwise both see 19 (READ COMMITTED) and both
         // insert. The lock is transaction-scoped and taken before the insert's snapshot.
-        self
-            .inner
+        self.inner
             .pool
-            .get().await?.transaction(async |conn| {
-                    diesel::sql_query(
-                        "SELECT pg_advisory_xact_lock(hashtextextended('notifications_webhook_endpoints:' || $1::text, 0))",
-                    )
-                    .bind::<SqlUuid, _>(org_id)
-                    .execute(conn)
-                    .await?;
-                    let endpoint = diesel::sql_query(format!(
-                        "INSERT INTO notifications_webhook_endpoints (id, org_id, url, description, event_types, secret) \
-                         SELECT $1, $2, $3, $4, $5, $6 \
-                         WHERE (SELECT count(*) FROM notifications_webhook_endpoints WHERE org_id = $2) < $7 \
-                         RETURNING {COLUMNS}"
-                    ))
-                    .bind::<SqlUuid, _>(id)
-                    .bind::<SqlUuid, _>(org_id)
-                    .bind::<Text, _>(url)
-                    .bind::<Text, _>(&input.description)
-                    .bind::<Array<Text>, _>(&input.event_types)
-                    .bind::<Text, _>(&secret)
-                    .bind::<BigInt, _>(MAX_ENDPOINTS)
-                    .get_result(conn)
-                    .await
-                    .map_err(DbError::from)
-                    .optional()?;
-                    let endpoint: Endpoint = endpoint.ok_or_else(|| {
+            .get()
+            .await?
+            .transaction(async |conn| {
+                endpoints::lock_org(conn, org_id).await?;
+                let new = endpoints::NewEndpointRow {
+                    id,
+                    org_id,
+                    url: &url,
+                    description: &input.description,
+                    event_types: &input.event_types,
+                    secret: &secret,
+                };
+                let endpoint = endpoints::insert_within_limit(conn, new, MAX_ENDPOINTS)
+                    .await?
+                    .ok_or_else(|| {
                         NotificationsError::invalid(
                             "url",
-                            format!("an organization may have at most {MAX_ENDPOINTS} webhook endpoints"),
+                            format!(
+                                "an organization may have at most {MAX_ENDPOINTS} webhook endpoints"
+                            ),
                         )
                     })?;
-                    let created = EndpointWithSecret { endpoint, secret: secret.clone() };
-                    reply.record(conn, &created).await?;
-                    Ok(created)
-                })
+                let created = EndpointWithSecret {
+                    endpoint,
+                    secret: secret.clone(),
+                };
+                reply.record(conn, &created).await?;
+                Ok(created)
+            })
             .await
     }
 
@@ -151,30 +106,15 @@ impl Notifications {
         page: &Page<Uuid>,
     ) -> Result<Paginated<Endpoint>, NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let rows: Vec<Endpoint> = diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM notifications_webhook_endpoints \
-             WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ))
-        .bind::<SqlUuid, _>(org_id)
-        .bind::<Nullable<SqlUuid>, _>(page.after)
-        .bind::<BigInt, _>(page.fetch_limit())
-        .load(&mut conn)
-        .await?;
+        let rows = endpoints::list(&mut conn, org_id, page.fetch_limit(), page.after).await?;
         Ok(Paginated::from_rows(rows, page, |e| e.id))
     }
 
     pub async fn endpoint(&self, org_id: Uuid, id: Uuid) -> Result<Endpoint, NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM notifications_webhook_endpoints WHERE id = $1 AND org_id = $2"
-        ))
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(org_id)
-        .get_result(&mut conn)
-        .await
-        .map_err(DbError::from)
-        .optional()?
-        .ok_or(NotificationsError::NotFound)
+        endpoints::get(&mut conn, org_id, id)
+            .await?
+            .ok_or(NotificationsError::NotFound)
     }
 
     pub async fn update_endpoint(
@@ -194,44 +134,25 @@ impl Notifications {
             check_description(description)?;
         }
         let mut conn = self.inner.pool.get().await?;
-        diesel::sql_query(format!(
-            "UPDATE notifications_webhook_endpoints SET \
-                 url = COALESCE($3, url), description = COALESCE($4, description), \
-                 event_types = COALESCE($5, event_types), enabled = COALESCE($6, enabled), \
-                 disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason \
-                                        WHEN $6 THEN NULL ELSE 'disabled by a user' END, \
-                 consecutive_failures = CASE WHEN $6 OR $3 IS NOT NULL THEN 0 ELSE consecutive_failures END, \
-                 breaker_open_until = CASE WHEN $6 OR $3 IS NOT NULL THEN NULL ELSE breaker_open_until END, \
-                 updated_at = now() \
-             WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(org_id)
-        .bind::<Nullable<Text>, _>(url)
-        .bind::<Nullable<Text>, _>(changes.description)
-        .bind::<Nullable<Array<Text>>, _>(changes.event_types)
-        .bind::<Nullable<Bool>, _>(changes.enabled)
-        .get_result(&mut conn)
-        .await
-        .map_err(DbError::from)
-        .optional()?
-        .ok_or(NotificationsError::NotFound)
+        let edit = EndpointEdit {
+            url: url.as_deref(),
+            description: changes.description.as_deref(),
+            event_types: changes.event_types.as_deref(),
+            enabled: changes.enabled,
+        };
+        endpoints::update(&mut conn, org_id, id, edit)
+            .await?
+            .ok_or(NotificationsError::NotFound)
     }
 
     /// Deletes the endpoint and its delivery log; queued deliveries find nothing to do.
     pub async fn delete_endpoint(&self, org_id: Uuid, id: Uuid) -> Result<(), NotificationsError> {
         let mut conn = self.inner.pool.get().await?;
-        let n = diesel::sql_query(
-            "DELETE FROM notifications_webhook_endpoints WHERE id = $1 AND org_id = $2",
-        )
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(org_id)
-        .execute(&mut conn)
-        .await?;
-        if n == 0 {
-            return Err(NotificationsError::NotFound);
+        if endpoints::delete(&mut conn, org_id, id).await? {
+            Ok(())
+        } else {
+            Err(NotificationsError::NotFound)
         }
-        Ok(())
     }
 
     /// A new secret; the current one keeps signing (a second `v1=` signature) for
@@ -247,21 +168,9 @@ impl Notifications {
             i32::try_from(self.inner.settings.webhooks.secret_overlap_hours).unwrap_or(24);
         let mut conn = self.inner.pool.get().await?;
         conn.transaction(async |conn| {
-            let endpoint: Endpoint = diesel::sql_query(format!(
-                "UPDATE notifications_webhook_endpoints SET previous_secret = secret, \
-                 previous_secret_expires_at = now() + make_interval(hours => $4::int), \
-                 secret = $3, updated_at = now() \
-             WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
-            ))
-            .bind::<SqlUuid, _>(id)
-            .bind::<SqlUuid, _>(org_id)
-            .bind::<Text, _>(&secret)
-            .bind::<Integer, _>(overlap)
-            .get_result(conn)
-            .await
-            .map_err(DbError::from)
-            .optional()?
-            .ok_or(NotificationsError::NotFound)?;
+            let endpoint = endpoints::rotate_secret(conn, org_id, id, &secret, overlap)
+                .await?
+                .ok_or(NotificationsError::NotFound)?;
             let rotated = EndpointWithSecret {
                 endpoint,
                 secret: secret.clone(),
