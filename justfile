@@ -57,9 +57,15 @@ schema: services tools
     diesel print-schema --database-url "$base/$db" >crates/persistence/src/schema.rs
     echo "regenerated crates/persistence/src/schema.rs"
 
-# Run the test suite against real PostgreSQL and Redis; extra args go to cargo test
+# Run the test suite against real PostgreSQL and Redis, then the OpenAPI contract run;
+# extra args go to cargo test
 test *args: services tools
     eval "$(deploy/local/services.sh test-env)" && cargo test --workspace "$@"
+    deploy/contract/openapi.sh
+
+# Check the served OpenAPI document against a running Keel with schemathesis
+contract: services tools
+    deploy/contract/openapi.sh
 
 # Check formatting and clippy warnings, as CI does
 lint:

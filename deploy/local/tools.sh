@@ -4,10 +4,15 @@
 #   diesel (diesel_cli, PostgreSQL only) at the version that generated schema.rs: `just
 #   schema` regenerates the table definitions with it, and a test compares its output
 #   with the committed file. It links libpq (Debian: libpq-dev).
+#
+#   schemathesis, in a virtualenv under .local/tools: deploy/contract/openapi.sh checks
+#   the served OpenAPI document against the server with it (Debian: python3-venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIESEL_VERSION="2.3.14"
+SCHEMATHESIS_VERSION="4.32.5"
+VENV="$ROOT/.local/tools/venv"
 
 log() { printf 'tools: %s\n' "$*" >&2; }
 
@@ -17,4 +22,14 @@ if [[ "$(diesel --version 2>/dev/null | awk '/Version:/ {print $2; exit}')" != "
     fi
     log "cargo install diesel_cli $DIESEL_VERSION (once)"
     cargo install diesel_cli --version "$DIESEL_VERSION" --no-default-features --features postgres --locked --quiet
+fi
+
+if [[ "$("$VENV/bin/st" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        "$ROOT/deploy/local/services.sh" packages python3 python3-venv
+    fi
+    log "pip install schemathesis $SCHEMATHESIS_VERSION into .local/tools (once)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -15,6 +15,9 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// The areas of the API-key scopes the mounted domains define (`<area>:read|write`).
+pub const SCOPE_AREAS: [&str; 2] = [keel_accounts::SCOPE_AREA, keel_notifications::SCOPE_AREA];
+
 #[derive(Clone, Debug)]
 pub struct Domains {
     pub accounts: Accounts,
@@ -43,7 +46,7 @@ impl Domains {
             Arc::new(AccountEmails(mailer.clone())),
             Arc::new(notifications.clone()),
         )?
-        .with_scope_areas(&[keel_notifications::SCOPE_AREA]);
+        .with_scope_areas(&SCOPE_AREAS);
         Ok(Self {
             accounts,
             mailer,

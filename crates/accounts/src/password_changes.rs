@@ -23,10 +23,9 @@ impl Accounts {
         email: &str,
         reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
-        let Ok(email) = Email::parse("email", email) else {
-            // Same answer as for an unknown address.
-            return Ok(());
-        };
+        // A malformed address is refused (422), as at signup; a well-formed one gets the
+        // same answer whether or not it has an account.
+        let email = Email::parse("email", email)?;
         let secret = token::generate(ONE_TIME_PREFIX);
         let link = format!(
             "{}/reset-password?token={}",

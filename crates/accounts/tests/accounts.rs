@@ -1045,6 +1045,24 @@ async fn password_reset_is_silent_about_accounts_single_use_and_ends_sessions() 
     .await;
     assert_eq!(known, unknown, "no account enumeration");
     assert_eq!(known.0, 202);
+    // What is not an address at all is refused, as at signup.
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/password-resets",
+        None,
+        Some(json!({"email": "not an address"})),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["error"]["field"].as_str()
+        ),
+        (422, Some("validation_failed"), Some("email")),
+        "{body}"
+    );
     let link = emails(&ctx.pool)
         .await
         .into_iter()

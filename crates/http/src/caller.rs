@@ -106,7 +106,6 @@ impl Caller {
 keel_persistence::text_enum! {
     /// A member's role in an organization. Stored as its lowercase name (a checked text
     /// column), serialised the same way.
-    #[derive(utoipa::ToSchema)]
     pub enum Role {
         /// Everything, including making and unmaking owners.
         Owner = "owner",

@@ -17,6 +17,7 @@ pub const CHANNELS: &[&str] = &["in_app", "email"];
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
+    #[schema(max_items = 200)]
     pub preferences: Vec<Preference>,
 }
 

@@ -12,8 +12,9 @@ pub struct UnknownValue {
 
 /// Declares an enum whose values are stored as text: each variant names its word. The
 /// enum gets `as_str`, `ALL`, `Display`, `FromStr` (error: [`UnknownValue`]), serde (the
-/// word), and diesel's mapping to `Text` (use it in `table!` columns, query binds and
-/// `QueryableByName` rows).
+/// word), utoipa's schema (a string enum of the words), and diesel's mapping to `Text`
+/// (use it in `table!` columns, query binds and `QueryableByName` rows). The calling
+/// crate needs `serde`, `utoipa` and `diesel` as dependencies.
 ///
 /// ```ignore
 /// keel_persistence::text_enum! {
@@ -68,6 +69,21 @@ macro_rules! text_enum {
                         expected: $crate::text_enum!(@list $($text),+),
                     }),
                 }
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 

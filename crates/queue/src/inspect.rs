@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 keel_persistence::text_enum! {
     /// Where a job is in its life (`queue_jobs.state`).
-    #[derive(utoipa::ToSchema)]
     pub enum JobState {
         /// Waiting for its run time or a worker.
         Pending = "pending",

@@ -57,7 +57,36 @@ pub fn openapi(api: &Routes) -> utoipa::openapi::OpenApi {
     doc.merge(keel_accounts::http::AccountsApi::openapi());
     doc.merge(keel_notifications::http::NotificationsApi::openapi());
     keel_http::openapi::StandardAnswers.modify(&mut doc);
+    scope_values(&mut doc);
     doc
+}
+
+/// The scopes an API key may be given are the areas of the domains this binary mounts
+/// (`crate::domains::SCOPE_AREAS`), each `:read` or `:write`: listed as the values of
+/// `CreateApiKey.scopes`, so the document refuses what the service refuses.
+fn scope_values(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, Type};
+    let values: Vec<String> = crate::domains::SCOPE_AREAS
+        .iter()
+        .flat_map(|area| [format!("{area}:read"), format!("{area}:write")])
+        .collect();
+    let scopes = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("CreateApiKey"))
+        .and_then(|schema| match schema {
+            RefOr::T(Schema::Object(object)) => object.properties.get_mut("scopes"),
+            _ => None,
+        });
+    if let Some(RefOr::T(Schema::Array(array))) = scopes {
+        array.items = ArrayItems::RefOrSchema(Box::new(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values))
+                .into(),
+        ));
+    }
 }
 
 /// The document at `/api/openapi.json` and Swagger UI at `/api/docs/`.

@@ -41,9 +41,17 @@ pub struct SignupBody {
     pub email: String,
     #[schema(min_length = 8, max_length = 128)]
     pub password: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub organization_name: String,
 }
 
@@ -201,7 +209,11 @@ pub async fn me(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -252,7 +264,8 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Sends a reset link when the address has an account. Always 202.
+/// Sends a reset link when the address has an account: 202 either way (422 only for an
+/// address that is not one).
 #[utoipa::path(tag = "accounts", request_body = ResetRequest,
     responses((status = 202, body = Accepted), (status = 400, body = ErrorBody)))]
 #[post("/password-resets")]

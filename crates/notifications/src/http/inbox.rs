@@ -27,6 +27,8 @@ pub struct ListQuery {
     /// Only unread notifications.
     #[serde(default)]
     pub unread: bool,
+    /// Items per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 keel_persistence::text_enum! {
     /// Where a webhook delivery is (`notifications_webhook_deliveries.status`).
-    #[derive(utoipa::ToSchema)]
     pub enum DeliveryStatus {
         /// Its job is still trying.
         Pending = "pending",

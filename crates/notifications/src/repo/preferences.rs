@@ -18,8 +18,10 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct Preference {
     /// An event type such as `export.completed`.
+    #[schema(max_length = 100, pattern = "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$")]
     pub event_type: String,
     /// `in_app` or `email`.
+    #[schema(pattern = "^(in_app|email)$")]
     pub channel: String,
     pub enabled: bool,
 }

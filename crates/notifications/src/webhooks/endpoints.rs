@@ -33,18 +33,24 @@ pub struct EndpointWithSecret {
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// `https://...` (or `http://`); must resolve to a public address.
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#@\\s]+([/?][^#\\s]*)?$")]
     pub url: String,
     #[serde(default)]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub description: String,
     /// Event types to deliver, e.g. `["export.completed"]`, or `["*"]` for all.
+    #[schema(min_items = 1, max_items = 50, inline, value_type = Vec<String>)]
     pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointChanges {
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#@\\s]+([/?][^#\\s]*)?$")]
     pub url: Option<String>,
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub description: Option<String>,
+    #[schema(min_items = 1, max_items = 50, inline, value_type = Vec<String>)]
     pub event_types: Option<Vec<String>>,
     /// `true` re-enables a disabled endpoint (and closes its breaker); `false` pauses it.
     /// A new `url` also starts with a clean failure streak.
