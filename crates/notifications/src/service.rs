@@ -8,6 +8,7 @@ use crate::repo;
 use crate::unsubscribe::UnsubscribeLinks;
 use crate::webhooks::guard::UrlPolicy;
 use crate::webhooks::send::Sender;
+use anyhow::Context as _;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_cache::{Cache, Namespace};
@@ -55,7 +56,7 @@ impl Notifications {
             settings.webhooks.timeout(),
             settings.webhooks.max_response_bytes,
         )
-        .map_err(anyhow::Error::msg)?;
+        .context("cannot build the webhook HTTP client")?;
         let links = UnsubscribeLinks::new(
             settings.notifications.unsubscribe_secret.expose(),
             &settings.mail.public_url,

@@ -193,11 +193,11 @@ impl Notifications {
         let policy = self.inner.policy;
         let url = policy
             .check_url(raw.trim())
-            .map_err(|why| NotificationsError::invalid("url", why))?;
+            .map_err(|why| NotificationsError::invalid("url", why.to_string()))?;
         policy
             .check_resolved(&url)
             .await
-            .map_err(|why| NotificationsError::invalid("url", why))?;
+            .map_err(|why| NotificationsError::invalid("url", why.to_string()))?;
         Ok(url.to_string())
     }
 }

@@ -115,10 +115,18 @@ pub struct UrlPolicy {
 /// Why a URL was refused, kept structured so the sender can tell a blocked address
 /// (kind `blocked`) from a malformed URL (kind `invalid_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UrlProblem {
+pub enum UrlProblem {
     Invalid(String),
     Forbidden { ip: IpAddr, reason: &'static str },
 }
+
+impl std::error::Error for UrlProblem {}
+
+/// Why a URL's host may not be delivered to: it does not resolve (in time), or resolves
+/// to an address the policy refuses. The message is meant for a 422 response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
 
 impl std::fmt::Display for UrlProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,14 +164,9 @@ impl UrlPolicy {
     /// Syntax check for a URL a customer submits: http or https, a host, no userinfo
     /// (credentials would end up in our logs and database), at most 2048 characters,
     /// no fragment (never sent over the wire, so it can only confuse). An IP-literal
-    /// host must pass [`Self::forbidden_reason`]. The error is a human-readable
-    /// problem, meant for a 422 response.
-    pub fn check_url(&self, raw: &str) -> Result<Url, String> {
-        self.parse_url(raw).map_err(|problem| problem.to_string())
-    }
-
-    /// [`Self::check_url`] with a structured error.
-    pub(crate) fn parse_url(&self, raw: &str) -> Result<Url, UrlProblem> {
+    /// host must pass [`Self::forbidden_reason`]. The error says what is wrong, for a
+    /// 422 response, and is structured so the sender can count a blocked address apart.
+    pub fn check_url(&self, raw: &str) -> Result<Url, UrlProblem> {
         let invalid = |problem: &str| UrlProblem::Invalid(problem.to_owned());
         let too_long =
             || UrlProblem::Invalid(format!("the URL is longer than {MAX_URL_LEN} characters"));
@@ -201,23 +204,25 @@ impl UrlPolicy {
     /// endpoint learns at once that it points somewhere we will not deliver to.
     /// Every address must pass, not just one: which one gets connected to is up to
     /// the resolver and the network, so a mixed answer would fail at random.
-    pub async fn check_resolved(&self, url: &Url) -> Result<(), String> {
+    pub async fn check_resolved(&self, url: &Url) -> Result<(), Unreachable> {
         let Some(host) = url.host_str() else {
-            return Err("the URL has no host".to_owned());
+            return Err(Unreachable("the URL has no host".to_owned()));
         };
         if let Some(ip) = literal_ip(url) {
             return match self.forbidden_reason(ip) {
-                Some(reason) => Err(UrlProblem::Forbidden { ip, reason }.to_string()),
+                Some(reason) => Err(Unreachable(
+                    UrlProblem::Forbidden { ip, reason }.to_string(),
+                )),
                 None => Ok(()),
             };
         }
         let port = url.port_or_known_default().unwrap_or(0);
         match tokio::time::timeout(DNS_TIMEOUT, resolve_checked(*self, host, port)).await {
-            Err(_elapsed) => Err(format!("could not resolve {host}: timed out")),
-            Ok(Err(e @ ResolveError::Blocked { .. })) => {
-                Err(format!("{e}; webhooks may only target public addresses"))
-            }
-            Ok(Err(e)) => Err(e.to_string()),
+            Err(_elapsed) => Err(Unreachable(format!("could not resolve {host}: timed out"))),
+            Ok(Err(e @ ResolveError::Blocked { .. })) => Err(Unreachable(format!(
+                "{e}; webhooks may only target public addresses"
+            ))),
+            Ok(Err(e)) => Err(Unreachable(e.to_string())),
             Ok(Ok(_)) => Ok(()),
         }
     }
@@ -460,13 +465,14 @@ mod tests {
             ),
         ];
         for (raw, expected) in cases {
-            let problem = STRICT.check_url(raw).expect_err(raw);
+            let problem = STRICT.check_url(raw).expect_err(raw).to_string();
             assert!(problem.contains(expected), "{raw}: {problem}");
         }
         assert_eq!(
             STRICT
                 .check_url("http://127.0.0.1:8080/x")
-                .expect_err("loopback"),
+                .expect_err("loopback")
+                .to_string(),
             "the address 127.0.0.1 is loopback; webhooks may only target public addresses"
         );
     }
@@ -476,7 +482,7 @@ mod tests {
         assert!(LAX.check_url("http://10.0.0.1/").is_ok());
         assert!(LAX.check_url("http://[::1]:3000/").is_ok());
         assert_eq!(
-            LAX.parse_url("http://169.254.169.254/latest/meta-data/"),
+            LAX.check_url("http://169.254.169.254/latest/meta-data/"),
             Err(UrlProblem::Forbidden {
                 ip: "169.254.169.254".parse().expect("ip"),
                 reason: "cloud metadata"
@@ -491,7 +497,8 @@ mod tests {
         let problem = STRICT
             .check_resolved(&localhost)
             .await
-            .expect_err("localhost");
+            .expect_err("localhost")
+            .to_string();
         assert!(
             problem.starts_with("localhost resolves to ") && problem.contains("loopback"),
             "{problem}"

@@ -109,7 +109,7 @@ impl Sender {
         policy: UrlPolicy,
         timeout: Duration,
         max_response_bytes: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, reqwest::Error> {
         // reqwest is built without a crypto provider (the process installs ring, see
         // keel_telemetry::install_tls_provider); this fails harmlessly when one is
         // installed already.
@@ -121,8 +121,7 @@ impl Sender {
             .dns_resolver(GuardedResolver::new(policy))
             .user_agent(USER_AGENT)
             .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+            .build()?;
         Ok(Self {
             client,
             policy,
@@ -139,7 +138,7 @@ impl Sender {
     /// have changed since the endpoint was saved.
     pub async fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Attempt {
         let started = Instant::now();
-        let url = match self.policy.parse_url(url) {
+        let url = match self.policy.check_url(url) {
             Ok(url) => url,
             Err(UrlProblem::Forbidden { ip, reason }) => {
                 let kind = FailureKind::Blocked;
