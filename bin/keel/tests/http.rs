@@ -10,15 +10,16 @@
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl as _;
 use keel::Platform;
-use keel::server::{self, Routes, Surface};
+use keel::server::Routes;
 use keel_http::{ApiError, Json};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_queue::Job;
+use keel_testing::{KeelProcess, OwnRedis, TestApp, error_body, free_port};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -27,8 +28,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 mod architecture;
 #[path = "http/idempotency.rs"]
 mod idempotency;
-#[path = "http/notifications.rs"]
-mod notifications;
 #[path = "http/openapi.rs"]
 mod openapi;
 
@@ -94,201 +93,14 @@ fn test_domain() -> Routes {
 
 // ---------------------------------------------------------------- harness
 
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    platform: Platform,
-    domains: keel::domains::Domains,
-    _db: TestDatabase,
-}
-
+/// The real app with the test domain mounted beside the real ones.
 async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
-    keel_telemetry::init_for_tests();
-    let db = TestDatabase::new().await.expect("test database");
-    let loader = keel_config::testing::loader(db.url()).with_vars(overrides);
-    let settings = keel_config::Loader::load(&loader).expect("settings");
-    let platform = Platform::new(settings).expect("platform");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    // The real domains, as `keel serve` mounts them, plus the test domain.
-    let domains = keel::domains::Domains::new(&platform).expect("domains");
-    let real = server::routes(&domains);
-    let test = test_domain();
-    let routes: Routes = Arc::new(move |cfg: &mut ServiceConfig| {
-        real(cfg);
-        test(cfg);
-    });
-    let (server, _handle) =
-        server::start(platform.clone(), listener, Surface::Api, routes).expect("server");
-    tokio::spawn(server);
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        platform,
-        domains,
-        _db: db,
-    }
+    TestApp::spawn_with(overrides, Some(test_domain())).await
 }
 
-impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
-    }
-
-    async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request")
-    }
-}
-
-/// Asserts the standard error body and returns it; its request id must match the header.
-async fn error_body(res: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(res.status().as_u16(), status);
-    let header_id = res
-        .headers()
-        .get("x-request-id")
-        .expect("x-request-id")
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let body: Value = res.json().await.expect("JSON error body");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert_eq!(body["error"]["request_id"], header_id.as_str(), "{body}");
-    body
-}
-
-/// `keel serve` as a process of its own over `database_url` (test settings, its own
-/// Redis key prefix, `env` on top), once it answers `/health/live`; with its base URL.
+/// `keel serve` as a process of its own over `database_url`.
 async fn serve_process(database_url: &str, env: &[(&str, &str)]) -> (KeelProcess, String) {
-    let port = free_port();
-    let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let redis_url =
-        std::env::var("KEEL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .arg("serve")
-        .env("KEEL_ENV", "test")
-        .env("KEEL_CONFIG_DIR", config_dir)
-        .env("KEEL__DATABASE__URL", database_url)
-        .env("KEEL__REDIS__URL", redis_url)
-        .env(
-            "KEEL__REDIS__KEY_PREFIX",
-            keel_config::testing::unique_prefix(),
-        )
-        .env("KEEL__SERVER__PORT", port.to_string())
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn keel");
-    let base = format!("http://127.0.0.1:{port}");
-    keel_telemetry::install_tls_provider();
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "keel did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (KeelProcess(child), base)
-}
-
-/// A `keel` child process, killed (SIGKILL) when dropped so a failed test leaves none
-/// behind.
-struct KeelProcess(Child);
-
-impl KeelProcess {
-    /// SIGKILL now, and reap it.
-    fn kill(&mut self) {
-        let _ = self.0.kill(); // std's kill is SIGKILL on Unix
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KeelProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A `redis-server` of the test's own, so stopping it affects nobody else.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    keel_testing::serve_process(env!("CARGO_BIN_EXE_keel"), database_url, env).await
 }
 
 async fn wait_for_status(app: &TestApp, path: &str, status: u16, within: Duration) -> Value {
@@ -337,7 +149,7 @@ async fn every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_goes_503_when_redis_is_unreachable_and_back_when_it_returns() {
     let port = free_port();
-    let mut redis = OwnRedis::start(port);
+    let mut redis = OwnRedis::start_on(port);
     let url = redis.url();
     let app = spawn_app(&[
         ("KEEL__REDIS__URL", &url),
@@ -356,7 +168,7 @@ async fn ready_goes_503_when_redis_is_unreachable_and_back_when_it_returns() {
     // Liveness does not depend on Redis.
     assert_eq!(app.get("/health/live").await.status(), 200);
 
-    let _redis = OwnRedis::start(port);
+    let _redis = OwnRedis::start_on(port);
     let body = wait_for_status(&app, "/health/ready", 200, Duration::from_secs(10)).await;
     assert_eq!(body["status"], "ready");
 }

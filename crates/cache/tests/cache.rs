@@ -9,11 +9,11 @@
 
 use keel_cache::{Cache, CacheOptions, Namespace, redis_pool};
 use keel_config::{CacheSettings, RedisSettings, Secret};
+use keel_testing::{OwnRedis, free_port, wait_until};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::future::Ready;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -58,23 +58,13 @@ fn shared_cache(prefix: &str, l1_ttl_ms: u64) -> Cache {
     )
 }
 
-async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
-}
-
 /// Waits for the listener's first subscription, which clears L1, so a test's first
 /// reads are not wiped by it.
 async fn wait_listening(cache: &Cache) {
     assert!(
-        wait_until(Duration::from_secs(5), || cache
-            .invalidation_listener_connected())
+        wait_until(Duration::from_secs(5), || async {
+            cache.invalidation_listener_connected()
+        })
         .await,
         "invalidation listener never subscribed"
     );
@@ -132,71 +122,6 @@ async fn read(ns: &Namespace<String>, key: &str, calls: &Arc<AtomicUsize>, value
     ns.get_or_load(key, counting(calls, value.to_owned()))
         .await
         .unwrap()
-}
-
-/// A private `redis-server` that can be killed; killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let server = Self {
-            port,
-            child: Some(child),
-        };
-        let url = server.url();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(url.as_str())
-                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -416,7 +341,7 @@ async fn unreachable_redis_falls_back_to_loader() {
 async fn redis_stopping_and_returning() {
     let prefix = random_prefix();
     let port = free_port();
-    let mut server = RedisServer::start(port).await;
+    let mut server = OwnRedis::start_on(port);
     let options = CacheOptions {
         reconnect_backoff_max: Duration::from_millis(500),
         ..CacheOptions::default()
@@ -433,7 +358,7 @@ async fn redis_stopping_and_returning() {
     assert_eq!(read(&ns, "a", &calls, "va").await, "va");
     assert!(cache.redis_available());
 
-    server.kill();
+    server.stop();
     let start = Instant::now();
     assert_eq!(read(&ns, "b", &calls, "vb").await, "vb");
     assert_eq!(read(&ns, "a", &calls, "other").await, "va");
@@ -442,7 +367,7 @@ async fn redis_stopping_and_returning() {
     assert!(!cache.redis_available());
     assert!(cache.ping().await.is_err());
 
-    let _server = RedisServer::start(port).await;
+    let _server = OwnRedis::start_on(port);
     let mut n = 0;
     let recovered = {
         let start = Instant::now();

@@ -1,6 +1,7 @@
-//! Email against real PostgreSQL and Redis, and a real (tiny) SMTP server on localhost
-//! standing in for the relay. Each test has its own database, Redis prefix and mail
-//! folder.
+//! The notifications domain's tests, one binary: email against real PostgreSQL and
+//! Redis and a real (tiny) SMTP server on localhost standing in for the relay (this
+//! file), and the HTTP routes end to end on the whole app with webhook receivers on
+//! localhost (`http`). Each test has its own database, Redis prefix and mail folder.
 
 #![expect(clippy::expect_used, reason = "a failed expectation is a failed test")]
 
@@ -21,6 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use uuid::Uuid;
+
+#[path = "notifications/http.rs"]
+mod http;
 
 // ---------------------------------------------------------------- harness
 

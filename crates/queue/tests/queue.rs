@@ -13,8 +13,8 @@ use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Job, JobContext, JobError, Queue, Registry, Workers};
+use keel_testing::wait_until;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -175,21 +175,6 @@ async fn record_effect(ctx: &JobContext, key: &str) -> Result<(), JobError> {
         .await
         .map_err(DbError::from)?;
     Ok(())
-}
-
-async fn wait_until<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// A registry whose `Touch` handler counts its runs.

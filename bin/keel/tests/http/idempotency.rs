@@ -2,9 +2,9 @@
 //! middle of the first attempt of a keyed request, then the same request retried
 //! against a new process over the same database.
 
-use super::notifications::user;
 use super::{TestApp, serve_process, spawn_app};
 use diesel_async::RunQueryDsl as _;
+use keel_testing::user;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,7 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
     // share its database.
     let app = spawn_app(&[]).await;
     let owner = user(&app, "owner@example.com").await;
-    let db_url = app.platform.settings.database.url.expose().clone();
+    let db_url = app.database_url();
     let env = [("KEEL__SERVER__IDEMPOTENCY_IN_FLIGHT_SECS", "2")];
     let [create_function, create_trigger, drop_trigger] = slow;
     execute(&app, create_function).await;

@@ -1,9 +1,7 @@
-//! Notifications end to end: events published in a transaction, fanned out by the real
+//! Notifications over HTTP, end to end: events published in a transaction, fanned out by the real
 //! workers to in-app rows, emails (`.eml` files) and webhooks delivered to real HTTP
 //! receivers on localhost.
 
-use super::{TestApp, spawn_app};
-use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::sql_types::{Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl as _;
 use hmac::{Hmac, Mac};
@@ -11,10 +9,9 @@ use keel_events::{Audience, Event};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::DbError;
 use keel_queue::Workers;
+use keel_testing::{Mailbox, Receiver, Respond, TestApp, User, eventually, user};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -25,103 +22,17 @@ use uuid::Uuid;
 /// apalis fetch cadence under load); alone, each wait here is well under a second.
 const PATIENCE: Duration = Duration::from_secs(45);
 
-/// A user with a session in a fresh organization (its owner).
-pub(super) struct User {
-    pub(super) token: String,
-    pub(super) user_id: Uuid,
-    pub(super) org_id: Uuid,
+/// What these tests do to the app beyond the shared harness.
+trait NotificationsApp {
+    async fn publish(&self, event: Event, commit: bool);
+    async fn wait_for_inbox(&self, user_id: Uuid, n: i64);
+    async fn fan_out_again(&self, org_id: Uuid) -> usize;
+    async fn email_jobs(&self, title: &str) -> i64;
+    async fn run_sql(&self, sql: &str, id: Uuid);
+    async fn count(&self, sql: &str, id: Uuid) -> i64;
 }
 
-pub(super) async fn user(app: &TestApp, email: &str) -> User {
-    let password = "a long passphrase for tests";
-    let res = app
-        .client
-        .post(app.url("/api/v1/signup"))
-        .json(&json!({"email": email, "password": password, "name": "Ada", "organization_name": "Engines"}))
-        .send()
-        .await
-        .expect("signup");
-    assert_eq!(res.status(), 202);
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    diesel::sql_query("UPDATE accounts_users SET email_verified_at = now() WHERE email = $1")
-        .bind::<Text, _>(email)
-        .execute(&mut conn)
-        .await
-        .expect("verify");
-    let session: Value = app
-        .client
-        .post(app.url("/api/v1/sessions"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = session["token"].as_str().expect("token").to_owned();
-    let me: Value = app
-        .authed(&token, reqwest::Method::GET, "/api/v1/me")
-        .await
-        .json()
-        .await
-        .expect("me");
-    User {
-        token,
-        user_id: me["user"]["id"]
-            .as_str()
-            .expect("user id")
-            .parse()
-            .expect("uuid"),
-        org_id: me["organization"]["id"]
-            .as_str()
-            .expect("org id")
-            .parse()
-            .expect("uuid"),
-    }
-}
-
-impl TestApp {
-    async fn authed(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    async fn authed_json(
-        &self,
-        token: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    async fn get_json(&self, token: &str, path: &str) -> Value {
-        let res = self.authed(token, reqwest::Method::GET, path).await;
-        assert_eq!(res.status(), 200, "GET {path}");
-        res.json().await.expect("json")
-    }
-
-    fn workers(&self) -> Workers {
-        let registry = keel::jobs::registry(&self.domains).expect("registry");
-        Workers::start(
-            self.platform.settings.clone(),
-            self.platform.queue.clone(),
-            self.platform.cache.clone(),
-            registry,
-        )
-    }
-
+impl NotificationsApp for TestApp {
     /// Publishes `event` in a transaction that commits when `commit`, else rolls back.
     async fn publish(&self, event: Event, commit: bool) {
         let n = &self.domains.notifications;
@@ -248,101 +159,6 @@ fn event(org_id: Uuid, event_type: &str, audience: Audience) -> Event {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// What the receiver answers to its n-th request (0-based); later ones get 200.
-#[derive(Clone, Copy)]
-enum Answer {
-    Status(u16),
-    Hang(Duration),
-}
-
-#[derive(Clone)]
-struct Received {
-    at: Instant,
-    delivery_id: String,
-    signature: String,
-    body: Vec<u8>,
-}
-
-/// A real webhook receiver on localhost.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn start(plan: Vec<Answer>) -> Self {
-        let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let state = (seen.clone(), Arc::new(plan));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new()
-                .app_data(web::Data::new(state.clone()))
-                .route("/hook", web::post().to(receive))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .run();
-        tokio::spawn(server);
-        Self { url, seen }
-    }
-
-    fn seen(&self) -> Vec<Received> {
-        self.seen.lock().expect("lock").clone()
-    }
-}
-
-type ReceiverState = (Arc<Mutex<Vec<Received>>>, Arc<Vec<Answer>>);
-
-async fn receive(
-    state: web::Data<ReceiverState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let n = {
-        let mut seen = state.0.lock().expect("lock");
-        seen.push(Received {
-            at: Instant::now(),
-            delivery_id: header("keel-delivery-id"),
-            signature: header("keel-signature"),
-            body: body.to_vec(),
-        });
-        seen.len() - 1
-    };
-    match state.1.get(n).copied() {
-        Some(Answer::Status(code)) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status"))
-                .body("receiver says no")
-        }
-        Some(Answer::Hang(d)) => {
-            tokio::time::sleep(d).await;
-            HttpResponse::Ok().finish()
-        }
-        None => HttpResponse::Ok().body("thanks"),
-    }
-}
-
 /// The receiver's side of the signature, written from the documentation, not with
 /// Keel's code: `t=<ts>,v1=<hex hmac_sha256(secret, "<ts>.<body>")>`.
 fn signature_is_valid(header: &str, secret: &str, body: &[u8]) -> bool {
@@ -397,8 +213,8 @@ struct Hooked {
     workers: Workers,
 }
 
-async fn hooked(overrides: &[(&str, &str)], plan: Vec<Answer>, types: &[&str]) -> Hooked {
-    let app = spawn_app(overrides).await;
+async fn hooked(overrides: &[(&str, &str)], plan: Vec<Respond>, types: &[&str]) -> Hooked {
+    let app = TestApp::spawn(overrides).await;
     let ada = user(&app, "ada@example.com").await;
     let receiver = Receiver::start(plan);
     let (endpoint, secret) = create_endpoint(&app, &ada, &receiver.url, types).await;
@@ -424,34 +240,12 @@ async fn deliveries(app: &TestApp, owner: &User, endpoint: Uuid) -> Vec<Value> {
         .clone()
 }
 
-fn mail_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("keel-mail-{}", Uuid::now_v7()))
-}
-
-fn emails_in(dir: &PathBuf) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The email body with quoted-printable soft breaks joined and `=3D` decoded.
-fn unfold(eml: &str) -> String {
-    eml.replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=")
-}
-
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_unsubscribe_apply() {
-    let dir = mail_dir();
-    let app = spawn_app(&[("KEEL__MAIL__DIR", dir.to_str().expect("utf-8"))]).await;
+    let mailbox = Mailbox::new();
+    let app = TestApp::spawn(&[mailbox.setting()]).await;
     let ada = user(&app, "ada@example.com").await;
     let workers = app.workers();
 
@@ -476,17 +270,17 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
 
     // The email went out with a working unsubscribe link (no login needed).
     eventually("the notification email", PATIENCE, || async {
-        emails_in(&dir)
+        mailbox
+            .emails()
             .iter()
             .any(|e| e.contains("News: export.completed"))
     })
     .await;
-    let eml = unfold(
-        &emails_in(&dir)
-            .into_iter()
-            .find(|e| e.contains("News: export.completed"))
-            .expect("email"),
-    );
+    let eml = mailbox
+        .emails()
+        .into_iter()
+        .find(|e| e.contains("News: export.completed"))
+        .expect("email");
     let start = eml
         .find("/api/v1/unsubscribe?token=")
         .expect("unsubscribe link");
@@ -597,13 +391,14 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
     // Emails: only the first export's (the second came after unsubscribing). The
     // second's fan-out committed with its inbox row, so no email job means no email.
     assert_eq!(app.email_jobs("News: export.completed").await, 1);
-    let exports = emails_in(&dir)
+    let exports = mailbox
+        .emails()
         .iter()
         .filter(|e| e.contains("News: export.completed"))
         .count();
     assert_eq!(exports, 1);
     workers.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(mailbox.dir());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -646,14 +441,16 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
 async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid_signatures() {
     let overrides = [
         ("KEEL__WEBHOOKS__BREAKER_THRESHOLD", "5"),
-        // Gaps of about 0.5, 1 and 2 s: far apart enough to compare on a busy machine.
-        ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "500"),
+        // Gaps of about 1, 2 and 4 s (each 75-100% of that, by jitter): apart enough to
+        // compare even when a busy machine picks a retry up half a second late.
+        ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "1000"),
+        ("KEEL__WEBHOOKS__BACKOFF_MAX_SECS", "8"),
         ("KEEL__WEBHOOKS__DISABLE_AFTER_FAILURES", "10"),
     ];
     let plan = vec![
-        Answer::Status(500),
-        Answer::Status(503),
-        Answer::Status(429),
+        Respond::Status(500),
+        Respond::Status(503),
+        Respond::Status(429),
     ];
     let Hooked {
         app,
@@ -716,7 +513,7 @@ async fn an_endpoint_that_always_fails_is_disabled_and_the_admins_are_told() {
         endpoint,
         workers,
         ..
-    } = hooked(&[], vec![Answer::Status(500); 100], &["export.completed"]).await;
+    } = hooked(&[], vec![Respond::Status(500); 100], &["export.completed"]).await;
     app.publish(
         event(ada.org_id, "export.completed", Audience::Nobody),
         true,
@@ -776,7 +573,7 @@ async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for
         endpoint,
         workers,
         ..
-    } = hooked(&[], vec![Answer::Hang(Duration::from_secs(5))], &["*"]).await;
+    } = hooked(&[], vec![Respond::Hang(Duration::from_secs(5))], &["*"]).await;
     let started = Instant::now();
     let res = app
         .authed(
@@ -814,7 +611,7 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
         endpoint,
         workers,
         ..
-    } = hooked(&[], vec![Answer::Hang(Duration::from_secs(30))], &["*"]).await;
+    } = hooked(&[], vec![Respond::Hang(Duration::from_secs(30))], &["*"]).await;
     app.publish(
         event(ada.org_id, "export.completed", Audience::Nobody),
         true,
@@ -855,7 +652,7 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_and_metadata_addresses_are_refused() {
-    let app = spawn_app(&[("KEEL__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "false")]).await;
+    let app = TestApp::spawn(&[("KEEL__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "false")]).await;
     let ada = user(&app, "ada@example.com").await;
     let path = format!("/api/v1/orgs/{}/webhooks", ada.org_id);
     for url in [
@@ -887,7 +684,7 @@ async fn private_and_metadata_addresses_are_refused() {
     );
 
     // Even where private networks are allowed, cloud metadata stays out of reach.
-    let dev = spawn_app(&[]).await;
+    let dev = TestApp::spawn(&[]).await;
     let grace = user(&dev, "grace@example.com").await;
     let res = dev
         .authed_json(
@@ -902,7 +699,7 @@ async fn private_and_metadata_addresses_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_creates_stop_exactly_at_the_endpoint_limit() {
-    let app = spawn_app(&[]).await;
+    let app = TestApp::spawn(&[]).await;
     let ada = user(&app, "ada@example.com").await;
     let limit = keel_notifications::webhooks::endpoints::MAX_ENDPOINTS as usize;
     for i in 0..limit - 4 {
@@ -942,7 +739,7 @@ async fn concurrent_creates_stop_exactly_at_the_endpoint_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_organizations_webhooks_deliveries_and_notifications_are_not_found() {
-    let app = spawn_app(&[]).await;
+    let app = TestApp::spawn(&[]).await;
     let ada = user(&app, "ada@example.com").await;
     let mallory = user(&app, "mallory@example.com").await;
     let receiver = Receiver::start(Vec::new());
@@ -1154,7 +951,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
-    let app = spawn_app(&[]).await;
+    let app = TestApp::spawn(&[]).await;
     let ada = user(&app, "ada@example.com").await;
     // 600 more members written straight into accounts' tables: signing them up through
     // the API would hash 600 passwords. More than two chunks of the fan-out.
