@@ -138,6 +138,30 @@ async fn call(
     )
 }
 
+/// `call` that must be refused: asserts the whole error body (`status`, `code`, a
+/// message, a request id) and returns it.
+async fn refused(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    status: u16,
+    code: &str,
+) -> Value {
+    let (got, body) = call(app, method, path, token, body).await;
+    assert_eq!(got, status, "{method} {path}: {body}");
+    assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+    body
+}
+
 /// The emails enqueued so far, oldest first.
 async fn emails(pool: &DbPool) -> Vec<AccountEmail> {
     payloads(pool, TestEmail::NAME).await
@@ -265,6 +289,7 @@ async fn signup_verification_and_me() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
     assert_eq!(body["error"]["code"], "bad_request");
 }
 
@@ -372,7 +397,7 @@ async fn an_unverified_account_gets_403_only_after_a_correct_password() {
         Some(signup_body("new@example.com", "a long passphrase")),
     )
     .await;
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         "/sessions",
@@ -381,6 +406,7 @@ async fn an_unverified_account_gets_403_only_after_a_correct_password() {
     )
     .await;
     assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     let (status, body) = call(
         &app,
         "POST",
@@ -390,6 +416,7 @@ async fn an_unverified_account_gets_403_only_after_a_correct_password() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
 }
 
 #[actix_web::test]
@@ -406,13 +433,18 @@ async fn logout_revokes_the_token_at_once() {
     );
     let (status, body) = call(&app, "GET", "/me", Some(&token), None).await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(call(&app, "GET", "/me", None, None).await.0, 401);
-    assert_eq!(
-        call(&app, "GET", "/me", Some("keel_sess_forged"), None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    refused(&app, "GET", "/me", None, None, 401, "unauthorized").await;
+    refused(
+        &app,
+        "GET",
+        "/me",
+        Some("keel_sess_forged"),
+        None,
+        401,
+        "unauthorized",
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -497,7 +529,7 @@ async fn api_keys_are_shown_once_limited_by_scope_and_revocable() {
     assert_eq!(me["organization"]["id"], org.as_str());
 
     // A read-only key cannot manage keys.
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         &keys,
@@ -506,6 +538,7 @@ async fn api_keys_are_shown_once_limited_by_scope_and_revocable() {
     )
     .await;
     assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
     // Lists never show secrets.
     let (status, list) = call(&app, "GET", &keys, Some(&owner), None).await;
     assert_eq!(status, 200, "{list}");
@@ -576,23 +609,17 @@ async fn api_keys_are_shown_once_limited_by_scope_and_revocable() {
         .0,
         204
     );
-    assert_eq!(
-        call(&app, "GET", "/me", Some(&secret), None).await.0,
-        401,
-        "revoked at once"
-    );
-    assert_eq!(
-        call(
-            &app,
-            "DELETE",
-            &format!("{keys}/{key_id}"),
-            Some(&owner),
-            None
-        )
-        .await
-        .0,
-        404
-    );
+    refused(&app, "GET", "/me", Some(&secret), None, 401, "unauthorized").await;
+    refused(
+        &app,
+        "DELETE",
+        &format!("{keys}/{key_id}"),
+        Some(&owner),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -624,6 +651,7 @@ async fn another_organizations_ids_are_not_found() {
     ] {
         let (status, body) = call(&app, method, &path, Some(&mallory), body).await;
         assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
     }
     // Alice's key is untouched.
     let (_, list) = call(&app, "GET", &keys, Some(&alice), None).await;
@@ -756,7 +784,7 @@ async fn members_roles_and_the_last_owner() {
     assert!(page2["next_cursor"].is_null());
 
     // Members do not manage members.
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         &format!("/orgs/{org}/invitations"),
@@ -765,6 +793,7 @@ async fn members_roles_and_the_last_owner() {
     )
     .await;
     assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
     // The last owner stays.
     let (status, body) = call(
         &app,
@@ -775,18 +804,17 @@ async fn members_roles_and_the_last_owner() {
     )
     .await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(
-        call(
-            &app,
-            "DELETE",
-            &format!("/orgs/{org}/members/{owner_id}"),
-            Some(&owner),
-            None
-        )
-        .await
-        .0,
-        409
-    );
+    assert_eq!(body["error"]["code"], "conflict", "{body}");
+    refused(
+        &app,
+        "DELETE",
+        &format!("/orgs/{org}/members/{owner_id}"),
+        Some(&owner),
+        None,
+        409,
+        "conflict",
+    )
+    .await;
 
     // A promotion is visible to the member at once.
     assert_eq!(
@@ -831,7 +859,7 @@ async fn members_roles_and_the_last_owner() {
         .0,
         204
     );
-    assert_eq!(call(&app, "GET", "/me", Some(&member), None).await.0, 401);
+    refused(&app, "GET", "/me", Some(&member), None, 401, "unauthorized").await;
 
     let (status, trail) = call(
         &app,
@@ -895,7 +923,7 @@ async fn an_invitation_works_once_and_only_for_the_invited_address() {
     assert_eq!(published[0].data["email"], "invited@example.com");
     assert_eq!(published[0].data["role"], "member");
     let stranger = verified_user(&ctx, &app, "stranger@example.com").await;
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         "/invitations/accept",
@@ -904,6 +932,7 @@ async fn an_invitation_works_once_and_only_for_the_invited_address() {
     )
     .await;
     assert_eq!(status, 400, "another address cannot use it");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
     // A wrong-account attempt does not burn the invitation; the invited address can
     // use it, once.
     let invited = verified_user(&ctx, &app, "invited@example.com").await;
@@ -917,7 +946,7 @@ async fn an_invitation_works_once_and_only_for_the_invited_address() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], org.as_str());
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         "/invitations/accept",
@@ -926,6 +955,7 @@ async fn an_invitation_works_once_and_only_for_the_invited_address() {
     )
     .await;
     assert_eq!(status, 400, "single use");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
 }
 
 #[actix_web::test]
@@ -959,6 +989,7 @@ async fn another_organizations_org_routes_are_not_found_and_unchanged() {
     ] {
         let (status, body) = call(&app, method, &path, Some(&mallory), body).await;
         assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
     }
     let (_, org_now) = call(&app, "GET", &format!("/orgs/{org}"), Some(&alice), None).await;
     assert_eq!(org_now["name"], "Analytical Engines");
@@ -1000,11 +1031,7 @@ async fn changing_the_password_ends_the_other_sessions_only() {
         200,
         "this session stays"
     );
-    assert_eq!(
-        call(&app, "GET", "/me", Some(&second), None).await.0,
-        401,
-        "the other one ends at once"
-    );
+    refused(&app, "GET", "/me", Some(&second), None, 401, "unauthorized").await;
     let (status, _) = call(
         &app,
         "POST",
@@ -1085,24 +1112,26 @@ async fn password_reset_is_silent_about_accounts_single_use_and_ends_sessions() 
         .0,
         204
     );
-    assert_eq!(
-        call(&app, "GET", "/me", Some(&session), None).await.0,
+    refused(
+        &app,
+        "GET",
+        "/me",
+        Some(&session),
+        None,
         401,
-        "sessions end with a reset"
-    );
-    assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/password-resets/confirm",
-            None,
-            Some(confirm)
-        )
-        .await
-        .0,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        &app,
+        "POST",
+        "/password-resets/confirm",
+        None,
+        Some(confirm),
         400,
-        "single use"
-    );
+        "bad_request",
+    )
+    .await;
     let (status, _) = call(
         &app,
         "POST",
@@ -1135,7 +1164,7 @@ async fn one_time_tokens_expire() {
         .execute(&mut conn)
         .await
         .expect("expire");
-    let (status, _) = call(
+    let (status, body) = call(
         &app,
         "POST",
         "/email-verifications",
@@ -1144,6 +1173,7 @@ async fn one_time_tokens_expire() {
     )
     .await;
     assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
 }
 
 #[actix_web::test]
@@ -1295,15 +1325,7 @@ async fn sessions_end_after_their_idle_and_absolute_lifetimes() {
     set(&idle, "last_seen_at = now() - interval '31 minutes'").await;
     // Past its absolute lifetime, however active.
     set(&old, "expires_at = now() - interval '1 second'").await;
-    assert_eq!(
-        call(&app, "GET", "/me", Some(&idle), None).await.0,
-        401,
-        "idle session"
-    );
-    assert_eq!(
-        call(&app, "GET", "/me", Some(&old), None).await.0,
-        401,
-        "expired session"
-    );
+    refused(&app, "GET", "/me", Some(&idle), None, 401, "unauthorized").await;
+    refused(&app, "GET", "/me", Some(&old), None, 401, "unauthorized").await;
     assert_eq!(call(&app, "GET", "/me", Some(&fresh), None).await.0, 200);
 }
