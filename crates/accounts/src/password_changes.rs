@@ -93,11 +93,8 @@ impl Accounts {
                 let user = repo::user_by_id(conn, user_id).await?;
                 // Proving control of the address also verifies it.
                 repo::mark_email_verified(conn, user_id).await?;
-                let changed = self
-                    .store_password(conn, user, &hash, None, "password.reset")
-                    .await?;
-                reply.record(conn, &()).await?;
-                Ok::<_, AccountsError>(changed)
+                self.store_password(conn, user, &hash, None, "password.reset", reply)
+                    .await
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;
@@ -142,11 +139,15 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                let changed = self
-                    .store_password(conn, user, &hash, Some(session_id), "password.changed")
-                    .await?;
-                reply.record(conn, &()).await?;
-                Ok::<_, AccountsError>(changed)
+                self.store_password(
+                    conn,
+                    user,
+                    &hash,
+                    Some(session_id),
+                    "password.changed",
+                    reply,
+                )
+                .await
             })
             .await?;
         self.after_password_change(enqueued, &revoked).await;
@@ -155,8 +156,8 @@ impl Accounts {
 
     /// The part of a reset and a change that is the same: store the hash, end the user's
     /// sessions (but `keep`), record the change in the trail of each of their
-    /// organizations, and enqueue the security notice. Returns the email job and the
-    /// revoked sessions' token hashes.
+    /// organizations, enqueue the security notice, and record the request's answer.
+    /// Returns the email job and the revoked sessions' token hashes.
     async fn store_password(
         &self,
         conn: &mut keel_persistence::AsyncPgConnection,
@@ -164,6 +165,7 @@ impl Accounts {
         hash: &str,
         keep: Option<uuid::Uuid>,
         action: &'static str,
+        reply: &Reply<()>,
     ) -> Result<(Enqueued, Vec<Vec<u8>>), AccountsError> {
         repo::set_password_hash(conn, user.id, hash).await?;
         let revoked = repo::revoke_user_sessions(conn, user.id, keep).await?;
@@ -186,7 +188,9 @@ impl Accounts {
             to: user.email,
             name: user.name,
         };
-        Ok((self.mailer.enqueue(conn, mail).await?, revoked))
+        let enqueued = self.mailer.enqueue(conn, mail).await?;
+        reply.record(conn, &()).await?;
+        Ok((enqueued, revoked))
     }
 
     async fn after_password_change(&self, enqueued: Enqueued, revoked: &[Vec<u8>]) {

@@ -9,10 +9,10 @@ use crate::repo::{self, AuditEvent, NewToken, Profile};
 use crate::service::{Accounts, ONE_TIME_TOKEN_TTL, profile_key};
 use crate::sessions::SessionToken;
 use crate::token::{self, ONE_TIME_PREFIX};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use keel_http::{Reply, Role};
 use keel_persistence::AsyncConnection as _;
-use keel_persistence::DbError;
+use keel_persistence::{AsyncPgConnection, DbError};
 use keel_queue::Enqueued;
 use uuid::Uuid;
 
@@ -56,7 +56,9 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                if let Some(existing) = repo::user_by_email(conn, email.as_str()).await? {
+                // Either way one email goes out and the answer is the same.
+                let mail = if let Some(existing) = repo::user_by_email(conn, email.as_str()).await?
+                {
                     repo::insert_token(
                         conn,
                         NewToken {
@@ -71,54 +73,31 @@ impl Accounts {
                         },
                     )
                     .await?;
-                    let mail = AccountEmail::SignupAttempt {
+                    AccountEmail::SignupAttempt {
                         to: existing.email,
                         name: existing.name,
                         reset_link,
-                    };
-                    let mail = self.mailer.enqueue(conn, mail).await?;
-                    reply.record(conn, &()).await?;
-                    return Ok::<_, AccountsError>(mail);
-                }
-                let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
-                repo::insert_user(conn, user_id, email.as_str(), &name, &hash).await?;
-                repo::insert_org(conn, org_id, &org_name).await?;
-                repo::insert_membership(conn, org_id, user_id, Role::Owner).await?;
-                repo::insert_token(
-                    conn,
-                    NewToken {
-                        kind: "verify_email",
-                        hash: &verify.hash,
-                        user_id: Some(user_id),
-                        org_id: None,
-                        email: None,
-                        role: None,
-                        invited_by: None,
+                    }
+                } else {
+                    self.create_account(
+                        conn,
+                        &email,
+                        &name,
+                        &org_name,
+                        &hash,
+                        &verify.hash,
                         expires_at,
-                    },
-                )
-                .await?;
-                repo::audit(
-                    conn,
-                    AuditEvent {
-                        org_id: Some(org_id),
-                        actor_user_id: Some(user_id),
-                        actor_api_key_id: None,
-                        action: "user.signed_up",
-                        target_id: Some(user_id),
-                        ip: None,
-                        details: serde_json::json!({}),
-                    },
-                )
-                .await?;
-                let mail = AccountEmail::VerifyEmail {
-                    to: email.as_str().to_owned(),
-                    name,
-                    link: verify_link,
+                    )
+                    .await?;
+                    AccountEmail::VerifyEmail {
+                        to: email.as_str().to_owned(),
+                        name,
+                        link: verify_link,
+                    }
                 };
                 let mail = self.mailer.enqueue(conn, mail).await?;
                 reply.record(conn, &()).await?;
-                Ok(mail)
+                Ok::<_, AccountsError>(mail)
             })
             .await;
         match result {
@@ -129,6 +108,52 @@ impl Accounts {
             Err(e) => return Err(e),
         }
         tracing::info!(email.domain = email.domain(), "signup handled");
+        Ok(())
+    }
+
+    /// A new unverified user, owner of a new organization, with a verification token.
+    #[expect(clippy::too_many_arguments, reason = "the columns of one signup")]
+    async fn create_account(
+        &self,
+        conn: &mut AsyncPgConnection,
+        email: &Email,
+        name: &str,
+        org_name: &str,
+        hash: &str,
+        verify_hash: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), AccountsError> {
+        let (user_id, org_id) = (Uuid::now_v7(), Uuid::now_v7());
+        repo::insert_user(conn, user_id, email.as_str(), name, hash).await?;
+        repo::insert_org(conn, org_id, org_name).await?;
+        repo::insert_membership(conn, org_id, user_id, Role::Owner).await?;
+        repo::insert_token(
+            conn,
+            NewToken {
+                kind: "verify_email",
+                hash: verify_hash,
+                user_id: Some(user_id),
+                org_id: None,
+                email: None,
+                role: None,
+                invited_by: None,
+                expires_at,
+            },
+        )
+        .await?;
+        repo::audit(
+            conn,
+            AuditEvent {
+                org_id: Some(org_id),
+                actor_user_id: Some(user_id),
+                actor_api_key_id: None,
+                action: "user.signed_up",
+                target_id: Some(user_id),
+                ip: None,
+                details: serde_json::json!({}),
+            },
+        )
+        .await?;
         Ok(())
     }
 

@@ -3,7 +3,6 @@
 //! against a new process over the same database.
 
 use super::{TestApp, serve_process, spawn_app};
-use diesel_async::RunQueryDsl as _;
 use keel_testing::user;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -27,35 +26,16 @@ const SLOW_ANSWER: [&str; 3] = [
     "DROP TRIGGER test_slow ON http_idempotency_keys",
 ];
 
-async fn execute(app: &TestApp, sql: &str) {
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
-}
-
-/// The `n` of a `SELECT count(*) AS n ...`.
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.platform.pool.get().await.expect("conn");
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .expect(sql)
-        .n
-}
-
 /// Waits until a backend of this test's database sleeps in the trigger.
 async fn wait_for_the_sleep(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count(
-        app,
-        "SELECT count(*) AS n FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event = 'PgSleep'",
-    )
-    .await
+    while app
+        .count_rows(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event = 'PgSleep'",
+            None,
+        )
+        .await
         == 0
     {
         assert!(
@@ -85,8 +65,8 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
     let db_url = app.database_url();
     let env = [("KEEL__SERVER__IDEMPOTENCY_IN_FLIGHT_SECS", "2")];
     let [create_function, create_trigger, drop_trigger] = slow;
-    execute(&app, create_function).await;
-    execute(&app, create_trigger).await;
+    app.execute(create_function, None).await;
+    app.execute(create_trigger, None).await;
 
     let path = format!("/api/v1/orgs/{}/invitations", owner.org_id);
     let body = json!({ "email": "grace@example.com", "role": "member" });
@@ -108,7 +88,7 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
         "the killed server sent no answer"
     );
     // Waits for the dead attempt's transaction to end (it holds a lock on the table).
-    execute(&app, drop_trigger).await;
+    app.execute(drop_trigger, None).await;
 
     let (_second, base) = serve_process(&db_url, &env).await;
     let started = Instant::now();
@@ -142,23 +122,16 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
     );
     assert_eq!(again.bytes().await.expect("body"), answer);
 
-    let org = owner.org_id;
+    let of_the_org = |sql| app.count_rows(sql, Some(owner.org_id));
     AfterCrash {
         replayed,
-        invitations: count(
-            &app,
-            &format!(
-                "SELECT count(*) AS n FROM accounts_tokens \
-                 WHERE kind = 'invitation' AND org_id = '{org}'"
-            ),
+        invitations: of_the_org(
+            "SELECT count(*) AS n FROM accounts_tokens WHERE kind = 'invitation' AND org_id = $1",
         )
         .await,
-        events: count(
-            &app,
-            &format!(
-                "SELECT count(*) AS n FROM notifications_events \
-                 WHERE event_type = 'member.invited' AND org_id = '{org}'"
-            ),
+        events: of_the_org(
+            "SELECT count(*) AS n FROM notifications_events \
+             WHERE event_type = 'member.invited' AND org_id = $1",
         )
         .await,
     }

@@ -150,14 +150,11 @@ pub(super) async fn complete(pool: &DbPool, fence: &Fence, answer: Stored<'_>) -
 
 /// Says the attempt `fence` is still running, so no retry takes its key over.
 pub(super) async fn heartbeat(pool: &DbPool, fence: &Fence) -> DbResult<()> {
-    sql_query(
-        "UPDATE http_idempotency_keys SET alive_at = now() \
-         WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
+    fenced(
+        pool,
+        fence,
+        "UPDATE http_idempotency_keys SET alive_at = now()",
     )
-    .bind::<Text, _>(&fence.scope)
-    .bind::<Text, _>(&fence.key)
-    .bind::<Timestamptz, _>(fence.claimed_at)
-    .execute(&mut *pool.get().await?)
     .await?;
     Ok(())
 }
@@ -165,16 +162,19 @@ pub(super) async fn heartbeat(pool: &DbPool, fence: &Fence) -> DbResult<()> {
 /// Deletes the unanswered claim `fence` so the client can retry; false when it was taken
 /// over or answered meanwhile.
 pub(super) async fn release(pool: &DbPool, fence: &Fence) -> DbResult<bool> {
-    let deleted = sql_query(
-        "DELETE FROM http_idempotency_keys \
-         WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
-    )
+    Ok(fenced(pool, fence, "DELETE FROM http_idempotency_keys").await? == 1)
+}
+
+/// Runs `statement` on the row of the unanswered claim `fence`; the rows it touched.
+async fn fenced(pool: &DbPool, fence: &Fence, statement: &str) -> DbResult<usize> {
+    Ok(sql_query(format!(
+        "{statement} WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL"
+    ))
     .bind::<Text, _>(&fence.scope)
     .bind::<Text, _>(&fence.key)
     .bind::<Timestamptz, _>(fence.claimed_at)
     .execute(&mut *pool.get().await?)
-    .await?;
-    Ok(deleted == 1)
+    .await?)
 }
 
 /// Deletes rows older than `ttl_secs`, in batches (rows locked by a concurrent claim are
