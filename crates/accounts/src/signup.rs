@@ -24,6 +24,9 @@ pub struct NewSignup<'a> {
     pub organization_name: &'a str,
 }
 
+/// The unique constraint on a user's address.
+const EMAIL_TAKEN: &str = "accounts_users_email_key";
+
 impl Accounts {
     fn link(&self, path: &str, token: &str) -> String {
         format!(
@@ -104,7 +107,8 @@ impl Accounts {
             Ok(enqueued) => self.queue.ring([enqueued]).await,
             // A concurrent signup took the address between our read and our insert; that
             // request sends the email. Answer the same as ever.
-            Err(AccountsError::Db(DbError::Conflict { .. })) => {}
+            Err(AccountsError::Db(DbError::Conflict { constraint }))
+                if constraint.as_deref() == Some(EMAIL_TAKEN) => {}
             Err(e) => return Err(e),
         }
         tracing::info!(email.domain = email.domain(), "signup handled");

@@ -217,6 +217,10 @@ impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
             DbError::NotFound => ApiError::not_found("not found"),
+            // A retry took this attempt's Idempotency-Key over: that attempt's answer counts.
+            DbError::Conflict {
+                constraint: Some(c),
+            } if c == crate::idempotency::TAKEN_OVER => crate::idempotency::in_flight(),
             DbError::Conflict { .. } => ApiError::conflict("conflicts with an existing resource"),
             DbError::Busy => ApiError::unavailable("the database is busy; retry shortly", 1),
             DbError::Unavailable(_) | DbError::Timeout => {

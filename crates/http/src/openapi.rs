@@ -3,12 +3,13 @@
 //! A handler's `#[utoipa::path]` lists what its own logic answers (201, 403, 409, ...).
 //! What the shared layers answer is the same for every route, so it is added here from
 //! facts of the operation instead of being copied into forty attributes: a body means
-//! 400/413/415/422 from the JSON extractor; a query means 400/422; a path parameter
-//! means 404 (an id that does not parse names nothing); a security requirement means
-//! 401; anything under `/api/v1` can be rate limited (429) and meets a busy or absent
-//! database (503) or a bug (500); a POST takes an `Idempotency-Key` (400, 409, 413, 422,
-//! 503). Each is documented with the error body, so a generated client and a contract
-//! test know every status a route can answer.
+//! 400/413/415/422 from the JSON extractor; a query means 400 (and a page's `limit` and
+//! `cursor`, 422); a path parameter means 404 (an id that does not parse names nothing);
+//! a security requirement means 401; anything under `/api/v1` can be rate limited (429)
+//! and meets a busy or absent database (503) or a bug (500); a POST takes an
+//! `Idempotency-Key` (400, 409, 413, 422, 503); an `/admin` route is 404 without an
+//! admin token. Each is documented with the error body, so a generated client and a
+//! contract test know every status a route can answer.
 
 use crate::idempotency::{HEADER as IDEMPOTENCY_KEY, MAX_KEY_LEN};
 use utoipa::Modify;
@@ -20,13 +21,17 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi, Ref, Required, Res
 #[derive(Debug, Clone, Copy)]
 pub struct StandardAnswers;
 
-/// The prefix of the API proper; the operations and admin routes have their own answers.
+/// The prefix of the API proper.
 const API: &str = "/api/v1/";
+/// The operator routes: they exist only with an admin token set (404 otherwise) and
+/// read the queue from the database.
+const ADMIN: &str = "/admin/";
 
 impl Modify for StandardAnswers {
     fn modify(&self, openapi: &mut OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let in_api = path.starts_with(API);
+            let admin = path.starts_with(ADMIN);
             let has_path_params = path.contains('{');
             let operations = [
                 (&mut item.get, false),
@@ -38,6 +43,19 @@ impl Modify for StandardAnswers {
             for (operation, is_post) in operations {
                 if let Some(operation) = operation.as_mut() {
                     complete(operation, in_api, has_path_params, is_post && in_api);
+                    if admin {
+                        add(
+                            operation,
+                            404,
+                            "No admin token is configured: the route does not exist",
+                        );
+                        add(
+                            operation,
+                            500,
+                            "A bug: quote `error.request_id` when reporting it",
+                        );
+                        add_retry(operation, 503, "The database is busy or unavailable");
+                    }
                 }
             }
         }
@@ -46,11 +64,13 @@ impl Modify for StandardAnswers {
 
 fn complete(op: &mut Operation, in_api: bool, has_path_params: bool, keyed: bool) {
     let has_body = op.request_body.is_some();
-    let has_query = op
+    let query: Vec<String> = op
         .parameters
         .iter()
         .flatten()
-        .any(|p| p.parameter_in == ParameterIn::Query);
+        .filter(|p| p.parameter_in == ParameterIn::Query)
+        .map(|p| p.name.clone())
+        .collect();
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     if has_body {
         add(op, 400, "The body is not well-formed JSON");
@@ -62,12 +82,14 @@ fn complete(op: &mut Operation, in_api: bool, has_path_params: bool, keyed: bool
             "A field is missing, unknown or invalid (`error.field` names it)",
         );
     }
-    if has_query {
+    if !query.is_empty() {
         add(op, 400, "The query string does not parse");
+    }
+    if query.iter().any(|name| name == "limit") {
         add(
             op,
             422,
-            "A query parameter is out of range (`error.field` names it)",
+            "`limit` is out of range or `cursor` is not one of ours",
         );
     }
     if has_path_params {

@@ -736,7 +736,8 @@ async fn an_attempt_whose_key_was_taken_over_cannot_commit_its_change() {
     }
     assert_eq!(taken, 1, "the first attempt claimed the key");
     let first = first.await.expect("first request");
-    first.assert_error(409, "conflict");
+    first.assert_error(409, "idempotency_key_in_flight");
+    assert_eq!(first.header("retry-after"), Some("1"));
     assert_eq!(app.runs(), 1);
     assert_eq!(
         app.rows_of_things().await,

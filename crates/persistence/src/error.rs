@@ -138,7 +138,9 @@ impl DbError {
             DbError::NotFound => DbError::NotFound,
             DbError::Busy => DbError::Busy,
             DbError::Timeout => DbError::Timeout,
-            other => DbError::Unavailable(other.to_string()),
+            DbError::Unavailable(why) => DbError::Unavailable(why.clone()),
+            // Conflict, constraint, query, internal: a bug stays a bug (500).
+            other => DbError::internal("a load shared by several callers", other.to_string()),
         })
     }
 }
@@ -177,4 +179,29 @@ macro_rules! db_error_conversions {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_shared_error_keeps_its_class() {
+        let shared = |e: DbError| {
+            let first = Arc::new(e);
+            let _second = Arc::clone(&first);
+            DbError::from_shared(first)
+        };
+        assert!(matches!(shared(DbError::Busy), DbError::Busy));
+        assert!(matches!(
+            shared(DbError::Unavailable("down".into())),
+            DbError::Unavailable(_)
+        ));
+        let bug = shared(DbError::internal("serialising", "no"));
+        assert!(matches!(bug, DbError::Internal { .. }), "{bug:?}");
+        assert!(!bug.is_transient(), "a bug is a 500, never a 503");
+        let conflict = shared(DbError::Conflict { constraint: None });
+        assert!(matches!(conflict, DbError::Internal { .. }), "{conflict:?}");
+    }
 }

@@ -1,8 +1,9 @@
 //! The crate boundaries, read from the workspace itself so a new crate is checked
 //! whatever its name: a domain is a crate under `crates/` that mounts routes (its
-//! `http` module has `pub fn configure`); a domain depends on no other domain; every
-//! other crate under `crates/` is shared and depends on no domain — except test support,
-//! which may depend on domains but is only ever a dev-dependency.
+//! `http` module has `pub fn configure`); a domain reaches no other domain through its
+//! dependencies, direct or not; every other crate under `crates/` is shared and reaches
+//! no domain — except the one test-support crate (`keel-testing`), which may, and is
+//! therefore only ever a dev-dependency.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -79,6 +80,23 @@ fn workspace() -> Vec<Package> {
         .collect()
 }
 
+/// The workspace packages `name` depends on through normal dependencies, transitively.
+fn reach<'a>(packages: &'a [Package], name: &str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![name.to_owned()];
+    while let Some(next) = todo.pop() {
+        let Some(package) = packages.iter().find(|p| p.name == next) else {
+            continue;
+        };
+        for dep in &package.uses {
+            if seen.insert(dep.as_str()) {
+                todo.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
 #[test]
 fn domains_depend_on_no_other_domain_and_shared_crates_on_none() {
     let packages = workspace();
@@ -97,41 +115,49 @@ fn domains_depend_on_no_other_domain_and_shared_crates_on_none() {
             .any(|p| p.name == "keel-events" && p.library),
         "keel-events is a shared crate like the others"
     );
+    let mut test_support = Vec::new();
     for package in packages.iter().filter(|p| p.library) {
-        let on_domains: Vec<&String> = package
-            .uses
-            .iter()
-            .filter(|d| domains.contains(d.as_str()) && **d != package.name)
+        let reached: Vec<&str> = reach(&packages, &package.name)
+            .into_iter()
+            .filter(|d| domains.contains(d) && *d != package.name)
             .collect();
         if domains.contains(package.name.as_str()) {
             assert!(
-                on_domains.is_empty(),
-                "domain {} depends on domain(s) {on_domains:?}: declare a trait instead and \
+                reached.is_empty(),
+                "domain {} depends on domain(s) {reached:?}: declare a trait instead and \
                  let the binary wire it",
                 package.name
             );
-        } else if !on_domains.is_empty() {
-            // Only test support may know the domains, and nothing ships with it.
-            let shipped_by: Vec<&str> = packages
-                .iter()
-                .filter(|other| other.uses.contains(&package.name))
-                .map(|other| other.name.as_str())
-                .collect();
-            assert!(
-                shipped_by.is_empty(),
-                "shared crate {} depends on domain(s) {on_domains:?}, and {shipped_by:?} \
-                 depend on it outside their tests",
-                package.name
-            );
-            assert!(
-                packages
-                    .iter()
-                    .any(|other| other.dev_uses.contains(&package.name)),
-                "shared crate {} depends on domain(s) {on_domains:?}",
-                package.name
-            );
+        } else if !reached.is_empty() {
+            test_support.push((package.name.as_str(), reached));
         }
     }
+    // Only test support may know the domains, and nothing ships with it: it is never a
+    // normal dependency, only a dev-dependency.
+    for (name, reached) in &test_support {
+        let shipped_by: Vec<&str> = packages
+            .iter()
+            .filter(|other| other.uses.contains(*name))
+            .map(|other| other.name.as_str())
+            .collect();
+        assert!(
+            shipped_by.is_empty(),
+            "shared crate {name} reaches domain(s) {reached:?}, and {shipped_by:?} \
+             depend on it outside their tests"
+        );
+        assert!(
+            packages.iter().any(|other| other.dev_uses.contains(*name)),
+            "shared crate {name} reaches domain(s) {reached:?}"
+        );
+    }
+    assert_eq!(
+        test_support
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>(),
+        ["keel-testing"],
+        "one test-support crate"
+    );
 }
 
 /// Every route of a domain is registered with `.service(handler)`, which brings the

@@ -219,7 +219,8 @@ pub struct UpdateMe {
 
 /// Changes the caller's name. Other fields cannot be set here.
 #[utoipa::path(tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
-    responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = crate::service::Me), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "not a user's session"), (status = 422, body = ErrorBody)))]
 #[patch("/me")]
 pub async fn update_me(
     accounts: web::Data<Accounts>,

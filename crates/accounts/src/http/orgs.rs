@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use keel_http::{
     Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated, Role,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The organization.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])),
-    responses((status = 200, body = OrgInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OrgInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "an API key without the scope this needs"), (status = 404, body = ErrorBody)))]
 #[get("/orgs/{org_id}")]
 pub async fn get_org(
     a: web::Data<Accounts>,
@@ -64,7 +64,7 @@ pub async fn update_org(
 
 /// Members in join order, keyset-paginated.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])), params(PageQuery),
-    responses((status = 200, body = Paginated<Member>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Paginated<Member>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "an API key without the scope this needs"), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 #[get("/orgs/{org_id}/members")]
 pub async fn members(
@@ -127,7 +127,7 @@ pub struct Invite {
 /// Invites someone by email (owners and admins). The link works once, for 7 days.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])),
     request_body = Invite,
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 202, body = Invited), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 #[post("/orgs/{org_id}/invitations")]
 pub async fn invite(
@@ -137,15 +137,18 @@ pub async fn invite(
     body: Json<Invite>,
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    let reply = key.reply(|_: &()| {
-        Answer::json(
-            StatusCode::ACCEPTED,
-            &serde_json::json!({ "status": "invited" }),
-        )
-    });
+    let reply =
+        key.reply(|_: &()| Answer::json(StatusCode::ACCEPTED, &Invited { status: "invited" }));
     a.invite(&caller.0, *org_id, &body.0.email, body.0.role, &reply)
         .await?;
     Ok(reply.respond(&()))
+}
+
+/// What an invitation answers: the email is on its way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Invited {
+    /// Always `invited`.
+    pub status: &'static str,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -158,7 +161,7 @@ pub struct Accept {
 /// invited one. Log in with `organization_id` to act for it.
 #[utoipa::path(tag = "organizations", security(("bearer" = [])), request_body = Accept,
     responses((status = 200, body = OrgInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "not a user's session"), (status = 409, body = ErrorBody)))]
 #[post("/invitations/accept")]
 pub async fn accept(
     a: web::Data<Accounts>,

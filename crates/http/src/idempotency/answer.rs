@@ -172,15 +172,23 @@ impl<T> fmt::Debug for Reply<T> {
 impl<T> Reply<T> {
     /// Stores the answer for `value` on `conn`, inside the transaction of the effect.
     /// Without a key it does nothing. Fails with a [`DbError::Conflict`] naming
-    /// [`TAKEN_OVER`] when a retry has taken the key over: return the error so the
-    /// transaction rolls back.
+    /// [`TAKEN_OVER`] when a retry has taken the key over, and with
+    /// [`DbError::Internal`] when the answer would not be kept (a 5xx or 429: a value that
+    /// does not render): return the error so the transaction rolls back, and the change
+    /// never commits without its answer.
     pub async fn record(&self, conn: &mut AsyncPgConnection, value: &T) -> DbResult<()> {
         let Some(claim) = &self.claim else {
             return Ok(());
         };
         let answer = (self.render)(value);
         if super::is_transient(answer.status) {
-            return Ok(());
+            return Err(DbError::internal(
+                "recording an idempotent answer",
+                std::io::Error::other(format!(
+                    "the answer is {}, which is never kept",
+                    answer.status
+                )),
+            ));
         }
         if !store::record(conn, &claim.fence, answer.stored()).await? {
             return Err(DbError::Conflict {

@@ -89,8 +89,9 @@ impl ClaimGuard {
         };
         match store::complete(&self.pool, &self.state.fence, answer).await {
             Ok(true) => {}
-            // The handler's transaction stored it (and then failed to commit, or this is
-            // its error answer after the commit): the stored one stands.
+            // The handler's transaction stored its answer, and the handler then answered
+            // an error after the commit: the stored answer (of the committed change)
+            // stands.
             Ok(false) if self.state.recorded() => {}
             // Taken over by a retry that found this attempt silent: its answer counts.
             Ok(false) => tracing::warn!("idempotency claim was taken over before it completed"),

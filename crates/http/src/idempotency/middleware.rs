@@ -6,7 +6,7 @@ use super::answer::stored_pairs;
 use super::claim::{ClaimGuard, ClaimState};
 use super::request::{fingerprint, idempotency_key, read_body, scope_of};
 use super::store::{self, Fence};
-use super::{REPLAYED_HEADER, TTL, count, is_transient};
+use super::{REPLAYED_HEADER, TTL, count, in_flight, is_transient};
 use crate::error::ApiError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -221,13 +221,4 @@ fn answer_existing(
     }
     res.insert_header((REPLAYED_HEADER, HeaderValue::from_static("true")));
     req.into_response(res.body(row.body.unwrap_or_default()))
-}
-
-fn in_flight() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "idempotency_key_in_flight",
-        "a request with this Idempotency-Key is still being processed; retry shortly",
-    )
-    .retry_after(1)
 }

@@ -22,9 +22,9 @@
 //! | first use of the key | the handler runs; its status, `Content-Type`, `Location`, `Retry-After` and body are kept for 24 h |
 //! | same key, same request, first one finished | the kept answer, byte for byte, plus `Idempotent-Replayed: true` (no handler run) |
 //! | same key, same request, first one still running | 409 `idempotency_key_in_flight`, `Retry-After: 1` |
-//! | same key, same request, first one's process died | after the in-flight timeout (10 s by default) without a sign of life from the first attempt, the handler runs on a clean slate: the first attempt's effect, if any, was never committed |
+//! | same key, same request, first one's process died | if its change committed, its answer committed with it and is replayed; if not, after the in-flight timeout (10 s by default) without a sign of life from the first attempt, the handler runs on a clean slate |
 //! | same key, different request | 422 `idempotency_key_reused` |
-//! | the handler answered 5xx or 429, a middleware inside failed with an error, or the request was abandoned | nothing is kept: a retry runs again |
+//! | the handler answered 5xx or 429, a middleware inside failed with an error, or the request was abandoned before its change committed | nothing is kept: a retry runs again |
 //! | the handler answered another 4xx | kept and replayed like a success (same request, same answer) |
 //! | malformed key, or several `Idempotency-Key` headers | 400 `bad_request` |
 //! | body above the buffering cap (1 MiB by default) | 413 `payload_too_large` |
@@ -42,7 +42,8 @@
 //! so an attempt whose claim was taken over cannot commit its change any more: after a
 //! crash a retry replays the stored answer or runs on a clean slate, never both. Handlers
 //! whose answer comes with no change (a refusal) have it stored by the middleware after
-//! they return.
+//! they return, and so do the few routes whose change is the same however often it is
+//! made (mark read, read all, unsubscribe): for those a second run changes nothing.
 //!
 //! **Scope.** A key belongs to one caller, method and route: the scope is the SHA-256 of
 //! the `Authorization` header (or `anonymous` without one), the method, and the route
@@ -141,6 +142,17 @@ impl Idempotency {
 /// 5xx and 429 say "try again later", not "this is the answer": never kept.
 pub(crate) fn is_transient(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// 409 `idempotency_key_in_flight`: another attempt of this request holds the key (or
+/// took it over from this one); retry shortly and get its answer.
+pub(crate) fn in_flight() -> crate::ApiError {
+    crate::ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_flight",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    )
+    .retry_after(1)
 }
 
 fn count(outcome: &'static str) {
