@@ -397,40 +397,6 @@ async fn an_incoming_traceparent_is_continued_by_the_request_and_the_job_it_enqu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_openapi_document_and_the_docs_ui_are_served() {
-    let app = spawn_app(&[]).await;
-    let doc: Value = app
-        .get("/api/openapi.json")
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(doc["openapi"], "3.1.0");
-    for path in [
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/admin/jobs/counts",
-        "/admin/jobs/{id}/retry",
-    ] {
-        assert!(doc["paths"][path].is_object(), "{path} undocumented");
-    }
-    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
-    let ui = app.get("/api/docs/").await;
-    assert_eq!(ui.status(), 200);
-    assert!(
-        ui.text().await.expect("html").contains("swagger"),
-        "the UI page"
-    );
-    let asset = app.get("/api/docs/swagger-ui-bundle.js").await;
-    assert_eq!(
-        asset.status(),
-        200,
-        "UI assets are served by the binary itself"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn admin_job_endpoints_need_the_admin_token() {
     let disabled = spawn_app(&[]).await;
     error_body(disabled.get("/admin/jobs/counts").await, 404, "not_found").await;

@@ -33,24 +33,8 @@ pub fn can_manage(caller: &Caller) -> Result<(), AccountsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_http::{KeyCaller, Role, UserCaller};
-
-    fn key(scopes: &[&str]) -> Caller {
-        Caller::ApiKey(KeyCaller {
-            key_id: Uuid::now_v7(),
-            org_id: Uuid::now_v7(),
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
-        })
-    }
-
-    fn user(role: Role) -> Caller {
-        Caller::User(UserCaller {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-            org_id: Uuid::now_v7(),
-            role,
-        })
-    }
+    use keel_http::Role;
+    use keel_http::caller::testing::{api_key as key, user};
 
     #[test]
     fn scopes_and_roles() {

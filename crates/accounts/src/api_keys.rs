@@ -69,7 +69,6 @@ impl Accounts {
             .chars()
             .take(API_KEY_PREFIX.len() + VISIBLE)
             .collect();
-        let actor = (caller.user_id(), caller.api_key_id());
         let mut conn = self.pool.get().await?;
         conn.transaction(async |conn| {
             let key = repo::insert_api_key(
@@ -77,7 +76,7 @@ impl Accounts {
                 NewApiKeyRow {
                     id: Uuid::now_v7(),
                     org_id,
-                    created_by: actor.0,
+                    created_by: caller.user_id(),
                     name: &name,
                     prefix: &prefix,
                     hash: &secret.hash,
@@ -88,15 +87,13 @@ impl Accounts {
             .await?;
             repo::audit(
                 conn,
-                AuditEvent {
-                    org_id: Some(org_id),
-                    actor_user_id: actor.0,
-                    actor_api_key_id: actor.1,
-                    action: "api_key.created",
-                    target_id: Some(key.id),
-                    ip: None,
-                    details: serde_json::json!({ "name": key.name, "scopes": key.scopes }),
-                },
+                AuditEvent::by(
+                    caller,
+                    org_id,
+                    "api_key.created",
+                    Some(key.id),
+                    serde_json::json!({ "name": key.name, "scopes": key.scopes }),
+                ),
             )
             .await?;
             let created = CreatedApiKey {
@@ -135,7 +132,6 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
-        let actor = (caller.user_id(), caller.api_key_id());
         let hash = self
             .pool
             .get()
@@ -146,15 +142,13 @@ impl Accounts {
                     .ok_or(AccountsError::NotFound)?;
                 repo::audit(
                     conn,
-                    AuditEvent {
-                        org_id: Some(org_id),
-                        actor_user_id: actor.0,
-                        actor_api_key_id: actor.1,
-                        action: "api_key.revoked",
-                        target_id: Some(key_id),
-                        ip: None,
-                        details: serde_json::json!({}),
-                    },
+                    AuditEvent::by(
+                        caller,
+                        org_id,
+                        "api_key.revoked",
+                        Some(key_id),
+                        serde_json::json!({}),
+                    ),
                 )
                 .await?;
                 Ok::<_, AccountsError>(hash)

@@ -90,7 +90,6 @@ impl Accounts {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
         let owner_caller = caller.is_owner();
-        let actor = (caller.user_id(), caller.api_key_id());
         let hashes = self
             .pool
             .get()
@@ -109,15 +108,13 @@ impl Accounts {
                 repo::set_role(conn, org_id, user_id, new_role).await?;
                 repo::audit(
                     conn,
-                    AuditEvent {
-                        org_id: Some(org_id),
-                        actor_user_id: actor.0,
-                        actor_api_key_id: actor.1,
-                        action: "member.role_changed",
-                        target_id: Some(user_id),
-                        ip: None,
-                        details: serde_json::json!({ "from": current, "to": new_role }),
-                    },
+                    AuditEvent::by(
+                        caller,
+                        org_id,
+                        "member.role_changed",
+                        Some(user_id),
+                        serde_json::json!({ "from": current, "to": new_role }),
+                    ),
                 )
                 .await?;
                 Ok::<_, AccountsError>(repo::session_hashes_in_org(conn, org_id, user_id).await?)
@@ -137,7 +134,6 @@ impl Accounts {
         let org_id = access::same_org(caller, org_id)?;
         access::can_manage(caller)?;
         let owner_caller = caller.is_owner();
-        let actor = (caller.user_id(), caller.api_key_id());
         let hashes = self
             .pool
             .get()
@@ -155,15 +151,13 @@ impl Accounts {
                 let hashes = repo::revoke_sessions_in_org(conn, org_id, user_id).await?;
                 repo::audit(
                     conn,
-                    AuditEvent {
-                        org_id: Some(org_id),
-                        actor_user_id: actor.0,
-                        actor_api_key_id: actor.1,
-                        action: "member.removed",
-                        target_id: Some(user_id),
-                        ip: None,
-                        details: serde_json::json!({ "role": current }),
-                    },
+                    AuditEvent::by(
+                        caller,
+                        org_id,
+                        "member.removed",
+                        Some(user_id),
+                        serde_json::json!({ "role": current }),
+                    ),
                 )
                 .await?;
                 Ok::<_, AccountsError>(hashes)
@@ -206,48 +200,68 @@ impl Accounts {
         let actor = (caller.user_id(), caller.api_key_id());
         let enqueued = self
             .pool
-            .get().await?.transaction(async |conn| {
-                    let org = repo::org_info(conn, org_id).await?.ok_or(AccountsError::NotFound)?;
-                    let inviter_name = match actor.0 {
-                        Some(user) => repo::user_by_id(conn, user).await?.name,
-                        None => format!("{} (API)", org.name),
-                    };
-                    repo::insert_token(conn, NewToken {
-                        kind: "invitation", hash: &secret.hash, user_id: None, org_id: Some(org_id),
-                        email: Some(email.as_str()), role: Some(new_role), invited_by: actor.0,
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let org = repo::org_info(conn, org_id)
+                    .await?
+                    .ok_or(AccountsError::NotFound)?;
+                let inviter_name = match actor.0 {
+                    Some(user) => repo::user_by_id(conn, user).await?.name,
+                    None => format!("{} (API)", org.name),
+                };
+                repo::insert_token(
+                    conn,
+                    NewToken {
+                        kind: "invitation",
+                        hash: &secret.hash,
+                        user_id: None,
+                        org_id: Some(org_id),
+                        email: Some(email.as_str()),
+                        role: Some(new_role),
+                        invited_by: actor.0,
                         expires_at: Utc::now() + INVITATION_TTL,
-                    })
-                    .await?;
-                    repo::audit(conn, AuditEvent {
-                        org_id: Some(org_id), actor_user_id: actor.0, actor_api_key_id: actor.1,
-                        action: "member.invited", target_id: None, ip: None,
-                        details: serde_json::json!({ "email_domain": email.domain(), "role": new_role }),
-                    })
-                    .await?;
-                    let event = Event {
-                        event_type: "member.invited".to_owned(),
+                    },
+                )
+                .await?;
+                repo::audit(
+                    conn,
+                    AuditEvent::by(
+                        caller,
                         org_id,
-                        audience: Audience::Admins,
-                        title: format!("{inviter_name} invited {} to {}", email.as_str(), org.name),
-                        body: format!(
-                            "The invitation is for the {new_role} role and stays valid for {} days.",
-                            INVITATION_TTL.num_days()
-                        ),
-                        link: None,
-                        data: serde_json::json!({
-                            "email": email.as_str(), "role": new_role, "invited_by_user_id": actor.0,
-                            "invited_by_api_key_id": actor.1,
-                        }),
-                    };
-                    let published = self.events.publish(conn, event).await?;
-                    let mail = AccountEmail::Invitation {
-                        to: email.as_str().to_owned(), inviter_name, organization_name: org.name,
-                        role: new_role.to_string(), link,
-                    };
-                    let mail = self.mailer.enqueue(conn, mail).await?;
-                    reply.record(conn, &()).await?;
-                    Ok::<_, AccountsError>([mail, published])
-                })
+                        "member.invited",
+                        None,
+                        serde_json::json!({ "email_domain": email.domain(), "role": new_role }),
+                    ),
+                )
+                .await?;
+                let event = Event {
+                    event_type: "member.invited".to_owned(),
+                    org_id,
+                    audience: Audience::Admins,
+                    title: format!("{inviter_name} invited {} to {}", email.as_str(), org.name),
+                    body: format!(
+                        "The invitation is for the {new_role} role and stays valid for {} days.",
+                        INVITATION_TTL.num_days()
+                    ),
+                    link: None,
+                    data: serde_json::json!({
+                        "email": email.as_str(), "role": new_role, "invited_by_user_id": actor.0,
+                        "invited_by_api_key_id": actor.1,
+                    }),
+                };
+                let published = self.events.publish(conn, event).await?;
+                let mail = AccountEmail::Invitation {
+                    to: email.as_str().to_owned(),
+                    inviter_name,
+                    organization_name: org.name,
+                    role: new_role.to_string(),
+                    link,
+                };
+                let mail = self.mailer.enqueue(conn, mail).await?;
+                reply.record(conn, &()).await?;
+                Ok::<_, AccountsError>([mail, published])
+            })
             .await?;
         self.queue.ring(enqueued).await;
         Ok(())

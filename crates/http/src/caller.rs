@@ -233,19 +233,22 @@ impl<'de> Deserialize<'de> for Scope {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Callers for tests of permission rules: fresh ids, no credentials behind them.
+pub mod testing {
+    use super::{Caller, KeyCaller, Role, UserCaller};
+    use uuid::Uuid;
 
-    fn key(scopes: &[&str]) -> Caller {
+    /// An API key of a fresh organization holding `scopes` (malformed ones are skipped).
+    pub fn api_key(scopes: &[&str]) -> Caller {
         Caller::ApiKey(KeyCaller {
             key_id: Uuid::now_v7(),
             org_id: Uuid::now_v7(),
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+            scopes: scopes.iter().filter_map(|s| s.parse().ok()).collect(),
         })
     }
 
-    fn user(role: Role) -> Caller {
+    /// A signed-in user with `role` in a fresh organization.
+    pub fn user(role: Role) -> Caller {
         Caller::User(UserCaller {
             user_id: Uuid::now_v7(),
             session_id: Uuid::now_v7(),
@@ -253,6 +256,12 @@ mod tests {
             role,
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{api_key as key, user};
+    use super::*;
 
     #[test]
     fn scopes_parse_check_their_area_and_round_trip() {

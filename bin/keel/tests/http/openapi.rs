@@ -5,8 +5,17 @@
 //! `.service(handler)`, which brings the handler's entry; `architecture.rs` checks that
 //! no domain registers one any other way.)
 
-use super::spawn_app;
+use super::{TestApp, spawn_app};
 use serde_json::Value;
+
+/// The document the app serves.
+async fn document(app: &TestApp) -> Value {
+    app.get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json")
+}
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -27,12 +36,7 @@ fn operations(doc: &Value) -> Vec<(String, &'static str, Value)> {
 async fn the_document_and_the_served_routes_agree() {
     // With an admin token, so the admin routes exist.
     let app = spawn_app(&[("KEEL__ADMIN__TOKEN", "an admin token for tests")]).await;
-    let doc: Value = app
-        .get("/api/openapi.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc = document(&app).await;
     let operations = operations(&doc);
     assert!(operations.len() >= 44, "{} operations", operations.len());
     let mut ids = std::collections::BTreeSet::new();
@@ -95,4 +99,33 @@ async fn the_document_and_the_served_routes_agree() {
             "{method} {path} is documented but not served: {status} {body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_and_the_docs_ui_are_served() {
+    let app = spawn_app(&[]).await;
+    let doc = document(&app).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/admin/jobs/counts",
+        "/admin/jobs/{id}/retry",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let ui = app.get("/api/docs/").await;
+    assert_eq!(ui.status(), 200);
+    assert!(
+        ui.text().await.expect("html").contains("swagger"),
+        "the UI page"
+    );
+    let asset = app.get("/api/docs/swagger-ui-bundle.js").await;
+    assert_eq!(
+        asset.status(),
+        200,
+        "UI assets are served by the binary itself"
+    );
 }

@@ -19,6 +19,27 @@ pub struct AuditEvent<'a> {
     pub details: serde_json::Value,
 }
 
+impl AuditEvent<'static> {
+    /// What `caller` did in `org_id`: the actor is the caller's user or API key.
+    pub fn by(
+        caller: &keel_http::Caller,
+        org_id: Uuid,
+        action: &'static str,
+        target_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            org_id: Some(org_id),
+            actor_user_id: caller.user_id(),
+            actor_api_key_id: caller.api_key_id(),
+            action,
+            target_id,
+            ip: None,
+            details,
+        }
+    }
+}
+
 pub async fn audit(conn: &mut AsyncPgConnection, e: AuditEvent<'_>) -> DbResult<()> {
     diesel::insert_into(audit::table)
         .values((
