@@ -250,7 +250,8 @@ trim() {
 
 ROUTE_NAMES=()
 measure_keel_route() {
-    local name="$1" path="$2"
+    local name="$1" path
+    path="$(expand_vars "$2")"
     shift 2
     local headers=() wrk_args=() split=() has_options=0 field i status
     for field in "$@"; do

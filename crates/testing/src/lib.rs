@@ -1,9 +1,10 @@
 //! What every Keel test binary shares, so each is written once: the real app with all
 //! domains on a free port ([`TestApp`]), the `keel` executable as a child process
-//! ([`serve_process`]), users with sessions ([`user`]), the whole error body checked in
-//! one call ([`assert_error`]), waiting for background work ([`eventually`]), and the
-//! outside world faked by small real servers: a Redis of the test's own ([`OwnRedis`]), a
-//! webhook receiver ([`Receiver`]) and the mail directory ([`Mailbox`]).
+//! ([`serve_process`]), users with sessions ([`user`]) and API keys ([`api_key`]), the
+//! whole error body checked in one call ([`assert_error`]), waiting for background work
+//! ([`eventually`]), and the outside world faked by small real servers: a Redis of the
+//! test's own ([`OwnRedis`]), a webhook receiver ([`Receiver`]) and the mail directory
+//! ([`Mailbox`]).
 //!
 //! A dev-dependency only: it depends on every domain (through the binary), which no
 //! shipped crate may.
@@ -30,5 +31,5 @@ pub use net::free_port;
 pub use process::{KeelProcess, serve_process};
 pub use receiver::{Received, Receiver, Respond};
 pub use redis::OwnRedis;
-pub use users::{User, user};
+pub use users::{User, api_key, user};
 pub use wait::{eventually, wait_until};

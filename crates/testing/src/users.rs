@@ -18,6 +18,21 @@ pub struct User {
     pub org_id: Uuid,
 }
 
+/// A new API key of `owner`'s organization holding `scopes`; its secret.
+pub async fn api_key(app: &TestApp, owner: &User, scopes: &[&str]) -> String {
+    let res = app
+        .authed_json(
+            &owner.token,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{}/api-keys", owner.org_id),
+            json!({"name": "test key", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "create an API key");
+    let created: Value = res.json().await.expect("json");
+    created["secret"].as_str().expect("secret").to_owned()
+}
+
 /// Signs `email` up (with a new organization), verifies the address and logs in.
 pub async fn user(app: &TestApp, email: &str) -> User {
     let res = app

@@ -29,7 +29,7 @@ pub struct CreateApiKey {
     )]
     pub name: String,
     /// `<area>:read` or `<area>:write`, for the areas of the domains this deployment runs
-    /// (`accounts`, `notifications`).
+    /// (the document's enum lists them).
     #[schema(min_items = 1, inline, value_type = Vec<String>)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
