@@ -6,7 +6,8 @@
 #   with the committed file. It links libpq (Debian: libpq-dev).
 #
 #   schemathesis, in a virtualenv under .local/tools: deploy/contract/openapi.sh checks
-#   the served OpenAPI document against the server with it (Debian: python3-venv).
+#   the served OpenAPI document against the server with it (Debian: python3-venv), and
+#   curl, which that script drives the server with.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,4 +33,8 @@ if [[ "$("$VENV/bin/st" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMAT
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if ! command -v curl >/dev/null 2>&1; then
+    "$ROOT/deploy/local/services.sh" packages curl
 fi
