@@ -441,10 +441,11 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
 async fn a_receiver_failing_three_times_gets_it_once_with_growing_gaps_and_valid_signatures() {
     let overrides = [
         ("KEEL__WEBHOOKS__BREAKER_THRESHOLD", "5"),
-        // Gaps of about 1, 2 and 4 s (each 75-100% of that, by jitter): apart enough to
-        // compare even when a busy machine picks a retry up half a second late.
-        ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "1000"),
-        ("KEEL__WEBHOOKS__BACKOFF_MAX_SECS", "8"),
+        // Gaps of about 3, 6 and 12 s (each 75-100% of that, by jitter). A scheduled retry
+        // is sometimes picked up a second late (seen: 0.9-1.0 s); these ranges stay apart
+        // even then.
+        ("KEEL__WEBHOOKS__BACKOFF_BASE_MS", "3000"),
+        ("KEEL__WEBHOOKS__BACKOFF_MAX_SECS", "16"),
         ("KEEL__WEBHOOKS__DISABLE_AFTER_FAILURES", "10"),
     ];
     let plan = vec![
