@@ -110,7 +110,7 @@ async fn create_recorded_thing(
 }
 
 /// The in-flight timeout of `/recorded-things`.
-const SHORT_IN_FLIGHT: Duration = Duration::from_millis(400);
+const SHORT_IN_FLIGHT: Duration = Duration::from_millis(1000);
 
 // ---------------------------------------------------------------- harness
 
@@ -687,7 +687,7 @@ async fn an_answer_recorded_with_the_change_is_replayed_byte_for_byte() {
 async fn a_slow_first_attempt_keeps_its_key_by_its_heartbeat() {
     let app = Arc::new(spawn_app().await);
     // Runs for more than three in-flight timeouts: only its heartbeat keeps the key.
-    let body = json!({ "name": "slow", "sleep_ms": 1_400 });
+    let body = json!({ "name": "slow", "sleep_ms": 3_500 });
     let first = {
         let app = Arc::clone(&app);
         let body = body.clone();
