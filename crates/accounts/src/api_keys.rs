@@ -56,7 +56,6 @@ impl Accounts {
                 "give at least one scope, e.g. accounts:read",
             ));
         }
-        let scopes: Vec<String> = scopes.iter().map(ToString::to_string).collect();
         if new.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(AccountsError::invalid(
                 "expires_at",

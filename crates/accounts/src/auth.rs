@@ -121,7 +121,7 @@ impl Accounts {
         Ok(Caller::ApiKey(KeyCaller {
             key_id: auth.key_id,
             org_id: auth.org_id,
-            scopes: auth.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+            scopes: auth.scopes,
         }))
     }
 }

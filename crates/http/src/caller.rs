@@ -146,8 +146,20 @@ impl Access {
 }
 
 /// An API-key scope, `<area>:read` or `<area>:write`. Each domain names its area
-/// (`keel_accounts::SCOPE_AREA`, ...); which areas exist is the binary's to say.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// (`keel_accounts::SCOPE_AREA`, ...); which areas exist is the binary's to say. Stored
+/// and serialised as its text.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub struct Scope {
     area: String,
     access: Access,
@@ -213,6 +225,8 @@ impl FromStr for Scope {
         Ok(Scope::new(area, access))
     }
 }
+
+keel_persistence::text_mapping!(Scope);
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

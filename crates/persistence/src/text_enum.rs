@@ -87,15 +87,29 @@ macro_rules! text_enum {
             }
         }
 
+        $crate::text_mapping!($name);
+    };
+    (@list $first:literal $(, $rest:literal)*) => {
+        concat!($first $(, ", ", $rest)*)
+    };
+}
+
+/// Diesel's mapping of a type to a `Text` column through its `Display` and `FromStr`
+/// (a value that does not parse is a deserialisation error). [`text_enum!`] uses it; a
+/// type of another shape (a scope, `area:access`) uses it directly, with
+/// `#[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]` and
+/// `#[diesel(sql_type = diesel::sql_types::Text)]` on the type. Then the type can be a
+/// column of `Queryable` rows and `Vec<T>` a `text[]`.
+#[macro_export]
+macro_rules! text_mapping {
+    ($name:ident) => {
         impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
             fn to_sql<'b>(
                 &'b self,
                 out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
             ) -> diesel::serialize::Result {
-                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-                    self.as_str(),
-                    out,
-                )
+                ::std::io::Write::write_all(out, self.to_string().as_bytes())?;
+                Ok(diesel::serialize::IsNull::No)
             }
         }
 
@@ -108,8 +122,5 @@ macro_rules! text_enum {
                 Ok(text.parse()?)
             }
         }
-    };
-    (@list $first:literal $(, $rest:literal)*) => {
-        concat!($first $(, ", ", $rest)*)
     };
 }

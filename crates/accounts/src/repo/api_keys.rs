@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use keel_http::Scope;
 use keel_persistence::DbResult;
 use keel_persistence::schema::accounts_api_keys as api_keys;
 use uuid::Uuid;
@@ -15,7 +16,8 @@ pub struct ApiKeyRow {
     pub name: String,
     /// The key's first characters, to tell keys apart.
     pub prefix: String,
-    pub scopes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<Scope>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -29,7 +31,7 @@ pub struct NewApiKeyRow<'a> {
     pub name: &'a str,
     pub prefix: &'a str,
     pub hash: &'a [u8],
-    pub scopes: &'a [String],
+    pub scopes: &'a [Scope],
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -107,7 +109,8 @@ pub struct KeyAuth {
     pub org_id: Uuid,
     pub name: String,
     pub prefix: String,
-    pub scopes: Vec<String>,
+    /// Parsed once, when the key is loaded into the cache, not on every request.
+    pub scopes: Vec<Scope>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
