@@ -95,10 +95,6 @@ impl Answer {
         self
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The response to send now.
     pub fn to_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
@@ -109,11 +105,7 @@ impl Answer {
     }
 
     fn stored(&self) -> Stored<'_> {
-        Stored {
-            status: i16::try_from(self.status.as_u16()).unwrap_or(i16::MAX),
-            headers: stored_headers(&self.headers),
-            body: &self.body,
-        }
+        Stored::of(self.status, &self.headers, &self.body)
     }
 }
 
@@ -131,11 +123,6 @@ impl fmt::Debug for IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// No key: [`Reply::record`] stores nothing (a service called outside a request).
-    pub fn none() -> Self {
-        Self(None)
-    }
-
     /// The reply of this request, rendered from the service's result by `render`.
     pub fn reply<T>(self, render: impl Fn(&T) -> Answer + Send + Sync + 'static) -> Reply<T> {
         Reply {

@@ -2,7 +2,6 @@
 //! answer in its own transaction), kept alive by a heartbeat while the handler runs, and
 //! released if the request is abandoned.
 
-use super::answer::stored_headers;
 use super::store::{self, Fence, Stored};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
@@ -82,11 +81,7 @@ impl ClaimGuard {
     /// record its own).
     pub(super) async fn complete(&mut self, status: StatusCode, headers: &HeaderMap, body: &[u8]) {
         self.armed = false;
-        let answer = Stored {
-            status: i16::try_from(status.as_u16()).unwrap_or(i16::MAX),
-            headers: stored_headers(headers),
-            body,
-        };
+        let answer = Stored::of(status, headers, body);
         match store::complete(&self.pool, &self.state.fence, answer).await {
             Ok(true) => {}
             // The handler's transaction stored its answer, and the handler then answered

@@ -9,6 +9,8 @@
 //! Every write after the claim is fenced by the claim's `created_at`: once a retry has
 //! taken the key over, the first attempt can neither store an answer nor release the key.
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Binary, Double, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use diesel::{OptionalExtension, QueryableByName, sql_query};
@@ -35,6 +37,17 @@ pub(super) struct Stored<'a> {
     pub status: i16,
     pub headers: serde_json::Value,
     pub body: &'a [u8],
+}
+
+impl<'a> Stored<'a> {
+    /// A response's stored form: only the headers worth replaying are kept.
+    pub fn of(status: StatusCode, headers: &HeaderMap, body: &'a [u8]) -> Self {
+        Self {
+            status: i16::try_from(status.as_u16()).unwrap_or(i16::MAX),
+            headers: super::answer::stored_headers(headers),
+            body,
+        }
+    }
 }
 
 #[derive(QueryableByName)]
