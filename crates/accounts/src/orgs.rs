@@ -8,7 +8,7 @@
 use crate::access;
 use crate::error::AccountsError;
 use crate::mailer::AccountEmail;
-use crate::repo::{self, AuditEntry, AuditEvent, Member, NewToken, OrgInfo};
+use crate::repo::{self, AuditEntry, AuditEvent, Member, NewToken, OrgInfo, TokenKind};
 use crate::service::{Accounts, profile_key};
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::{DateTime, Utc};
@@ -213,7 +213,7 @@ impl Accounts {
                 repo::insert_token(
                     conn,
                     NewToken {
-                        kind: "invitation",
+                        kind: TokenKind::Invitation,
                         hash: &secret.hash,
                         user_id: None,
                         org_id: Some(org_id),
@@ -280,7 +280,7 @@ impl Accounts {
         let org = self
             .pool
             .get().await?.transaction(async |conn| {
-                    let row = repo::take_token(conn, "invitation", &hash).await?.ok_or(AccountsError::InvalidToken)?;
+                    let row = repo::take_token(conn, TokenKind::Invitation, &hash).await?.ok_or(AccountsError::InvalidToken)?;
                     let user = repo::user_by_id(conn, user_id).await?;
                     let (Some(org_id), Some(email), Some(new_role)) = (row.org_id, row.email, row.role) else {
                         return Err(AccountsError::InvalidToken);

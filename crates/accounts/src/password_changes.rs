@@ -5,7 +5,7 @@ use crate::error::AccountsError;
 use crate::input::{self, Email};
 use crate::mailer::AccountEmail;
 use crate::password_hash::Verified;
-use crate::repo::{self, AuditEvent, NewToken};
+use crate::repo::{self, AuditEvent, NewToken, TokenKind};
 use crate::service::Accounts;
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::Utc;
@@ -42,16 +42,12 @@ impl Accounts {
                 };
                 repo::insert_token(
                     conn,
-                    NewToken {
-                        kind: "password_reset",
-                        hash: &secret.hash,
-                        user_id: Some(user.id),
-                        org_id: None,
-                        email: None,
-                        role: None,
-                        invited_by: None,
-                        expires_at: Utc::now() + RESET_TTL,
-                    },
+                    NewToken::for_user(
+                        TokenKind::PasswordReset,
+                        &secret.hash,
+                        user.id,
+                        Utc::now() + RESET_TTL,
+                    ),
                 )
                 .await?;
                 let mail = AccountEmail::PasswordReset {
@@ -86,7 +82,7 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                let row = repo::take_token(conn, "password_reset", &token_hash)
+                let row = repo::take_token(conn, TokenKind::PasswordReset, &token_hash)
                     .await?
                     .ok_or(AccountsError::InvalidToken)?;
                 let user_id = row.user_id.ok_or(AccountsError::InvalidToken)?;

@@ -5,7 +5,7 @@
 use crate::error::AccountsError;
 use crate::input::{self, Email};
 use crate::mailer::AccountEmail;
-use crate::repo::{self, AuditEvent, NewToken, Profile};
+use crate::repo::{self, AuditEvent, NewToken, Profile, TokenKind};
 use crate::service::{Accounts, ONE_TIME_TOKEN_TTL, profile_key};
 use crate::sessions::SessionToken;
 use crate::token::{self, ONE_TIME_PREFIX};
@@ -64,16 +64,12 @@ impl Accounts {
                 {
                     repo::insert_token(
                         conn,
-                        NewToken {
-                            kind: "password_reset",
-                            hash: &reset.hash,
-                            user_id: Some(existing.id),
-                            org_id: None,
-                            email: None,
-                            role: None,
-                            invited_by: None,
+                        NewToken::for_user(
+                            TokenKind::PasswordReset,
+                            &reset.hash,
+                            existing.id,
                             expires_at,
-                        },
+                        ),
                     )
                     .await?;
                     AccountEmail::SignupAttempt {
@@ -133,16 +129,7 @@ impl Accounts {
         repo::insert_membership(conn, org_id, user_id, Role::Owner).await?;
         repo::insert_token(
             conn,
-            NewToken {
-                kind: "verify_email",
-                hash: verify_hash,
-                user_id: Some(user_id),
-                org_id: None,
-                email: None,
-                role: None,
-                invited_by: None,
-                expires_at,
-            },
+            NewToken::for_user(TokenKind::VerifyEmail, verify_hash, user_id, expires_at),
         )
         .await?;
         repo::audit(
@@ -173,7 +160,7 @@ impl Accounts {
             .get()
             .await?
             .transaction(async |conn| {
-                let row = repo::take_token(conn, "verify_email", &hash)
+                let row = repo::take_token(conn, TokenKind::VerifyEmail, &hash)
                     .await?
                     .ok_or(AccountsError::InvalidToken)?;
                 if !token::constant_time_eq(&row.token_hash, &hash) {

@@ -8,9 +8,18 @@ use keel_persistence::DbResult;
 use keel_persistence::schema::accounts_tokens as tokens;
 use uuid::Uuid;
 
+keel_persistence::text_enum! {
+    /// What a one-time token is for (`accounts_tokens.kind`).
+    pub enum TokenKind {
+        VerifyEmail = "verify_email",
+        PasswordReset = "password_reset",
+        Invitation = "invitation",
+    }
+}
+
 #[derive(Debug)]
 pub struct NewToken<'a> {
-    pub kind: &'static str,
+    pub kind: TokenKind,
     pub hash: &'a [u8],
     pub user_id: Option<Uuid>,
     pub org_id: Option<Uuid>,
@@ -18,6 +27,28 @@ pub struct NewToken<'a> {
     pub role: Option<Role>,
     pub invited_by: Option<Uuid>,
     pub expires_at: DateTime<Utc>,
+}
+
+impl<'a> NewToken<'a> {
+    /// A token a user acts on for their own account (verify the address, reset the
+    /// password); invitations carry more and are written out whole.
+    pub fn for_user(
+        kind: TokenKind,
+        hash: &'a [u8],
+        user_id: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            kind,
+            hash,
+            user_id: Some(user_id),
+            org_id: None,
+            email: None,
+            role: None,
+            invited_by: None,
+            expires_at,
+        }
+    }
 }
 
 pub async fn insert_token(conn: &mut AsyncPgConnection, t: NewToken<'_>) -> DbResult<()> {
@@ -53,7 +84,7 @@ pub struct TokenRow {
 /// conditional UPDATE, so two concurrent uses cannot both succeed.
 pub async fn take_token(
     conn: &mut AsyncPgConnection,
-    kind: &str,
+    kind: TokenKind,
     hash: &[u8],
 ) -> DbResult<Option<TokenRow>> {
     diesel::update(
