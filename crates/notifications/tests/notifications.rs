@@ -14,9 +14,9 @@ use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
 use keel_queue::{Enqueued, Queue, Registry, Workers};
+use keel_testing::Mailbox;
 use serde_json::json;
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -28,41 +28,6 @@ mod http;
 
 // ---------------------------------------------------------------- harness
 
-/// A mail folder of the test's own, removed afterwards.
-struct MailDir(PathBuf);
-
-impl MailDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "keel-mail-{}",
-            keel_config::testing::unique_prefix()
-        ));
-        Self(dir)
-    }
-
-    fn files(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn read(&self, id: Uuid) -> String {
-        std::fs::read_to_string(self.0.join(format!("{id}.eml"))).expect("the .eml file")
-    }
-}
-
-impl Drop for MailDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Harness {
     _db: TestDatabase,
     settings: Arc<Settings>,
@@ -70,14 +35,14 @@ struct Harness {
     cache: Cache,
     queue: Queue,
     mailer: Mailer,
-    dir: MailDir,
+    dir: Mailbox,
 }
 
 async fn harness(overrides: &[(&str, &str)]) -> Harness {
     keel_telemetry::init_for_tests();
     let db = TestDatabase::new().await.expect("test database");
-    let dir = MailDir::new();
-    let dir_var = dir.0.to_string_lossy().into_owned();
+    let dir = Mailbox::new();
+    let dir_var = dir.dir().to_string_lossy().into_owned();
     let loader = keel_config::testing::loader(db.url())
         .with_var("KEEL__MAIL__DIR", dir_var)
         .with_vars(overrides);

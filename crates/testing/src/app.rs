@@ -151,7 +151,7 @@ impl TestApp {
 
     /// Runs one statement (test set-up: ageing rows and the like), binding `id` as `$1`
     /// when given.
-    pub async fn execute(&self, sql: &str, id: Option<Uuid>) -> usize {
+    pub async fn run_sql(&self, sql: &str, id: Option<Uuid>) -> usize {
         let mut conn = self.platform.pool.get().await.expect("conn");
         match id {
             Some(id) => diesel::sql_query(sql)

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// A fresh directory for one test's emails.
-#[derive(Debug, Clone)]
+/// A fresh directory for one test's emails, removed when dropped.
+#[derive(Debug)]
 pub struct Mailbox {
     dir: PathBuf,
 }
@@ -31,6 +31,24 @@ impl Mailbox {
         ("KEEL__MAIL__DIR", self.dir.to_str().expect("utf-8 path"))
     }
 
+    /// The names of the files written so far, sorted (`<job id>.eml`).
+    pub fn files(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The email the job `id` wrote, as sent.
+    pub fn read(&self, id: uuid::Uuid) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{id}.eml"))).expect("the .eml file")
+    }
+
     /// Every email delivered so far, as text with quoted-printable soft breaks joined
     /// and `=3D` decoded (what a reader sees).
     pub fn emails(&self) -> Vec<String> {
@@ -50,4 +68,10 @@ fn unfold(eml: &str) -> String {
     eml.replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -65,8 +65,8 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
     let db_url = app.database_url();
     let env = [("KEEL__SERVER__IDEMPOTENCY_IN_FLIGHT_SECS", "2")];
     let [create_function, create_trigger, drop_trigger] = slow;
-    app.execute(create_function, None).await;
-    app.execute(create_trigger, None).await;
+    app.run_sql(create_function, None).await;
+    app.run_sql(create_trigger, None).await;
 
     let path = format!("/api/v1/orgs/{}/invitations", owner.org_id);
     let body = json!({ "email": "grace@example.com", "role": "member" });
@@ -88,7 +88,7 @@ async fn invite_through_a_crash(slow: [&str; 3]) -> AfterCrash {
         "the killed server sent no answer"
     );
     // Waits for the dead attempt's transaction to end (it holds a lock on the table).
-    app.execute(drop_trigger, None).await;
+    app.run_sql(drop_trigger, None).await;
 
     let (_second, base) = serve_process(&db_url, &env).await;
     let started = Instant::now();

@@ -28,8 +28,6 @@ trait NotificationsApp {
     async fn wait_for_inbox(&self, user_id: Uuid, n: i64);
     async fn fan_out_again(&self, org_id: Uuid) -> usize;
     async fn email_jobs(&self, title: &str) -> i64;
-    async fn run_sql(&self, sql: &str, id: Uuid);
-    async fn count(&self, sql: &str, id: Uuid) -> i64;
 }
 
 impl NotificationsApp for TestApp {
@@ -56,7 +54,7 @@ impl NotificationsApp for TestApp {
     async fn wait_for_inbox(&self, user_id: Uuid, n: i64) {
         let sql = INBOX_OF_USER;
         eventually("the in-app notifications", PATIENCE, || async {
-            self.count(sql, user_id).await == n
+            self.count_rows(sql, Some(user_id)).await == n
         })
         .await;
     }
@@ -114,26 +112,6 @@ impl NotificationsApp for TestApp {
         .await
         .expect("count")
         .n
-    }
-
-    /// Runs one statement binding `id` as `$1` (test set-up: ageing rows and the like).
-    async fn run_sql(&self, sql: &str, id: Uuid) {
-        let mut conn = self.platform.pool.get().await.expect("conn");
-        diesel::sql_query(sql)
-            .bind::<SqlUuid, _>(id)
-            .execute(&mut conn)
-            .await
-            .expect(sql);
-    }
-
-    async fn count(&self, sql: &str, id: Uuid) -> i64 {
-        let mut conn = self.platform.pool.get().await.expect("conn");
-        diesel::sql_query(sql)
-            .bind::<SqlUuid, _>(id)
-            .get_result::<Count>(&mut conn)
-            .await
-            .expect("count")
-            .n
     }
 }
 
@@ -398,7 +376,6 @@ async fn an_event_reaches_the_inbox_and_the_mailbox_once_and_preferences_and_uns
         .count();
     assert_eq!(exports, 1);
     workers.shutdown().await;
-    let _ = std::fs::remove_dir_all(mailbox.dir());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -433,7 +410,7 @@ async fn a_rolled_back_event_delivers_nothing_and_a_repeated_fan_out_delivers_on
     assert_eq!(body["type"], "export.failed");
     assert_eq!(body["id"], seen[0].delivery_id.as_str());
     assert_eq!(deliveries(&app, &ada, endpoint).await.len(), 1);
-    assert_eq!(app.count(INBOX_OF_USER, ada.user_id).await, 1);
+    assert_eq!(app.count_rows(INBOX_OF_USER, Some(ada.user_id)).await, 1);
     workers.shutdown().await;
 }
 
@@ -679,7 +656,7 @@ async fn private_and_metadata_addresses_are_refused() {
     }
     let endpoints = "SELECT count(*) AS n FROM notifications_webhook_endpoints WHERE org_id = $1";
     assert_eq!(
-        app.count(endpoints, ada.org_id).await,
+        app.count_rows(endpoints, Some(ada.org_id)).await,
         0,
         "nothing half-written"
     );
@@ -901,13 +878,13 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
     app.run_sql(
         "UPDATE notifications_events SET created_at = now() - interval '100 days' \
          WHERE id IN (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id LIMIT 2)",
-        ada.org_id,
+        Some(ada.org_id),
     )
     .await;
     app.run_sql(
         "UPDATE notifications_webhook_deliveries SET status = 'pending' WHERE event_id = \
          (SELECT id FROM notifications_events WHERE org_id = $1 ORDER BY id OFFSET 1 LIMIT 1)",
-        ada.org_id,
+        Some(ada.org_id),
     )
     .await;
     let count = app
@@ -926,7 +903,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
         .await;
     assert_eq!(count["count"], 2, "the cached count follows the purge");
     let events = "SELECT count(*) AS n FROM notifications_events WHERE org_id = $1";
-    assert_eq!(app.count(events, ada.org_id).await, 2);
+    assert_eq!(app.count_rows(events, Some(ada.org_id)).await, 2);
     assert_eq!(deliveries(app, ada, endpoint).await.len(), 2);
     let again = notifications.purge_expired().await.expect("purge");
     assert_eq!(
@@ -939,7 +916,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
     app.run_sql(
         "UPDATE notifications_webhook_deliveries SET updated_at = now() - interval '8 days' \
          WHERE org_id = $1 AND status = 'pending'",
-        ada.org_id,
+        Some(ada.org_id),
     )
     .await;
     let stalled = notifications.purge_expired().await.expect("purge");
@@ -947,7 +924,7 @@ async fn the_purge_deletes_old_events_with_their_notifications_and_finished_deli
         (stalled.events, stalled.notifications, stalled.deliveries),
         (1, 1, 1)
     );
-    assert_eq!(app.count(events, ada.org_id).await, 1);
+    assert_eq!(app.count_rows(events, Some(ada.org_id)).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -961,7 +938,7 @@ async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
                     SELECT gen_random_uuid(), 'member' || n || '@example.com', 'Member ' || n, 'x', now() \
                     FROM generate_series(1, 600) n RETURNING id) \
          INSERT INTO accounts_memberships (org_id, user_id, role) SELECT $1, id, 'member' FROM u",
-        ada.org_id,
+        Some(ada.org_id),
     )
     .await;
     let workers = app.workers();
@@ -972,14 +949,14 @@ async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
     .await;
     let inbox = "SELECT count(*) AS n FROM notifications_inbox WHERE org_id = $1";
     eventually("601 in-app notifications", PATIENCE, || async {
-        app.count(inbox, ada.org_id).await == 601
+        app.count_rows(inbox, Some(ada.org_id)).await == 601
     })
     .await;
     assert_eq!(app.email_jobs("News: export.completed").await, 601);
 
     assert_eq!(app.fan_out_again(ada.org_id).await, 1);
     assert_eq!(
-        app.count(inbox, ada.org_id).await,
+        app.count_rows(inbox, Some(ada.org_id)).await,
         601,
         "no second notification"
     );
