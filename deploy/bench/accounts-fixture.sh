@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=... BENCH_ORG=...` for a fresh verified user of a fresh
-# organization, for the authenticated routes in deploy/bench/routes. Starts `keel serve`
+# organization, for the authenticated routes in deploy/bench/routes and the contract run
+# (deploy/contract/openapi.sh). Starts `keel serve`
 # on a spare port for the few requests it needs, and marks the address verified directly
 # in the database (the benchmark has no inbox). Usage: eval "$(deploy/bench/accounts-fixture.sh KEEL_BINARY)"
 set -euo pipefail

@@ -42,6 +42,9 @@ export KEEL__MAIL__DIR="$work/mail"
 cargo build -q -p keel
 keel="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/keel"
 "$keel" migrate >/dev/null
+# An owner with a verified address and a session: the benchmarks' accounts fixture.
+eval "$(BENCH_FIXTURE_PORT="$(free_port)" "$ROOT/deploy/bench/accounts-fixture.sh" "$keel")"
+export KEEL_CONTRACT_TOKEN="$BENCH_SESSION"
 "$keel" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
 api="http://127.0.0.1:$port"
@@ -49,15 +52,6 @@ for _ in $(seq 100); do
     curl -fs "$api/health/live" >/dev/null 2>&1 && break
     sleep 0.1
 done
-
-# An owner with a verified address and a session.
-curl -fs -X POST "$api/api/v1/signup" -H 'content-type: application/json' \
-    -d '{"email":"owner@example.com","password":"a long passphrase","name":"Owner","organization_name":"Contract"}' >/dev/null
-psql "$base_url/$db" -qc "UPDATE accounts_users SET email_verified_at = now()"
-KEEL_CONTRACT_TOKEN="$(curl -fs -X POST "$api/api/v1/sessions" -H 'content-type: application/json' \
-    -d '{"email":"owner@example.com","password":"a long passphrase"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
-export KEEL_CONTRACT_TOKEN
 
 log "schemathesis against $api/api/openapi.json"
 cd "$work"
