@@ -42,27 +42,14 @@ impl Modify for StandardAnswers {
             ];
             for (operation, is_post) in operations {
                 if let Some(operation) = operation.as_mut() {
-                    complete(operation, in_api, has_path_params, is_post && in_api);
-                    if admin {
-                        add(
-                            operation,
-                            404,
-                            "No admin token is configured: the route does not exist",
-                        );
-                        add(
-                            operation,
-                            500,
-                            "A bug: quote `error.request_id` when reporting it",
-                        );
-                        add_retry(operation, 503, "The database is busy or unavailable");
-                    }
+                    complete(operation, in_api, admin, has_path_params, is_post && in_api);
                 }
             }
         }
     }
 }
 
-fn complete(op: &mut Operation, in_api: bool, has_path_params: bool, keyed: bool) {
+fn complete(op: &mut Operation, in_api: bool, admin: bool, has_path_params: bool, keyed: bool) {
     let has_body = op.request_body.is_some();
     let query: Vec<String> = op
         .parameters
@@ -129,14 +116,20 @@ fn complete(op: &mut Operation, in_api: bool, has_path_params: bool, keyed: bool
             "This Idempotency-Key was used for a different request",
         );
     }
+    if admin {
+        add(
+            op,
+            404,
+            "No admin token is configured: the route does not exist",
+        );
+    }
     if in_api {
         add_retry(op, 429, "Rate limited: retry after `Retry-After` seconds");
+    }
+    if in_api || admin {
         add(op, 500, "A bug: quote `error.request_id` when reporting it");
-        add_retry(
-            op,
-            503,
-            "The database (or the key store) is busy or unavailable",
-        );
+        // Idempotency keys live in the database too.
+        add_retry(op, 503, "The database is busy or unavailable");
     }
 }
 
