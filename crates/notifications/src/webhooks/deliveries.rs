@@ -6,11 +6,11 @@ use crate::service::Notifications;
 use crate::webhooks::deliver::Deliver;
 use crate::webhooks::envelope;
 use chrono::Utc;
-use futures::future::BoxFuture;
 use keel_http::Reply;
 use keel_http::pagination::{Page, Paginated};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::AsyncPgConnection;
+use keel_queue::Enqueued;
 use uuid::Uuid;
 
 pub use crate::repo::deliveries::{Delivery, DeliveryStatus};
@@ -50,8 +50,9 @@ impl Notifications {
         reply: &Reply<Delivery>,
     ) -> Result<Delivery, NotificationsError> {
         self.require_enabled(org_id, endpoint_id).await?;
-        self.queue_delivery(reply, move |conn| {
-            Box::pin(async move {
+        let mut conn = self.inner.pool.get().await?;
+        let (delivery, ring) = conn
+            .transaction(async |conn| {
                 match deliveries::lock(conn, org_id, endpoint_id, delivery_id).await? {
                     None => return Err(NotificationsError::NotFound),
                     // Its job is still trying: a second one would send it twice at once.
@@ -62,10 +63,12 @@ impl Notifications {
                     }
                     Some(_) => {}
                 }
-                Ok(deliveries::requeue(conn, delivery_id).await?)
+                let delivery = deliveries::requeue(conn, delivery_id).await?;
+                self.enqueue_delivery(conn, delivery, reply).await
             })
-        })
-        .await
+            .await?;
+        self.inner.queue.ring([ring]).await;
+        Ok(delivery)
     }
 
     /// A `webhook.test` delivery to this endpoint only, whatever types it subscribes to.
@@ -83,8 +86,9 @@ impl Notifications {
             Utc::now(),
             &serde_json::json!({ "message": "This is a test delivery from Keel." }),
         );
-        self.queue_delivery(reply, move |conn| {
-            Box::pin(async move {
+        let mut conn = self.inner.pool.get().await?;
+        let (delivery, ring) = conn
+            .transaction(async |conn| {
                 let test = NewDelivery {
                     id: delivery_id,
                     endpoint_id,
@@ -93,48 +97,28 @@ impl Notifications {
                     event_type: TEST_EVENT_TYPE,
                     body: &body,
                 };
-                Ok(deliveries::insert(conn, &test).await?)
-            })
-        })
-        .await
-    }
-
-    /// Writes a delivery row with `write`, its job and the request's answer in one
-    /// transaction, then rings.
-    async fn queue_delivery<F>(
-        &self,
-        reply: &Reply<Delivery>,
-        write: F,
-    ) -> Result<Delivery, NotificationsError>
-    where
-        F: for<'c> FnOnce(
-                &'c mut AsyncPgConnection,
-            ) -> BoxFuture<'c, Result<Delivery, NotificationsError>>
-            + Send
-            + 'static,
-    {
-        let queue = &self.inner.queue;
-        let (delivery, ring) = self
-            .inner
-            .pool
-            .get()
-            .await?
-            .transaction(async |conn| {
-                let delivery = write(conn).await?;
-                let ring = queue
-                    .enqueue(
-                        conn,
-                        &Deliver {
-                            delivery_id: delivery.id,
-                        },
-                    )
-                    .await?;
-                reply.record(conn, &delivery).await?;
-                Ok::<_, NotificationsError>((delivery, ring))
+                let delivery = deliveries::insert(conn, &test).await?;
+                self.enqueue_delivery(conn, delivery, reply).await
             })
             .await?;
         self.inner.queue.ring([ring]).await;
         Ok(delivery)
+    }
+
+    /// In the transaction that wrote `delivery`: its job and the request's answer. Ring
+    /// the job after the commit.
+    async fn enqueue_delivery(
+        &self,
+        conn: &mut AsyncPgConnection,
+        delivery: Delivery,
+        reply: &Reply<Delivery>,
+    ) -> Result<(Delivery, Enqueued), NotificationsError> {
+        let job = Deliver {
+            delivery_id: delivery.id,
+        };
+        let ring = self.inner.queue.enqueue(conn, &job).await?;
+        reply.record(conn, &delivery).await?;
+        Ok((delivery, ring))
     }
 
     async fn require_enabled(

@@ -568,7 +568,10 @@ async fn a_hanging_receiver_is_timed_out_and_retried_and_requests_never_wait_for
     let delivery: Value = res.json().await.expect("json");
     assert_eq!(delivery["event_type"], "webhook.test");
     eventually("the retry after the timeout", PATIENCE, || async {
-        deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered"
+        deliveries(&app, &ada, endpoint)
+            .await
+            .iter()
+            .any(|d| d["status"] == "delivered")
     })
     .await;
     let seen = receiver.seen();
@@ -622,7 +625,10 @@ async fn a_delivery_whose_worker_died_mid_request_is_delivered_again_with_the_sa
     );
     assert_eq!(seen[0].body, seen[1].body);
     eventually("the delivery to be recorded", PATIENCE, || async {
-        deliveries(&app, &ada, endpoint).await[0]["status"] == "delivered"
+        deliveries(&app, &ada, endpoint)
+            .await
+            .iter()
+            .any(|d| d["status"] == "delivered")
     })
     .await;
     workers.shutdown().await;
@@ -969,5 +975,70 @@ async fn a_large_audience_is_written_in_chunks_and_notified_once_each() {
         .get_json(&ada.token, "/api/v1/notifications/unread-count")
         .await;
     assert_eq!(count["count"], 1);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_delivery_is_redelivered_with_its_id_once_per_key_and_a_pending_one_is_not() {
+    let Hooked {
+        app,
+        ada,
+        receiver,
+        endpoint,
+        workers,
+        ..
+    } = hooked(&[], Vec::new(), &["export.completed"]).await;
+    app.publish(
+        event(ada.org_id, "export.completed", Audience::Nobody),
+        true,
+    )
+    .await;
+    eventually("the delivery", PATIENCE, || async {
+        deliveries(&app, &ada, endpoint)
+            .await
+            .iter()
+            .any(|d| d["status"] == "delivered")
+    })
+    .await;
+    let id = deliveries(&app, &ada, endpoint).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!(
+        "/api/v1/orgs/{}/webhooks/{endpoint}/deliveries/{id}/redeliver",
+        ada.org_id
+    );
+    let redeliver = || {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(&ada.token)
+            .header("idempotency-key", "again")
+            .send()
+    };
+    let first = redeliver().await.expect("redeliver");
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["id"], id.as_str(), "the same delivery");
+    assert_eq!(first["status"], "pending");
+    let replay = redeliver().await.expect("retry");
+    assert_eq!(replay.status(), 202);
+    assert!(replay.headers().contains_key("idempotent-replayed"));
+    eventually("the redelivery", PATIENCE, || async {
+        receiver.seen().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "one redelivery for one key");
+    assert_eq!(seen[1].delivery_id, seen[0].delivery_id);
+
+    // While a delivery is still being attempted, a redelivery would send it twice at once.
+    app.run_sql(
+        "UPDATE notifications_webhook_deliveries SET status = 'pending' WHERE endpoint_id = $1",
+        Some(endpoint),
+    )
+    .await;
+    let pending = app.authed(&ada.token, reqwest::Method::POST, &path).await;
+    keel_testing::assert_error(pending, 409, "conflict", None).await;
     workers.shutdown().await;
 }
