@@ -34,7 +34,7 @@ export KEEL_ENV=test
 export KEEL__DATABASE__URL="$base_url/$db"
 export KEEL__REDIS__URL="$KEEL_TEST_REDIS_URL"
 export KEEL__REDIS__KEY_PREFIX="keel_contract_$$"
-export KEEL__SERVER__PORT="$port"
+export KEEL__SERVER__PORT="$port" KEEL__SERVER__OPERATIONS_PORT=0
 export KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0
 export KEEL__SERVER__RATE_LIMIT_PER_IP=0
 export KEEL__MAIL__DIR="$work/mail"

@@ -85,7 +85,10 @@ impl Cli {
             Command::Openapi => {
                 let platform = Platform::new(settings)?;
                 let domains = crate::domains::Domains::new(&platform)?;
-                let doc = crate::routes::docs::openapi(&crate::server::routes(&domains));
+                let doc = crate::routes::docs::openapi(
+                    &crate::server::routes(&domains),
+                    platform.settings.server.metrics_on_api_port,
+                );
                 writeln!(std::io::stdout().lock(), "{}", doc.to_pretty_json()?)?;
                 Ok(())
             }

@@ -2,6 +2,7 @@
 
 use crate::platform::Platform;
 use crate::server::{self, Surface};
+use actix_web::dev::{Server, ServerHandle};
 use keel_queue::Workers;
 use std::net::TcpListener;
 
@@ -18,14 +19,30 @@ pub enum Role {
 /// finish or release their leases (bounded by `queue.shutdown_grace_secs`).
 pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
     let settings = platform.settings.clone();
-    let (surface, port) = match role {
-        Role::Serve | Role::All => (Surface::Api, settings.server.port),
-        Role::Work => (Surface::Operations, settings.server.worker_port),
-    };
-    let listener = TcpListener::bind((settings.server.host.as_str(), port))
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{port}: {e}", settings.server.host))?;
-    let address = listener.local_addr()?;
+    let host = settings.server.host.as_str();
     let domains = crate::domains::Domains::new(&platform)?;
+    let api = server::Api::of(&domains);
+    let mut servers = Vec::new();
+    let operations_port = match role {
+        Role::Serve | Role::All => {
+            servers.push(listen(
+                &platform,
+                host,
+                settings.server.port,
+                Surface::Api,
+                &api,
+            )?);
+            settings.server.operations_port
+        }
+        Role::Work => settings.server.worker_port,
+    };
+    servers.push(listen(
+        &platform,
+        host,
+        operations_port,
+        Surface::Operations,
+        &api,
+    )?);
     let workers = match role {
         Role::Work | Role::All => {
             let registry = crate::jobs::registry(&domains)?;
@@ -38,21 +55,24 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
         }
         Role::Serve => None,
     };
-    let routes = server::routes(&domains);
-    let (server, handle) = server::start(platform.clone(), listener, surface, routes)?;
-    tracing::info!(%address, ?role, "keel is running");
-    let mut server = tokio::spawn(server);
+    let (handles, mut running): (Vec<_>, Vec<_>) = servers
+        .into_iter()
+        .map(|(server, handle)| (handle, tokio::spawn(server)))
+        .unzip();
+    tracing::info!(?role, "keel is running");
 
     tokio::select! {
         signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
-        result = &mut server => {
-            tracing::error!(?result, "the HTTP server stopped on its own");
+        (result, ..) = futures::future::select_all(running.iter_mut()) => {
+            tracing::error!(?result, "an HTTP server stopped on its own");
         }
     }
-    let stop_server = async {
-        handle.stop(true).await;
-        if !server.is_finished() {
-            let _ = server.await;
+    let stop_servers = async {
+        futures::future::join_all(handles.iter().map(|handle| handle.stop(true))).await;
+        for server in running {
+            if !server.is_finished() {
+                let _ = server.await;
+            }
         }
     };
     let stop_workers = async {
@@ -60,10 +80,30 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
             workers.shutdown().await;
         }
     };
-    tokio::join!(stop_server, stop_workers);
+    tokio::join!(stop_servers, stop_workers);
     platform.pool.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `port` and starts a server of `surface` on it.
+fn listen(
+    platform: &Platform,
+    host: &str,
+    port: u16,
+    surface: Surface,
+    api: &server::Api,
+) -> anyhow::Result<(Server, ServerHandle)> {
+    let listener = TcpListener::bind((host, port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, ?surface, "listening");
+    Ok(server::start(
+        platform.clone(),
+        listener,
+        surface,
+        api.clone(),
+    )?)
 }
 
 /// Resolves on the first SIGTERM or SIGINT; names the signal.

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-/// Which routes a server mounts: `keel work` serves only health and metrics.
+/// Which routes a server mounts: the API port, or the operations port (health and
+/// metrics) that every process has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
-    /// Everything: API, docs, admin, health, metrics.
+    /// API, docs, admin, health; metrics only with `server.metrics_on_api_port`.
     Api,
-    /// Health and metrics only (a worker process's operations port).
+    /// Health and metrics only, for probes and scrapers inside the cluster.
     Operations,
 }
 
@@ -25,53 +26,92 @@ pub enum Surface {
 /// `.service(handler)`, each route brings its OpenAPI entry along.
 pub type Routes = Arc<dyn for<'a> Fn(&mut ServiceConfig<'a>) + Send + Sync>;
 
-/// The domains this binary composes: their routes and the app data they need (the
-/// accounts service doubles as the authenticator every domain's routes use).
+/// The domains this binary composes: their routes and the app data they need.
 pub fn routes(domains: &Domains) -> Routes {
     let accounts = web::Data::new(domains.accounts.clone());
     let notifications = web::Data::new(domains.notifications.clone());
-    let authenticator: keel_http::auth::AuthenticatorData =
-        web::Data::new(Arc::new(domains.accounts.clone()) as Arc<dyn keel_http::Authenticator>);
     Arc::new(move |cfg: &mut ServiceConfig| {
         cfg.app_data(accounts.clone())
             .app_data(notifications.clone())
-            .app_data(authenticator.clone())
             .configure(keel_accounts::http::configure)
             .configure(keel_notifications::http::configure);
     })
 }
 
+/// Who a bearer token belongs to: the accounts service. Registered for the whole app,
+/// because the rate limiter (which wraps the API scope, outside the scope's own app
+/// data) needs it as much as the routes do.
+pub fn authenticator(domains: &Domains) -> keel_http::auth::AuthenticatorData {
+    web::Data::new(Arc::new(domains.accounts.clone()) as Arc<dyn keel_http::Authenticator>)
+}
+
+/// What the API surface serves: the domains' routes and who their tokens belong to.
+#[derive(Clone)]
+pub struct Api {
+    pub routes: Routes,
+    pub authenticator: keel_http::auth::AuthenticatorData,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// Every domain of this binary.
+    pub fn of(domains: &Domains) -> Self {
+        Self {
+            routes: routes(domains),
+            authenticator: authenticator(domains),
+        }
+    }
+}
+
 /// Builds and starts the server on `listener`; returns the server future (drive it to
-/// completion) and its handle (to stop it gracefully).
+/// completion) and its handle (to stop it gracefully). `api` is mounted on the API
+/// surface only.
 pub fn start(
     platform: Platform,
     listener: TcpListener,
     surface: Surface,
-    api: Routes,
+    api: Api,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let settings = platform.settings.clone();
     let json_limit = settings.server.json_limit_bytes;
-    let workers = match settings.server.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+    let workers = match (surface, settings.server.workers) {
+        // Probes and scrapes: one thread is plenty.
+        (Surface::Operations, _) => 1,
+        (Surface::Api, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        (Surface::Api, n) => n,
     };
-    let limiter = web::Data::new(keel_http::rate_limit::RateLimiter::new(
-        settings.server.rate_limit_per_credential,
-        settings.server.rate_limit_per_ip,
-        Duration::from_secs(settings.server.rate_limit_window_secs),
+    let limiter = web::Data::new(
+        keel_http::rate_limit::RateLimiter::new(
+            settings.server.rate_limit_per_credential,
+            settings.server.rate_limit_per_ip,
+            Duration::from_secs(settings.server.rate_limit_window_secs),
+        )
+        .shared(platform.redis.clone(), &settings.redis.key_prefix),
+    );
+    let addresses = web::Data::new(keel_http::client_address::ClientAddresses::new(
+        settings.server.trusted_proxies.clone(),
+        settings.server.forwarded_header,
     ));
     let idempotency = keel_http::Idempotency::new(platform.pool.clone())
         .in_flight_timeout(settings.server.idempotency_in_flight());
-    let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api));
+    let metrics = surface == Surface::Operations || settings.server.metrics_on_api_port;
+    let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api.routes, metrics));
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let (api, doc) = (api.clone(), doc.clone());
         App::new()
             .app_data(data.clone())
             .app_data(limiter.clone())
+            .app_data(addresses.clone())
+            .app_data(api.authenticator.clone())
             .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
             .configure(|cfg| {
-                routes::operations(&mut ServiceConfig::new(cfg));
+                routes::operations(&mut ServiceConfig::new(cfg), metrics);
                 let Some(doc) = doc else {
                     return;
                 };
@@ -83,12 +123,14 @@ pub fn start(
                         .wrap(idempotency.clone())
                         // Outermost in the scope: a limited request claims no key.
                         .wrap(from_fn(keel_http::rate_limit::middleware))
-                        .configure(|cfg| api(cfg)),
+                        .configure(|cfg| (api.routes)(cfg)),
                 );
                 routes::docs::configure(cfg, doc);
                 routes::admin::configure(&mut ServiceConfig::new(cfg));
             })
             .default_service(web::to(keel_http::not_found))
+            // Inside the request span, which it records the client's address on.
+            .wrap(from_fn(keel_http::client_address::middleware))
             .wrap(from_fn(keel_telemetry::http::observe))
             .wrap(from_fn(keel_http::request_id::middleware))
     })

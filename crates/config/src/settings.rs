@@ -1,7 +1,7 @@
 //! The typed shape of Keel's configuration. Field names are the TOML keys; see
 //! `config/default.toml` for every default and what it is for.
 
-use crate::Secret;
+use crate::{ForwardedHeader, Secret, TrustedProxies};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -33,11 +33,23 @@ pub struct ServerSettings {
     pub port: u16,
     /// Port of `keel work`'s own health and metrics endpoints.
     pub worker_port: u16,
+    /// Port of the health and metrics endpoints of `keel serve` and `keel all`: for
+    /// probes and scrapers inside the cluster, never published.
+    pub operations_port: u16,
+    /// Also serve `/metrics` on the public API port. Metrics name every organization's
+    /// webhook hosts, so this stays off wherever the API port is reachable by others.
+    pub metrics_on_api_port: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`, on every port.
+    pub metrics_token: Secret<String>,
+    /// Proxies whose forwarding header names the client (see [`TrustedProxies`]).
+    pub trusted_proxies: TrustedProxies,
+    /// Which header those proxies write.
+    pub forwarded_header: ForwardedHeader,
     pub workers: usize,
     pub json_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
-    /// Requests per `rate_limit_window_secs` per credential and per anonymous client IP,
-    /// per instance; 0 turns a limit off.
+    /// Requests per `rate_limit_window_secs` per valid credential and per client address
+    /// (every other request), counted across all instances in Redis; 0 turns a limit off.
     pub rate_limit_per_credential: u32,
     pub rate_limit_per_ip: u32,
     pub rate_limit_window_secs: u64,
@@ -47,6 +59,11 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
+    /// The token `/metrics` wants, or `None` when it is open to whoever reaches its port.
+    pub fn metrics_token(&self) -> Option<&str> {
+        Some(self.metrics_token.expose().as_str()).filter(|t| !t.is_empty())
+    }
+
     pub fn idempotency_in_flight(&self) -> Duration {
         Duration::from_secs(self.idempotency_in_flight_secs)
     }

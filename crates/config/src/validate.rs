@@ -35,6 +35,14 @@ impl Settings {
             s.idempotency_in_flight_secs,
             1,
         )?;
+        if let Some(token) = s.metrics_token()
+            && token.len() < 16
+        {
+            return Err(invalid(
+                "server.metrics_token",
+                "must be at least 16 characters when set",
+            ));
+        }
         if s.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
         }

@@ -4,12 +4,16 @@
 //! and asks the [`Authenticator`] registered as app data (the accounts domain provides
 //! it; the binary registers it). With none registered every authenticated route
 //! answers 401, so a route can never be open by accident.
+//!
+//! A request's token is checked at most once: the rate limiter needs to know whether
+//! the credential is valid before it decides what to count ([`caller_of`]), and the
+//! extractor then reuses that caller.
 
 pub use crate::caller::Caller;
 use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures::future::{BoxFuture, LocalBoxFuture};
 use std::sync::Arc;
 
@@ -30,6 +34,10 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(known) = req.extensions().get::<Authenticated>() {
+            let known = known.clone();
+            return Box::pin(async move { Ok(known) });
+        }
         let token = bearer(req);
         let authenticator = req.app_data::<AuthenticatorData>().cloned();
         Box::pin(async move {
@@ -41,6 +49,17 @@ impl FromRequest for Authenticated {
             authenticator.authenticate(&token).await.map(Authenticated)
         })
     }
+}
+
+/// The caller of a request whose bearer token is valid; `None` without a token, with an
+/// invalid one, or when it cannot be checked now (the extractor then gives the error).
+/// The caller is kept for the request's [`Authenticated`] extractor.
+pub async fn caller_of(req: &HttpRequest) -> Option<Caller> {
+    let token = bearer(req)?;
+    let authenticator = req.app_data::<AuthenticatorData>()?.clone();
+    let caller = authenticator.authenticate(&token).await.ok()?;
+    req.extensions_mut().insert(Authenticated(caller.clone()));
+    Some(caller)
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

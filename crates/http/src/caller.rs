@@ -44,6 +44,14 @@ impl Caller {
         }
     }
 
+    /// The credential itself (the session or the API key): what rate limits count.
+    pub fn credential_id(&self) -> Uuid {
+        match self {
+            Caller::User(u) => u.session_id,
+            Caller::ApiKey(k) => k.key_id,
+        }
+    }
+
     /// The signed-in user, when the caller is one.
     pub fn user(&self) -> Option<&UserCaller> {
         match self {

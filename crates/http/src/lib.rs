@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod caller;
+pub mod client_address;
 mod error;
 pub mod idempotency;
 pub mod json;

@@ -45,6 +45,8 @@ pub async fn observe(
         http.request.method = %method,
         http.route = tracing::field::Empty,
         url.path = %req.path(),
+        // Recorded by `keel_http::client_address` (it knows which proxies to believe).
+        client.address = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         request_id = %header(&req, "x-request-id").unwrap_or_default(),
     );

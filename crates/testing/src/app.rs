@@ -6,7 +6,7 @@ use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::RunQueryDsl as _;
 use keel::Platform;
 use keel::domains::Domains;
-use keel::server::{self, Routes, Surface};
+use keel::server::{self, Api, Routes, Surface};
 use keel_persistence::testing::TestDatabase;
 use keel_queue::Workers;
 use serde_json::Value;
@@ -18,11 +18,25 @@ use uuid::Uuid;
 /// A running app and what a test needs to look behind it.
 #[derive(Debug)]
 pub struct TestApp {
+    /// The API port's base URL.
     pub base: String,
+    /// The operations port's (health and metrics) base URL.
+    pub operations: String,
     pub client: reqwest::Client,
     pub platform: Platform,
     pub domains: Domains,
+    api: Api,
     _db: TestDatabase,
+}
+
+/// Starts a server of `surface` on a free port; its base URL.
+fn listen(platform: &Platform, surface: Surface, api: &Api) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (server, _handle) =
+        server::start(platform.clone(), listener, surface, api.clone()).expect("server");
+    tokio::spawn(server);
+    base
 }
 
 /// The row of a `SELECT count(*) AS n ...`.
@@ -46,27 +60,32 @@ impl TestApp {
         let loader = keel_config::testing::loader(db.url()).with_vars(overrides);
         let settings = keel_config::Loader::load(&loader).expect("settings");
         let platform = Platform::new(settings).expect("platform");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let domains = Domains::new(&platform).expect("domains");
-        let real = server::routes(&domains);
-        let routes: Routes = match extra {
-            None => real,
-            Some(extra) => Arc::new(move |cfg: &mut ServiceConfig| {
+        let mut api = Api::of(&domains);
+        if let Some(extra) = extra {
+            let real = api.routes;
+            api.routes = Arc::new(move |cfg: &mut ServiceConfig| {
                 real(cfg);
                 extra(cfg);
-            }),
-        };
-        let (server, _handle) =
-            server::start(platform.clone(), listener, Surface::Api, routes).expect("server");
-        tokio::spawn(server);
+            });
+        }
+        let base = listen(&platform, Surface::Api, &api);
+        let operations = listen(&platform, Surface::Operations, &api);
         Self {
             base,
+            operations,
             client: reqwest::Client::new(),
             platform,
             domains,
+            api,
             _db: db,
         }
+    }
+
+    /// Another API server over the same database and Redis, as a second replica behind
+    /// a load balancer would be (its own rate limiter and caches); its base URL.
+    pub fn replica(&self) -> String {
+        listen(&self.platform, Surface::Api, &self.api)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -31,5 +31,5 @@ pub use net::free_port;
 pub use process::{KeelProcess, serve_process};
 pub use receiver::{Received, Receiver, Respond};
 pub use redis::OwnRedis;
-pub use users::{User, api_key, user};
+pub use users::{PASSWORD, User, api_key, user};
 pub use wait::{eventually, wait_until};

@@ -46,6 +46,7 @@ pub async fn serve_process(
             keel_config::testing::unique_prefix(),
         )
         .env("KEEL__SERVER__PORT", port.to_string())
+        .env("KEEL__SERVER__OPERATIONS_PORT", "0")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()

@@ -16,14 +16,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(retry);
 }
 
-/// Compares in constant time so response timing does not reveal the token.
 fn authorize(req: &HttpRequest, platform: &Platform) -> Result<(), ApiError> {
     let Some(expected) = platform.settings.admin.token() else {
         return Err(keel_http::ApiError::not_found("no route matches this path"));
     };
-    let given = keel_http::auth::bearer(req).unwrap_or_default();
-    let same = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes());
-    if bool::from(same) {
+    if super::bearer_is(req, expected) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("admin token required"))

@@ -44,11 +44,12 @@ impl Modify for SecuritySchemes {
 /// them (each handler's `#[utoipa::path]`, mounted once with `.service(handler)`), so a
 /// served route cannot be missing from it; this adds the document's info, security
 /// schemes, the domains' tag descriptions and the answers every route shares.
-pub fn openapi(api: &Routes) -> utoipa::openapi::OpenApi {
+/// `metrics`: whether the API port serves `/metrics`.
+pub fn openapi(api: &Routes, metrics: bool) -> utoipa::openapi::OpenApi {
     use utoipa_actix_web::AppExt;
     let (_, paths) = App::new()
         .into_utoipa_app()
-        .configure(super::operations)
+        .configure(|cfg| super::operations(cfg, metrics))
         .service(utoipa_actix_web::scope("/api/v1").configure(|cfg| api(cfg)))
         .configure(super::admin::configure)
         .split_for_parts();

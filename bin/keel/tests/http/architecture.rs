@@ -184,3 +184,41 @@ fn domains_register_routes_only_with_their_documentation() {
         }
     }
 }
+
+/// The client's address comes from `keel_http::client_address` alone, which believes a
+/// forwarding header only from a trusted proxy. Reading the peer or the header anywhere
+/// else would let a client forge its address (and escape throttling) again.
+#[test]
+fn only_the_client_address_module_reads_peers_and_forwarding_headers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let allowed = root.join("crates/http/src/client_address.rs");
+    let mut stack = vec![root.join("crates"), root.join("bin")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("tests") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path == allowed {
+                continue;
+            }
+            let code = std::fs::read_to_string(&path).unwrap_or_default();
+            for forbidden in [
+                "peer_addr(",
+                "realip_remote_addr(",
+                "x-forwarded-for",
+                "FORWARDED",
+            ] {
+                assert!(
+                    !code.contains(forbidden),
+                    "{} uses {forbidden}: take the client's address from \
+                     keel_http::client_address::of",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -152,10 +152,7 @@ pub async fn login(
     body: Json<LoginBody>,
     key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req
-        .connection_info()
-        .realip_remote_addr()
-        .map(str::to_owned);
+    let ip = keel_http::client_address::of(&req).map(|addr| addr.to_string());
     let b = body.into_inner();
     let reply = key.reply(|session: &SessionToken| Answer::json(StatusCode::CREATED, session));
     let session = accounts
