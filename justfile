@@ -92,3 +92,7 @@ bench-login-load:
 # Webhook fan-out: 10,000 events to a local receiver; deliveries/s and publish-to-receipt lag
 bench-fanout:
     deploy/bench/fanout.sh
+
+# Rate limits across two `keel serve` replicas: how many requests get through a per-address limit; writes docs/benchmarks.md
+bench-rate-limits:
+    deploy/bench/rate-limits.sh

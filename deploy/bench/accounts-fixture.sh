@@ -14,7 +14,7 @@ password="bench passphrase $RANDOM$RANDOM"
 
 # A Redis key prefix of its own: earlier runs' login-throttle counters must not refuse
 # this login (the benchmarks log in from one IP many times).
-KEEL__SERVER__PORT="$port" KEEL__TELEMETRY__LOG_FILTER=warn KEEL__REDIS__KEY_PREFIX="keel-fixture-$$" "$keel" serve >/dev/null 2>&1 &
+KEEL__SERVER__PORT="$port" KEEL__SERVER__OPERATIONS_PORT=0 KEEL__TELEMETRY__LOG_FILTER=warn KEEL__REDIS__KEY_PREFIX="keel-fixture-$$" "$keel" serve >/dev/null 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

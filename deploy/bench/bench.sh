@@ -17,7 +17,8 @@
 #   BENCH_OUTPUT=docs/benchmarks.md   where the table goes ("" to only print it)
 #   BENCH_ROUTES=deploy/bench/routes
 # Keel's own settings come from KEEL__... variables as usual (database and Redis URLs);
-# rate limits are switched off for the measured server (a load generator is one client);
+# rate limits are switched off for the measured server (a load generator is one client)
+# unless a route's line turns them on;
 # the script sets the port, one worker and a quiet log filter.
 set -euo pipefail
 
@@ -33,6 +34,7 @@ BENCH_OUTPUT="${BENCH_OUTPUT-docs/benchmarks.md}"
 BENCH_ROUTES="${BENCH_ROUTES:-deploy/bench/routes}"
 CEILING_PORT=18080
 KEEL_PORT=18081
+KEEL_OPERATIONS_PORT=18082
 SERVER_CPU=0
 WRK_CPU=1
 
@@ -253,10 +255,12 @@ measure_keel_route() {
     local name="$1" path
     path="$(expand_vars "$2")"
     shift 2
-    local headers=() wrk_args=() split=() has_options=0 field i status
+    local headers=() wrk_args=() split=() server_env=() has_options=0 field i status
     for field in "$@"; do
         field="$(expand_vars "$field")"
-        if [[ "$field" == -* ]]; then
+        if [[ "$field" =~ ^KEEL__[A-Z0-9_]+= ]]; then
+            server_env+=("$field")
+        elif [[ "$field" == -* ]]; then
             read -ra split <<<"$field"
             wrk_args+=("${split[@]}")
             has_options=1
@@ -271,18 +275,19 @@ measure_keel_route() {
         measure_ceiling_once "paired with $name, run $i/$BENCH_RUNS"
         log "keel $name ($path), run $i/$BENCH_RUNS"
         start_server keel "$KEEL_PORT" /health/live \
-            env KEEL__SERVER__PORT="$KEEL_PORT" KEEL__SERVER__WORKERS=1 KEEL__TELEMETRY__LOG_FILTER=warn \
+            env KEEL__SERVER__PORT="$KEEL_PORT" KEEL__SERVER__OPERATIONS_PORT="$KEEL_OPERATIONS_PORT" \
+            KEEL__SERVER__WORKERS=1 KEEL__TELEMETRY__LOG_FILTER=warn \
             KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP=0 \
-            "$RELEASE/keel" serve
+            "${server_env[@]}" "$RELEASE/keel" serve
         # A route measured with plain GETs must answer 2xx, or the numbers mean nothing.
         if ((i == 1 && has_options == 0)); then
             status="$(http_status "$KEEL_PORT" "$path" "${headers[@]}")"
             [[ "$status" == 2* ]] || die "GET $path answered '${status:-nothing}', not 2xx: fix the route or its headers in $BENCH_ROUTES"
         fi
         local before after
-        before="$(db_acquisitions "$KEEL_PORT")"
+        before="$(db_acquisitions "$KEEL_OPERATIONS_PORT")"
         run_wrk keel "http://127.0.0.1:$KEEL_PORT$path" "${wrk_args[@]}"
-        after="$(db_acquisitions "$KEEL_PORT")"
+        after="$(db_acquisitions "$KEEL_OPERATIONS_PORT")"
         record "$name" "$(<"$WORK/result")"
         awk -v ceiling="$CEILING_LAST" '{ printf "%.6f\n", $1 / ceiling }' "$WORK/result" \
             >>"$WORK/results/ratio-${name//\//_}"

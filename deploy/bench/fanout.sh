@@ -21,7 +21,7 @@ PIDS+=($!)
 # The endpoint targets localhost, so this server (and the workers) allow private networks.
 export KEEL__WEBHOOKS__ALLOW_PRIVATE_NETWORKS=true KEEL__TELEMETRY__LOG_FILTER=warn
 export KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP=0
-KEEL__SERVER__PORT=18083 "$KEEL" serve >"$WORK/serve.log" 2>&1 &
+KEEL__SERVER__PORT=18083 KEEL__SERVER__OPERATIONS_PORT=0 "$KEEL" serve >"$WORK/serve.log" 2>&1 &
 PIDS+=($!)
 wait_for_health 18083
 org="$BENCH_ORG"

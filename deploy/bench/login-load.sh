@@ -28,7 +28,7 @@ source deploy/bench/common.sh
 # Rate limits off and login throttling out of reach: the load generator is one client on
 # one IP logging in to one account (throttling still runs: its Redis round trips count;
 # a Redis key prefix of its own keeps earlier runs' counters out).
-KEEL__SERVER__PORT="$PORT" KEEL__TELEMETRY__LOG_FILTER=warn \
+KEEL__SERVER__PORT="$PORT" KEEL__SERVER__OPERATIONS_PORT=0 KEEL__TELEMETRY__LOG_FILTER=warn \
     KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0 KEEL__SERVER__RATE_LIMIT_PER_IP=0 \
     KEEL__ACCOUNTS__LOGIN_FREE_ATTEMPTS_PER_ACCOUNT=1000000000 KEEL__ACCOUNTS__LOGIN_FREE_ATTEMPTS_PER_IP=1000000000 \
     KEEL__REDIS__KEY_PREFIX="keel-login-load-$$" \
