@@ -1,7 +1,8 @@
 //! Login throttling in Redis, shared by every process.
 //!
 //! Each attempt is counted *before* the password is hashed, atomically, per account and
-//! per client IP. The first attempts in the window are free; after that each attempt sets
+//! per client address (`keel_http::client_address`: forwarding headers count only from
+//! trusted proxies). The first attempts in the window are free; after that each attempt sets
 //! a lock whose length doubles (1 s, 2 s, 4 s, ... up to the maximum), and attempts while
 //! it holds get 429 with `Retry-After` and cost no hash. A burst of concurrent guesses
 //! therefore computes a handful of hashes, not one per request. A successful login
@@ -84,8 +85,14 @@ impl Throttle {
             self.settings.login_free_attempts_per_account,
         )];
         if let Some(ip) = ip {
+            // Counted like the general rate limits count an address (an IPv6 client by
+            // its /64), so rotating through one's own addresses buys nothing here either.
+            let client = ip
+                .parse()
+                .map(|addr| keel_http::rate_limit::Subject::address(addr).key())
+                .unwrap_or_else(|_| ip.to_owned());
             checks.push((
-                self.keys("ip", ip),
+                self.keys("ip", &client),
                 self.settings.login_free_attempts_per_ip,
             ));
         }

@@ -153,12 +153,19 @@ impl Budgets {
             tokens: 0,
             leased_total: 0,
         });
-        if share.window != window {
-            *share = Share {
-                window,
-                tokens: 0,
-                leased_total: 0,
-            };
+        let fresh = Share {
+            window,
+            tokens: 0,
+            leased_total: 0,
+        };
+        if share.window > window {
+            // A lease of a window that ended while it was on its way: it counts for its
+            // own request only, and leaves the new window's share alone.
+            let mut stale = fresh;
+            return f(&mut stale);
+        }
+        if share.window < window {
+            *share = fresh;
         }
         f(share)
     }
@@ -251,6 +258,17 @@ mod tests {
             Subject::address("::ffff:192.0.2.1".parse().unwrap()).key(),
             "address:192.0.2.1"
         );
+    }
+
+    #[test]
+    fn a_lease_of_a_past_window_leaves_the_current_one_alone() {
+        let budgets = Budgets::default();
+        budgets.add_lease(ME, 2, 10, cluster(5, 5));
+        assert_eq!(
+            budgets.add_lease(ME, 1, 10, cluster(1, 10)),
+            Spend::Allowed { remaining: 0 }
+        );
+        assert_eq!(budgets.spend(ME, 2, 10), Spend::Allowed { remaining: 8 });
     }
 
     #[test]
