@@ -30,6 +30,8 @@ mod architecture;
 mod idempotency;
 #[path = "http/openapi.rs"]
 mod openapi;
+#[path = "http/protocol.rs"]
+mod protocol;
 
 // ---------------------------------------------------------------- the test domain
 
