@@ -1,7 +1,13 @@
-//! HTTP at the edges of what Keel serves: a JSON body declared in another charset.
+//! HTTP at the edges of what Keel serves: a JSON body declared in another charset, a
+//! request that does not parse.
 
-use super::spawn_app;
-use keel_testing::error_body;
+use super::{sample, spawn_app};
+use keel_persistence::testing::TestDatabase;
+use keel_testing::{error_body, eventually, serve_process_logging_to};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_json_body_declared_in_a_charset_other_than_utf8_is_refused_with_415() {
@@ -35,4 +41,93 @@ async fn a_json_body_declared_in_a_charset_other_than_utf8_is_refused_with_415()
             .await;
         assert_eq!(res.status(), 202, "{content_type}");
     }
+}
+
+/// The log lines of a `keel` child that logs JSON, parsed.
+fn log_lines(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .expect("read the log")
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Sends `request` as raw bytes on a new connection; what came back before it closed.
+async fn raw_request(base: &str, request: &[u8]) -> String {
+    let address = base.strip_prefix("http://").expect("an http URL");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_does_not_parse_is_answered_400_and_counted_not_logged_as_an_error() {
+    let db = TestDatabase::new().await.expect("test database");
+    let log = std::env::temp_dir().join(format!("keel-log-{}.json", uuid::Uuid::now_v7()));
+    let (_child, base) = serve_process_logging_to(
+        env!("CARGO_BIN_EXE_keel"),
+        db.url(),
+        &[
+            ("KEEL__TELEMETRY__LOG_FORMAT", "json"),
+            ("KEEL__TELEMETRY__LOG_FILTER", "info"),
+        ],
+        std::fs::File::create(&log).expect("log file"),
+    )
+    .await;
+
+    let answer = raw_request(
+        &base,
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // The dispatcher reports the error once the connection is done: either as a log line
+    // or, dropped from the log, in the counter.
+    let counted = || async {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        sample(
+            &metrics,
+            r#"keel_http_connection_errors_total{kind="malformed"}"#,
+        )
+    };
+    eventually(
+        "the dispatcher to report the error",
+        Duration::from_secs(5),
+        || async {
+            let logged = log_lines(&log)
+                .iter()
+                .any(|line| line["target"] == "actix_http::h1::dispatcher");
+            logged || counted().await.is_some()
+        },
+    )
+    .await;
+
+    let lines = log_lines(&log);
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        lines.iter().any(|line| line["level"] == "INFO"),
+        "the child's log is captured: {lines:?}"
+    );
+    let loud: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["level"] == "ERROR" || line["level"] == "WARN")
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "a client's malformed request logged {loud:?}"
+    );
+    assert_eq!(counted().await, Some(1.0));
 }
