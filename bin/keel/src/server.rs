@@ -63,12 +63,14 @@ pub fn start(
     let idempotency = keel_http::Idempotency::new(platform.pool.clone())
         .in_flight_timeout(settings.server.idempotency_in_flight());
     let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api));
+    let allowed_methods = routes::allowed_methods(doc.as_ref(), &settings);
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let (api, doc) = (api.clone(), doc.clone());
         App::new()
             .app_data(data.clone())
             .app_data(limiter.clone())
+            .app_data(allowed_methods.clone())
             .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
             .configure(|cfg| {
                 routes::operations(&mut ServiceConfig::new(cfg));
@@ -88,7 +90,7 @@ pub fn start(
                 routes::docs::configure(cfg, doc);
                 routes::admin::configure(&mut ServiceConfig::new(cfg));
             })
-            .default_service(web::to(keel_http::not_found))
+            .default_service(web::to(keel_http::unmatched))
             .wrap(from_fn(keel_telemetry::http::observe))
             .wrap(from_fn(keel_http::request_id::middleware))
     })

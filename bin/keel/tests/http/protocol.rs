@@ -1,9 +1,10 @@
 //! HTTP at the edges of what Keel serves: a JSON body declared in another charset, a
-//! request that does not parse.
+//! request that does not parse, a served path asked with a method it does not take.
 
-use super::{sample, spawn_app};
+use super::{TestApp, sample, spawn_app};
 use keel_persistence::testing::TestDatabase;
 use keel_testing::{error_body, eventually, serve_process_logging_to};
+use reqwest::Method;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -130,4 +131,94 @@ async fn a_request_that_does_not_parse_is_answered_400_and_counted_not_logged_as
         "a client's malformed request logged {loud:?}"
     );
     assert_eq!(counted().await, Some(1.0));
+}
+
+/// A path of the document with each `{placeholder}` filled in.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "0190c4c0-0000-7000-8000-000000000000"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `TRACE path`: 405 with the standard body; its `Allow`.
+async fn method_not_allowed(app: &TestApp, path: &str) -> String {
+    let res = app
+        .client
+        .request(Method::TRACE, app.url(path))
+        .send()
+        .await
+        .expect("request");
+    let allow = res
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    error_body(res, 405, "method_not_allowed").await;
+    allow.unwrap_or_else(|| panic!("405 without Allow for {path}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_served_path_asked_with_a_method_it_does_not_take_is_405_with_allow() {
+    let app = spawn_app(&[("KEEL__ADMIN__TOKEN", "an admin token for tests")]).await;
+    let doc: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 30, "{} paths", paths.len());
+    for (template, item) in paths {
+        let documented: Vec<String> = ["get", "put", "post", "delete", "patch"]
+            .into_iter()
+            .filter(|method| item.get(method).is_some())
+            .map(str::to_uppercase)
+            .collect();
+        let allow = method_not_allowed(&app, &concrete(template)).await;
+        let allowed: Vec<&str> = allow.split(", ").collect();
+        assert!(
+            documented.iter().all(|m| allowed.contains(&m.as_str())),
+            "{template}: Allow {allow}, documented {documented:?}"
+        );
+    }
+    assert_eq!(method_not_allowed(&app, "/health/live").await, "GET");
+    let res = app
+        .client
+        .delete(app.url("/api/v1/signup"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.headers()["allow"], "POST");
+    error_body(res, 405, "method_not_allowed").await;
+
+    // A path nothing serves stays 404, whatever the method.
+    for method in [Method::GET, Method::TRACE, Method::DELETE] {
+        let res = app
+            .client
+            .request(method, app.url("/api/v1/nothing/here"))
+            .send()
+            .await
+            .expect("request");
+        assert!(res.headers().get("allow").is_none());
+        error_body(res, 404, "not_found").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_admin_token_the_admin_paths_are_404_whatever_the_method() {
+    let app = spawn_app(&[]).await;
+    let res = app
+        .client
+        .delete(app.url("/admin/jobs/counts"))
+        .send()
+        .await
+        .expect("request");
+    error_body(res, 404, "not_found").await;
 }
