@@ -4,7 +4,8 @@
 # database of its own, rate limits off, a signed-in owner's session for the
 # authenticated routes; every /api/v1 operation but logout (it would end that session).
 # Fails on any undocumented status, server error, response that breaks its schema,
-# invalid request accepted or valid request refused.
+# invalid request accepted, valid request refused or method a path does not take
+# answered other than 405 with `Allow`.
 #
 #   deploy/contract/openapi.sh      (`just test` runs it; `just tools` installs schemathesis)
 set -euo pipefail

@@ -101,6 +101,7 @@ pub fn start(
         .in_flight_timeout(settings.server.idempotency_in_flight());
     let metrics = surface == Surface::Operations || settings.server.metrics_on_api_port;
     let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api.routes, metrics));
+    let allowed_methods = routes::allowed_methods(doc.as_ref(), &settings);
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let (api, doc) = (api.clone(), doc.clone());
@@ -109,6 +110,7 @@ pub fn start(
             .app_data(limiter.clone())
             .app_data(addresses.clone())
             .app_data(api.authenticator.clone())
+            .app_data(allowed_methods.clone())
             .configure(|cfg| keel_http::json::configure_extractors(cfg, json_limit))
             .configure(|cfg| {
                 routes::operations(&mut ServiceConfig::new(cfg), metrics);
@@ -128,7 +130,7 @@ pub fn start(
                 routes::docs::configure(cfg, doc);
                 routes::admin::configure(&mut ServiceConfig::new(cfg));
             })
-            .default_service(web::to(keel_http::not_found))
+            .default_service(web::to(keel_http::unmatched))
             // Inside the request span, which it records the client's address on.
             .wrap(from_fn(keel_http::client_address::middleware))
             .wrap(from_fn(keel_telemetry::http::observe))

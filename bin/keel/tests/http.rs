@@ -32,6 +32,8 @@ mod idempotency;
 mod limits;
 #[path = "http/openapi.rs"]
 mod openapi;
+#[path = "http/protocol.rs"]
+mod protocol;
 
 // ---------------------------------------------------------------- the test domain
 

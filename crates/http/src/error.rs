@@ -11,9 +11,10 @@
 //! | 401 | `unauthorized` | no or invalid credentials |
 //! | 403 | `forbidden` | authenticated, but not allowed |
 //! | 404 | `not_found` | no such resource (or not visible to the caller's organization) |
+//! | 405 | `method_not_allowed` | the path is served, not with this method; `Allow` lists those it is |
 //! | 409 | `conflict` | the change clashes with existing state |
 //! | 413 | `payload_too_large` | the body exceeds the configured limit |
-//! | 415 | `unsupported_media_type` | a JSON body without `Content-Type: application/json` |
+//! | 415 | `unsupported_media_type` | a JSON body without `Content-Type: application/json`, or with a charset other than UTF-8 |
 //! | 422 | `validation_failed` | well-formed input with a wrong type or an unacceptable value; names the field |
 //! | 429 | `rate_limited` | too many requests; `Retry-After` says when to come back |
 //! | 503 | `unavailable` | a dependency is saturated or down; `Retry-After` set |

@@ -4,12 +4,15 @@
 //! [`Json`] is stricter and more helpful than `actix_web::web::Json`: it rejects bodies
 //! over the configured limit before reading them (413), requires a JSON content type
 //! (415), tells malformed JSON (400, with line and column) from well-formed JSON of the
-//! wrong shape (422, naming the field by its path, e.g. `items[2].quantity`).
+//! wrong shape (422, naming the field by its path, e.g. `items[2].quantity`). JSON
+//! exchanged between systems is UTF-8 (RFC 8259 §8.1), so a `charset` other than UTF-8
+//! is refused (415) rather than read as UTF-8 regardless of what the client declared.
 
 use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
+use actix_web::mime::{self, Mime};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::StreamExt;
 use futures::future::LocalBoxFuture;
@@ -42,10 +45,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<actix_web::mime::Mime>().ok())
-            .is_some_and(|m| {
-                m.subtype() == actix_web::mime::JSON || m.suffix() == Some(actix_web::mime::JSON)
-            });
+            .and_then(|v| v.parse::<Mime>().ok())
+            .is_some_and(|m| is_utf8_json(&m));
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -116,11 +117,26 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// Whether a body of type `mime` is one [`Json`] reads: JSON (`application/json` or a
+/// `+json` type) in UTF-8, the only encoding JSON may use between systems (RFC 8259
+/// §8.1). A `charset` parameter is optional (JSON has no use for one) but when present
+/// must say UTF-8 (any case, quoted or not): a body declared as UTF-16 and read as UTF-8
+/// would be a different text than the client meant.
+fn is_utf8_json(mime: &Mime) -> bool {
+    let json = mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON);
+    json && mime.get_param(mime::CHARSET).is_none_or(|charset| {
+        charset
+            .as_str()
+            .trim_matches('"')
+            .eq_ignore_ascii_case(mime::UTF_8.as_str())
+    })
+}
+
 fn unsupported_media_type() -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-        "the body must be JSON, sent with Content-Type: application/json",
+        "the body must be UTF-8 JSON, sent with Content-Type: application/json",
     )
 }
 
@@ -134,6 +150,11 @@ fn too_large(limit: usize) -> ApiError {
 
 /// Error handlers for actix's own `web::Json`, `web::Query` and `web::Path`, so a handler
 /// that uses them still answers with the standard body.
+///
+/// `web::Json` cannot be made to refuse a charset other than UTF-8: its `content_type`
+/// predicate only widens what it accepts (actix ORs it with its own `application/json`
+/// test) and `content_type_required(false)` accepts anything. So routes read bodies with
+/// [`Json`], never `web::Json` (the binary's architecture test checks every domain).
 pub fn configure_extractors(cfg: &mut web::ServiceConfig, json_limit: usize) {
     cfg.app_data(JsonLimit(json_limit))
         .app_data(
@@ -201,6 +222,35 @@ mod tests {
     fn a_missing_field_is_named() {
         let err = parse::<Order>(br#"{"items":[]}"#).unwrap_err();
         assert_eq!(err.field(), Some("email"));
+    }
+
+    fn utf8_json(content_type: &str) -> bool {
+        is_utf8_json(&content_type.parse().unwrap())
+    }
+
+    #[test]
+    fn json_is_accepted_without_a_charset_or_with_utf8_in_any_spelling() {
+        for ok in [
+            "application/json",
+            "application/merge-patch+json",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"Utf-8\"",
+        ] {
+            assert!(utf8_json(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn another_charset_or_type_is_refused() {
+        for refused in [
+            "application/json; charset=utf-16",
+            "application/json; charset=iso-8859-1",
+            "application/json; charset=utf8",
+            "text/plain; charset=utf-8",
+        ] {
+            assert!(!utf8_json(refused), "{refused}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP pieces every domain shares: the error body ([`ApiError`]), request ids, the JSON
 //! extractor with precise 400/413/415/422 errors, keyset pagination, the
-//! authenticated-caller extractor and `Idempotency-Key` handling for creates.
+//! authenticated-caller extractor, `Idempotency-Key` handling for creates and the
+//! answer to requests that match no route (404, or 405 with `Allow`).
 
 pub mod auth;
 pub mod caller;
@@ -12,6 +13,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod request_id;
+mod unmatched;
 
 pub use auth::{Authenticated, Authenticator};
 pub use caller::{Access, Caller, KeyCaller, Role, Scope, UserCaller};
@@ -19,8 +21,4 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use idempotency::{Answer, Idempotency, IdempotencyKey, Reply};
 pub use json::Json;
 pub use pagination::{Page, PageQuery, Paginated};
-
-/// Fallback for requests that match no route: the standard 404 body.
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found("no route matches this path"))
-}
+pub use unmatched::{AllowedMethods, unmatched};

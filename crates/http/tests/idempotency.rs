@@ -168,7 +168,7 @@ async fn spawn_app() -> TestApp {
                     .wrap(Idempotency::new(closed.clone()))
                     .route(web::post().to(create_thing)),
             )
-            .default_service(web::to(keel_http::not_found))
+            .default_service(web::to(keel_http::unmatched))
             .wrap(from_fn(keel_http::request_id::middleware))
     })
     .workers(2)

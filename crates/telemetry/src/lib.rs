@@ -5,6 +5,7 @@
 //! Only this crate and the binary touch OpenTelemetry APIs; every other crate emits
 //! `tracing` spans/events (dotted field names: `org.id`, `job.kind`) and `metrics` macros.
 
+mod client_faults;
 pub mod http;
 mod logging;
 pub mod metrics;

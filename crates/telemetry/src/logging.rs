@@ -1,6 +1,7 @@
 //! The global `tracing` subscriber.
 
 use crate::TelemetryError;
+use crate::client_faults::ClientFaults;
 use crate::w3c::W3cLayer;
 use keel_config::{LogFormat, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
@@ -10,8 +11,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-/// One subscriber: an env-filter, the log formatter chosen by `telemetry.log_format`, and
-/// the OpenTelemetry layer that turns spans into exported traces. `RUST_LOG`, when set,
+/// One subscriber: an env-filter, the log formatter chosen by `telemetry.log_format`, the
+/// OpenTelemetry layer that turns spans into exported traces, and [`ClientFaults`],
+/// which keeps clients' protocol errors out of the error log. `RUST_LOG`, when set,
 /// overrides `telemetry.log_filter` for a debugging session.
 pub(crate) fn install(
     settings: &TelemetrySettings,
@@ -54,6 +56,8 @@ pub(crate) fn install(
     Registry::default()
         .with(traces)
         .with(fmt.with_filter(filter))
+        // Outermost: a client's protocol error reaches neither logs nor spans.
+        .with(ClientFaults)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)
 }

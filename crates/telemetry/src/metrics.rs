@@ -56,6 +56,10 @@ fn describe() {
         Unit::Seconds,
         "HTTP request duration by method, route template and status."
     );
+    describe_counter!(
+        "keel_http_connection_errors_total",
+        "HTTP connections closed on a client's protocol error, by kind (malformed, timeout, io); not logged."
+    );
     describe_gauge!(
         "keel_db_pool_max_size",
         "Configured maximum of the PostgreSQL pool."

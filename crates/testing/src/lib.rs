@@ -28,7 +28,7 @@ pub use app::TestApp;
 pub use errors::{assert_error, error_body};
 pub use mailbox::Mailbox;
 pub use net::free_port;
-pub use process::{KeelProcess, serve_process};
+pub use process::{KeelProcess, serve_process, serve_process_logging_to};
 pub use receiver::{Received, Receiver, Respond};
 pub use redis::OwnRedis;
 pub use users::{PASSWORD, User, api_key, user};

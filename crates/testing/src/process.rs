@@ -31,6 +31,17 @@ pub async fn serve_process(
     database_url: &str,
     env: &[(&str, &str)],
 ) -> (KeelProcess, String) {
+    serve_process_logging_to(keel, database_url, env, Stdio::null()).await
+}
+
+/// [`serve_process`] with the child's standard output, where it logs, sent to `log`
+/// (a file the test reads back) instead of discarded.
+pub async fn serve_process_logging_to(
+    keel: &str,
+    database_url: &str,
+    env: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> (KeelProcess, String) {
     let port = crate::free_port();
     let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let redis_url =
@@ -48,7 +59,7 @@ pub async fn serve_process(
         .env("KEEL__SERVER__PORT", port.to_string())
         .env("KEEL__SERVER__OPERATIONS_PORT", "0")
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
+        .stdout(log)
         .spawn()
         .expect("spawn keel");
     let process = KeelProcess(child);

@@ -9,6 +9,9 @@ use keel_queue::{JobStatus, KindCounts};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+/// What every admin route's path starts with.
+pub const PREFIX: &str = "/admin/";
+
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(counts)
         .service(dead)

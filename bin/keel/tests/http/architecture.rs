@@ -160,12 +160,11 @@ fn domains_depend_on_no_other_domain_and_shared_crates_on_none() {
     );
 }
 
-/// Every route of a domain is registered with `.service(handler)`, which brings the
-/// handler's OpenAPI entry: `.route(...)` or `web::resource(...)` would serve a route
-/// the document does not know.
-#[test]
-fn domains_register_routes_only_with_their_documentation() {
+/// The source of every domain's `http` module (`src/http/*.rs` or `src/http.rs`), with
+/// its path.
+fn domain_http_code() -> Vec<(std::path::PathBuf, String)> {
     let packages = workspace();
+    let mut all = Vec::new();
     for domain in packages.iter().filter(|p| p.library && p.mounts_routes) {
         let http = domain.dir.join("src/http");
         let files: Vec<std::path::PathBuf> = std::fs::read_dir(&http)
@@ -173,15 +172,39 @@ fn domains_register_routes_only_with_their_documentation() {
             .unwrap_or_else(|_| vec![domain.dir.join("src/http.rs")]);
         for file in files {
             let code = std::fs::read_to_string(&file).unwrap_or_default();
-            for forbidden in [".route(", "web::resource(", "web::scope("] {
-                assert!(
-                    !code.contains(forbidden),
-                    "{} registers a route with {forbidden}: use `.service(handler)` with \
-                     `#[utoipa::path]` and an actix route macro, so it is documented",
-                    file.display()
-                );
-            }
+            all.push((file, code));
         }
+    }
+    all
+}
+
+/// Every route of a domain is registered with `.service(handler)`, which brings the
+/// handler's OpenAPI entry: `.route(...)` or `web::resource(...)` would serve a route
+/// the document does not know.
+#[test]
+fn domains_register_routes_only_with_their_documentation() {
+    for (file, code) in domain_http_code() {
+        for forbidden in [".route(", "web::resource(", "web::scope("] {
+            assert!(
+                !code.contains(forbidden),
+                "{} registers a route with {forbidden}: use `.service(handler)` with \
+                 `#[utoipa::path]` and an actix route macro, so it is documented",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Bodies are read with `keel_http::Json`: actix's `web::Json` cannot be told to refuse
+/// a charset other than UTF-8 (see `keel_http::json::configure_extractors`).
+#[test]
+fn domains_read_json_bodies_with_keel_json() {
+    for (file, code) in domain_http_code() {
+        assert!(
+            !code.contains("web::Json"),
+            "{} reads a body with actix's web::Json: use keel_http::Json",
+            file.display()
+        );
     }
 }
 
