@@ -3,8 +3,10 @@
 use crate::error::AccountsError;
 use crate::password_hash as password;
 
-/// A normalised (trimmed, lowercased) email address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A normalised (trimmed, lowercased) email address. Stored in job payloads as the plain
+/// address; reading one back checks it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Email(String);
 
 impl Email {
@@ -33,6 +35,20 @@ impl Email {
     /// The domain, for logs (the full address is personal data).
     pub fn domain(&self) -> &str {
         self.0.split_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> Self {
+        email.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = AccountsError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Email::parse("email", &raw)
     }
 }
 
@@ -81,6 +97,15 @@ mod tests {
         ] {
             assert!(Email::parse("email", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn emails_read_back_from_json_are_checked_again() {
+        let email = Email::parse("email", "ada@example.com").unwrap();
+        let json = serde_json::to_value(&email).unwrap();
+        assert_eq!(json, serde_json::json!("ada@example.com"));
+        assert_eq!(serde_json::from_value::<Email>(json).unwrap(), email);
+        assert!(serde_json::from_value::<Email>(serde_json::json!("not an address")).is_err());
     }
 
     #[test]

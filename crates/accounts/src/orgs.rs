@@ -213,6 +213,7 @@ impl Accounts {
                 repo::insert_token(
                     conn,
                     NewToken {
+                        id: Uuid::now_v7(),
                         kind: TokenKind::Invitation,
                         hash: &secret.hash,
                         user_id: None,

@@ -1,69 +1,96 @@
 //! Password reset (by email link) and password change (signed in). Both end every other
-//! session of the user at once and tell the owner by email.
+//! session of the user at once and tell the owner by email. The reset link itself is sent
+//! by a job, so that a reset request cannot tell whether an address has an account.
 
 use crate::error::AccountsError;
 use crate::input::{self, Email};
+use crate::jobs::SendPasswordReset;
 use crate::mailer::AccountEmail;
 use crate::password_hash::Verified;
 use crate::repo::{self, AuditEvent, NewToken, TokenKind};
-use crate::service::Accounts;
+use crate::service::{Accounts, ONE_TIME_TOKEN_TTL};
 use crate::token::{self, ONE_TIME_PREFIX};
 use chrono::Utc;
 use keel_http::{Caller, Reply, UserCaller};
 use keel_persistence::AsyncConnection as _;
+use keel_persistence::{DbError, DbResult};
 use keel_queue::Enqueued;
-
-/// How long a reset link works.
-const RESET_TTL: chrono::Duration = chrono::Duration::hours(1);
+use uuid::Uuid;
 
 impl Accounts {
-    /// Sends a reset link if the address has an account; answers the same either way.
+    /// Asks for a reset link for `email`. A malformed address is refused (422), as at
+    /// signup; for a well-formed one the answer is the same, after the same statements,
+    /// whether or not it has an account: the request only enqueues [`SendPasswordReset`]
+    /// and records its answer, and the job looks the account up
+    /// ([`Accounts::send_password_reset`]). Looking it up here made the answer slower for
+    /// a known address (a token and an email written) than for an unknown one (one
+    /// SELECT): a timing oracle telling who has an account.
     pub async fn request_password_reset(
         &self,
         email: &str,
         reply: &Reply<()>,
     ) -> Result<(), AccountsError> {
-        // A malformed address is refused (422), as at signup; a well-formed one gets the
-        // same answer whether or not it has an account.
-        let email = Email::parse("email", email)?;
-        let secret = token::generate(ONE_TIME_PREFIX);
-        let link = format!(
-            "{}/reset-password?token={}",
-            self.settings.mail.public_url.trim_end_matches('/'),
-            secret.token
+        let job = SendPasswordReset {
+            email: Email::parse("email", email)?,
+        };
+        let enqueued = self
+            .pool
+            .get()
+            .await?
+            .transaction(async |conn| {
+                let enqueued = self.queue.enqueue(conn, &job).await?;
+                reply.record(conn, &()).await?;
+                Ok::<_, AccountsError>(enqueued)
+            })
+            .await?;
+        self.queue.ring([enqueued]).await;
+        tracing::info!(
+            email.domain = job.email.domain(),
+            "password reset requested"
         );
-        let enqueued: Option<Enqueued> = self
+        Ok(())
+    }
+
+    /// The work of job `job_id` ([`SendPasswordReset`]): if `email` has an account, a
+    /// reset token and the reset email, in one transaction; otherwise nothing. The token
+    /// row has the job's id, so a job run again after it committed sends nothing more.
+    pub async fn send_password_reset(&self, job_id: Uuid, email: &Email) -> DbResult<()> {
+        let secret = token::generate(ONE_TIME_PREFIX);
+        let link = self.link("/reset-password", &secret.token);
+        let sent: Option<Enqueued> = self
             .pool
             .get()
             .await?
             .transaction(async |conn| {
                 let Some(user) = repo::user_by_email(conn, email.as_str()).await? else {
-                    return Ok::<_, AccountsError>(None);
+                    tracing::debug!(email.domain = email.domain(), "no account: no reset link");
+                    return Ok::<_, DbError>(None);
                 };
-                repo::insert_token(
-                    conn,
-                    NewToken::for_user(
+                let token = NewToken {
+                    id: job_id,
+                    ..NewToken::for_user(
                         TokenKind::PasswordReset,
                         &secret.hash,
                         user.id,
-                        Utc::now() + RESET_TTL,
-                    ),
-                )
-                .await?;
+                        Utc::now() + ONE_TIME_TOKEN_TTL,
+                    )
+                };
+                if !repo::insert_token(conn, token).await? {
+                    tracing::debug!("reset link already sent by an earlier run");
+                    return Ok(None);
+                }
                 let mail = AccountEmail::PasswordReset {
                     to: user.email,
                     name: user.name,
                     link,
                 };
-                let mail = self.mailer.enqueue(conn, mail).await?;
-                reply.record(conn, &()).await?;
-                Ok(Some(mail))
+                self.mailer.enqueue(conn, mail).await.map(Some)
             })
             .await?;
-        if let Some(enqueued) = enqueued {
-            self.queue.ring([enqueued]).await;
+        if let Some(sent) = sent {
+            self.queue.ring([sent]).await;
+            tracing::info!(email.domain = email.domain(), "password reset link sent");
         }
-        tracing::info!(email.domain = email.domain(), "password reset requested");
         Ok(())
     }
 

@@ -94,6 +94,14 @@ impl Accounts {
         self
     }
 
+    /// The link of an email that carries a one-time token: `public_url` + `path`.
+    pub(crate) fn link(&self, path: &str, token: &str) -> String {
+        format!(
+            "{}{path}?token={token}",
+            self.settings.mail.public_url.trim_end_matches('/')
+        )
+    }
+
     /// Who the caller is: the user (session) or the key, and the organization — from
     /// cache, so an authenticated `GET /me` costs no query in steady state.
     pub async fn me(&self, caller: &Caller) -> Result<Me, AccountsError> {

@@ -28,13 +28,6 @@ pub struct NewSignup<'a> {
 const EMAIL_TAKEN: &str = "accounts_users_email_key";
 
 impl Accounts {
-    fn link(&self, path: &str, token: &str) -> String {
-        format!(
-            "{}{path}?token={token}",
-            self.settings.mail.public_url.trim_end_matches('/')
-        )
-    }
-
     /// Creates an unverified account with its organization and sends a verification
     /// email — or, when the address is taken, a "someone tried to sign up" email. The
     /// caller cannot tell which happened (no account enumeration).

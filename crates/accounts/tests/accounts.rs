@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+#[path = "accounts/password_resets.rs"]
+mod password_resets;
+
 /// The job a test mailer enqueues: the email itself as payload.
 #[derive(Debug, Serialize, Deserialize)]
 struct TestEmail(AccountEmail);
@@ -1047,100 +1050,6 @@ async fn changing_the_password_ends_the_other_sessions_only() {
             .iter()
             .any(|e| matches!(e, AccountEmail::PasswordChanged { .. }))
     );
-}
-
-#[actix_web::test]
-async fn password_reset_is_silent_about_accounts_single_use_and_ends_sessions() {
-    let ctx = setup().await;
-    let app = app(&ctx).await;
-    let session = verified_user(&ctx, &app, "reset@example.com").await;
-    let known = call(
-        &app,
-        "POST",
-        "/password-resets",
-        None,
-        Some(json!({"email": "reset@example.com"})),
-    )
-    .await;
-    let unknown = call(
-        &app,
-        "POST",
-        "/password-resets",
-        None,
-        Some(json!({"email": "ghost@example.com"})),
-    )
-    .await;
-    assert_eq!(known, unknown, "no account enumeration");
-    assert_eq!(known.0, 202);
-    // What is not an address at all is refused, as at signup.
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/password-resets",
-        None,
-        Some(json!({"email": "not an address"})),
-    )
-    .await;
-    assert_eq!(
-        (
-            status,
-            body["error"]["code"].as_str(),
-            body["error"]["field"].as_str()
-        ),
-        (422, Some("validation_failed"), Some("email")),
-        "{body}"
-    );
-    let link = emails(&ctx.pool)
-        .await
-        .into_iter()
-        .find_map(|e| match e {
-            AccountEmail::PasswordReset { link, .. } => Some(link),
-            _ => None,
-        })
-        .expect("one reset email, for the known address");
-    let token = token_of(&link);
-    let confirm = json!({"token": token, "new_password": "reset to something long"});
-    assert_eq!(
-        call(
-            &app,
-            "POST",
-            "/password-resets/confirm",
-            None,
-            Some(confirm.clone())
-        )
-        .await
-        .0,
-        204
-    );
-    refused(
-        &app,
-        "GET",
-        "/me",
-        Some(&session),
-        None,
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        &app,
-        "POST",
-        "/password-resets/confirm",
-        None,
-        Some(confirm),
-        400,
-        "bad_request",
-    )
-    .await;
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/sessions",
-        None,
-        Some(json!({"email": "reset@example.com", "password": "reset to something long"})),
-    )
-    .await;
-    assert_eq!(status, 201);
 }
 
 #[actix_web::test]

@@ -262,10 +262,10 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Sends a reset link when the address has an account: 202 either way (422 only for an
-/// address that is not one).
+/// Sends a reset link, in the background, when the address has an account: 202 either
+/// way, in the same time (422 only for an address that is not one).
 #[utoipa::path(tag = "accounts", request_body = ResetRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[post("/password-resets")]
 pub async fn request_reset(
     accounts: web::Data<Accounts>,

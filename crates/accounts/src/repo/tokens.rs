@@ -19,6 +19,9 @@ keel_persistence::text_enum! {
 
 #[derive(Debug)]
 pub struct NewToken<'a> {
+    /// A new UUID, or the id of the job that writes the token: its row then exists once
+    /// however often the job runs (see [`insert_token`]).
+    pub id: Uuid,
     pub kind: TokenKind,
     pub hash: &'a [u8],
     pub user_id: Option<Uuid>,
@@ -39,6 +42,7 @@ impl<'a> NewToken<'a> {
         expires_at: DateTime<Utc>,
     ) -> Self {
         Self {
+            id: Uuid::now_v7(),
             kind,
             hash,
             user_id: Some(user_id),
@@ -51,10 +55,12 @@ impl<'a> NewToken<'a> {
     }
 }
 
-pub async fn insert_token(conn: &mut AsyncPgConnection, t: NewToken<'_>) -> DbResult<()> {
-    diesel::insert_into(tokens::table)
+/// Writes a token; `false` when a token with its id exists already (its job ran before),
+/// and then writes nothing.
+pub async fn insert_token(conn: &mut AsyncPgConnection, t: NewToken<'_>) -> DbResult<bool> {
+    let inserted = diesel::insert_into(tokens::table)
         .values((
-            tokens::id.eq(Uuid::now_v7()),
+            tokens::id.eq(t.id),
             tokens::kind.eq(t.kind),
             tokens::token_hash.eq(t.hash),
             tokens::user_id.eq(t.user_id),
@@ -64,9 +70,11 @@ pub async fn insert_token(conn: &mut AsyncPgConnection, t: NewToken<'_>) -> DbRe
             tokens::invited_by.eq(t.invited_by),
             tokens::expires_at.eq(t.expires_at),
         ))
+        .on_conflict(tokens::id)
+        .do_nothing()
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 #[derive(Debug, Queryable, Selectable)]
