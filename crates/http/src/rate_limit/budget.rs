@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
 const SHARDS: usize = 16;
@@ -82,10 +82,17 @@ pub enum Lease {
     Local { size: u32 },
 }
 
+/// A subject's share, and the lock its leases are taken under.
+#[derive(Debug)]
+struct Entry {
+    share: Share,
+    leasing: Arc<tokio::sync::Mutex<()>>,
+}
+
 #[derive(Debug)]
 pub struct Budgets {
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<Subject, Share>>>,
+    shards: Vec<Mutex<HashMap<Subject, Entry>>>,
 }
 
 impl Default for Budgets {
@@ -134,40 +141,66 @@ impl Budgets {
         })
     }
 
+    /// The lock to hold while leasing for `subject`. One lease in flight per subject and
+    /// process: a burst of requests that find no token waits for that lease instead of
+    /// each taking a slice, which would hand much of the budget to this process while
+    /// the others (and its own successor after a restart) get refused.
+    pub fn leasing(&self, subject: Subject) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.shard(subject);
+        let entry = map.entry(subject).or_insert_with(|| Entry::new(0));
+        entry.leasing.clone()
+    }
+
+    fn shard(&self, subject: Subject) -> MutexGuard<'_, HashMap<Subject, Entry>> {
+        let shard = &self.shards[(self.hasher.hash_one(subject) as usize) % SHARDS];
+        // A poisoned shard only means a panic elsewhere mid-update of plain counters.
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn with_share(
         &self,
         subject: Subject,
         window: u64,
         f: impl FnOnce(&mut Share) -> Spend,
     ) -> Spend {
-        let shard = &self.shards[(self.hasher.hash_one(subject) as usize) % SHARDS];
-        // A poisoned shard only means a panic elsewhere mid-update of plain counters.
-        let mut map = shard
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self.shard(subject);
         if map.len() > SHARD_SOFT_CAP {
-            map.retain(|_, share| share.window >= window);
+            map.retain(|_, entry| entry.share.window >= window);
         }
-        let share = map.entry(subject).or_insert(Share {
-            window,
-            tokens: 0,
-            leased_total: 0,
-        });
-        let fresh = Share {
-            window,
-            tokens: 0,
-            leased_total: 0,
-        };
+        let share = &mut map
+            .entry(subject)
+            .or_insert_with(|| Entry::new(window))
+            .share;
         if share.window > window {
             // A lease of a window that ended while it was on its way: it counts for its
             // own request only, and leaves the new window's share alone.
-            let mut stale = fresh;
-            return f(&mut stale);
+            return f(&mut Share::new(window));
         }
         if share.window < window {
-            *share = fresh;
+            *share = Share::new(window);
         }
         f(share)
+    }
+}
+
+impl Share {
+    fn new(window: u64) -> Self {
+        Self {
+            window,
+            tokens: 0,
+            leased_total: 0,
+        }
+    }
+}
+
+impl Entry {
+    fn new(window: u64) -> Self {
+        Self {
+            share: Share::new(window),
+            leasing: Arc::default(),
+        }
     }
 }
 

@@ -86,16 +86,17 @@ impl RateLimiter {
         let window = now / length;
         let reset = Duration::from_millis((window + 1) * length - now);
         let spent = match self.budgets.spend(subject, window, limit) {
-            Spend::Lease { size } => {
-                let lease = match &self.leases {
-                    Some(leases) => {
-                        leases
-                            .lease(subject, window, self.window, size, limit)
-                            .await
+            Spend::Lease { .. } => {
+                let leasing = self.budgets.leasing(subject);
+                let _leasing = leasing.lock().await;
+                // Whoever held the lock before may have brought tokens for this request.
+                match self.budgets.spend(subject, window, limit) {
+                    Spend::Lease { size } => {
+                        let lease = self.lease(subject, window, size, limit).await;
+                        self.budgets.add_lease(subject, window, limit, lease)
                     }
-                    None => Lease::Local { size },
-                };
-                self.budgets.add_lease(subject, window, limit, lease)
+                    spent => spent,
+                }
             }
             spent => spent,
         };
@@ -109,6 +110,19 @@ impl RateLimiter {
             reset,
             allowed: remaining.is_some(),
         })
+    }
+}
+
+impl RateLimiter {
+    async fn lease(&self, subject: Subject, window: u64, size: u32, limit: u32) -> Lease {
+        match &self.leases {
+            Some(leases) => {
+                leases
+                    .lease(subject, window, self.window, size, limit)
+                    .await
+            }
+            None => Lease::Local { size },
+        }
     }
 }
 
@@ -167,6 +181,53 @@ pub async fn middleware(
 mod tests {
     use super::*;
     use std::net::IpAddr;
+
+    /// Against the test Redis (`KEEL_TEST_REDIS_URL`), under a key prefix of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_waits_for_one_lease_instead_of_taking_one_each() {
+        let url = std::env::var("KEEL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+        let redis = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap();
+        let prefix = format!("keel_test_rate_limit_{}", uuid::Uuid::now_v7().simple());
+        let limiter = std::sync::Arc::new(
+            RateLimiter::new(0, 2000, Duration::from_secs(3600)).shared(redis.clone(), &prefix),
+        );
+        let addr = Subject::address(IpAddr::from([192, 0, 2, 1]));
+        let burst: Vec<_> = (0..64)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move { limiter.check(addr).await.unwrap().allowed })
+            })
+            .collect();
+        for request in burst {
+            assert!(request.await.unwrap());
+        }
+        let mut conn = redis.get().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:ratelimit:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut leased = 0;
+        for key in &keys {
+            let n: u64 = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            leased += n;
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        // One slice of 2000 / 20 serves the 64 (two if the window turned meanwhile); a
+        // lease per request would have taken the whole budget.
+        assert!((100..=200).contains(&leased), "{leased} leased");
+    }
 
     #[tokio::test]
     async fn credentials_and_addresses_have_budgets_of_their_own() {
