@@ -20,6 +20,14 @@ impl<T> Secret<T> {
     }
 }
 
+impl Secret<String> {
+    /// The value, or `None` when it is empty: how optional secrets (tokens that turn a
+    /// feature on) are written in the configuration.
+    pub fn non_empty(&self) -> Option<&str> {
+        Some(self.0.as_str()).filter(|value| !value.is_empty())
+    }
+}
+
 impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")

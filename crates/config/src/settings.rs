@@ -61,7 +61,7 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// The token `/metrics` wants, or `None` when it is open to whoever reaches its port.
     pub fn metrics_token(&self) -> Option<&str> {
-        Some(self.metrics_token.expose().as_str()).filter(|t| !t.is_empty())
+        self.metrics_token.non_empty()
     }
 
     pub fn idempotency_in_flight(&self) -> Duration {
@@ -192,7 +192,7 @@ pub struct AdminSettings {
 impl AdminSettings {
     /// The admin bearer token, or `None` when the admin endpoints are disabled.
     pub fn token(&self) -> Option<&str> {
-        Some(self.token.expose().as_str()).filter(|t| !t.is_empty())
+        self.token.non_empty()
     }
 }
 

@@ -35,14 +35,7 @@ impl Settings {
             s.idempotency_in_flight_secs,
             1,
         )?;
-        if let Some(token) = s.metrics_token()
-            && token.len() < 16
-        {
-            return Err(invalid(
-                "server.metrics_token",
-                "must be at least 16 characters when set",
-            ));
-        }
+        optional_token("server.metrics_token", s.metrics_token())?;
         if s.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
         }
@@ -166,14 +159,7 @@ impl Settings {
                 "must be at least webhooks.breaker_threshold",
             ));
         }
-        if let Some(token) = self.admin.token()
-            && token.len() < 16
-        {
-            return Err(invalid(
-                "admin.token",
-                "must be at least 16 characters when set",
-            ));
-        }
+        optional_token("admin.token", self.admin.token())?;
         Ok(())
     }
 }
@@ -196,6 +182,16 @@ fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A bearer token that turns a feature on must not be guessable when it is set.
+fn optional_token(key: &str, token: Option<&str>) -> Result<(), ConfigError> {
+    match token {
+        Some(token) if token.len() < 16 => {
+            Err(invalid(key, "must be at least 16 characters when set"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks the URL scheme without echoing the value: URLs may carry passwords.
