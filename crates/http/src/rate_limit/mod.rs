@@ -126,30 +126,24 @@ impl RateLimiter {
     }
 }
 
-/// What `req` counts against: its credential when valid, else its client's address.
-async fn subject(req: &ServiceRequest) -> Option<Subject> {
-    if let Some(caller) = crate::auth::caller_of(req.request()).await {
-        return Some(Subject::Credential(caller.credential_id()));
-    }
-    crate::client_address::of(req.request()).map(Subject::address)
+/// Where `req` stands, counted against its credential when valid, else its client's
+/// address; `None` when no limit applies.
+async fn quota(req: &ServiceRequest) -> Option<Quota> {
+    let limiter = req
+        .app_data::<web::Data<RateLimiter>>()
+        .filter(|limiter| limiter.per_credential > 0 || limiter.per_address > 0)?;
+    let subject = match crate::auth::caller_of(req.request()).await {
+        Some(caller) => Subject::Credential(caller.credential_id()),
+        None => Subject::address(crate::client_address::of(req.request())?),
+    };
+    limiter.check(subject).await
 }
 
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limiter = req
-        .app_data::<web::Data<RateLimiter>>()
-        .filter(|limiter| limiter.per_credential > 0 || limiter.per_address > 0)
-        .cloned();
-    let quota = match limiter {
-        Some(limiter) => match subject(&req).await {
-            Some(subject) => limiter.check(subject).await,
-            None => None,
-        },
-        None => None,
-    };
-    let Some(quota) = quota else {
+    let Some(quota) = quota(&req).await else {
         return next
             .call(req)
             .await
