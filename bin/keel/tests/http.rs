@@ -280,6 +280,21 @@ async fn an_exhausted_pool_answers_503_with_retry_after_quickly() {
     assert_eq!(holder.await.expect("join"), 204);
 }
 
+/// A path of the document with each `{placeholder}` filled in.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "0190c4c0-0000-7000-8000-000000000000"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The value of one sample line of the Prometheus text, if present.
 fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
     metrics

@@ -78,9 +78,7 @@ async fn the_document_and_the_served_routes_agree() {
 
         // Served: the router finds it (whatever the handler then says about the
         // placeholder ids and the missing credentials).
-        let concrete = placeholders.iter().fold(path.clone(), |p, name| {
-            p.replace(&format!("{{{name}}}"), &uuid::Uuid::now_v7().to_string())
-        });
+        let concrete = super::concrete(path);
         let res = app
             .client
             .request(

@@ -1,7 +1,7 @@
 //! HTTP at the edges of what Keel serves: a JSON body declared in another charset, a
 //! request that does not parse, a served path asked with a method it does not take.
 
-use super::{TestApp, sample, spawn_app};
+use super::{TestApp, concrete, sample, spawn_app};
 use keel_persistence::testing::TestDatabase;
 use keel_testing::{error_body, eventually, serve_process_logging_to};
 use reqwest::Method;
@@ -133,21 +133,6 @@ async fn a_request_that_does_not_parse_is_answered_400_and_counted_not_logged_as
         "a client's malformed request logged {loud:?}"
     );
     assert_eq!(counted().await, Some(1.0));
-}
-
-/// A path of the document with each `{placeholder}` filled in.
-fn concrete(template: &str) -> String {
-    template
-        .split('/')
-        .map(|segment| {
-            if segment.starts_with('{') {
-                "0190c4c0-0000-7000-8000-000000000000"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// `TRACE path`: 405 with the standard body; its `Allow`.
