@@ -6,8 +6,8 @@
 //! answers 401, so a route can never be open by accident.
 //!
 //! A request's token is checked at most once: the rate limiter needs to know whether
-//! the credential is valid before it decides what to count ([`caller_of`]), and the
-//! extractor then reuses that caller.
+//! the credential is valid before it decides what to count ([`credential_of`]), and the
+//! extractor then takes that outcome, caller or error.
 
 pub use crate::caller::Caller;
 use crate::error::ApiError;
@@ -34,9 +34,8 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if let Some(known) = req.extensions().get::<Authenticated>() {
-            let known = known.clone();
-            return Box::pin(async move { Ok(known) });
+        if let Some(Checked(checked)) = req.extensions_mut().remove::<Checked>() {
+            return Box::pin(std::future::ready(checked.map(Authenticated)));
         }
         let token = bearer(req);
         let authenticator = req.app_data::<AuthenticatorData>().cloned();
@@ -51,15 +50,21 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// The caller of a request whose bearer token is valid; `None` without a token, with an
-/// invalid one, or when it cannot be checked now (the extractor then gives the error).
-/// The caller is kept for the request's [`Authenticated`] extractor.
-pub async fn caller_of(req: &HttpRequest) -> Option<Caller> {
+/// The outcome of checking a request's bearer token, kept in the request's extensions
+/// by [`credential_of`] and taken by the [`Authenticated`] extractor: valid or not, a
+/// token is looked up once per request.
+struct Checked(Result<Caller, ApiError>);
+
+/// The credential (session or API key id) of a request whose bearer token is valid;
+/// `None` without a token, with an invalid one, or when it cannot be checked now. The
+/// outcome, caller or error, is what the request's [`Authenticated`] extractor returns.
+pub async fn credential_of(req: &HttpRequest) -> Option<uuid::Uuid> {
     let token = bearer(req)?;
     let authenticator = req.app_data::<AuthenticatorData>()?.clone();
-    let caller = authenticator.authenticate(&token).await.ok()?;
-    req.extensions_mut().insert(Authenticated(caller.clone()));
-    Some(caller)
+    let checked = authenticator.authenticate(&token).await;
+    let credential = checked.as_ref().ok().map(Caller::credential_id);
+    req.extensions_mut().insert(Checked(checked));
+    credential
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

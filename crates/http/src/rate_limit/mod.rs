@@ -4,7 +4,7 @@
 //! `429` + `Retry-After` beyond the limit.
 //!
 //! What a request counts against: a bearer token is checked first (the cached check the
-//! route would make anyway, done once per request, see `auth::caller_of`). Only a
+//! route would make anyway, done once per request, see `auth::credential_of`). Only a
 //! valid credential has a budget of its own; a request without one, or with a token that
 //! is not valid, counts against its client's address, so junk tokens buy nothing.
 //!
@@ -132,8 +132,8 @@ async fn quota(req: &ServiceRequest) -> Option<Quota> {
     let limiter = req
         .app_data::<web::Data<RateLimiter>>()
         .filter(|limiter| limiter.per_credential > 0 || limiter.per_address > 0)?;
-    let subject = match crate::auth::caller_of(req.request()).await {
-        Some(caller) => Subject::Credential(caller.credential_id()),
+    let subject = match crate::auth::credential_of(req.request()).await {
+        Some(credential) => Subject::Credential(credential),
         None => Subject::address(crate::client_address::of(req.request())?),
     };
     limiter.check(subject).await
