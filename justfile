@@ -57,9 +57,10 @@ schema: services tools
     diesel print-schema --database-url "$base/$db" >crates/persistence/src/schema.rs
     echo "regenerated crates/persistence/src/schema.rs"
 
-# Run the test suite against real PostgreSQL and Redis, then the OpenAPI contract run;
-# extra args go to cargo test
+# Run the test suite against real PostgreSQL, Redis and an S3-compatible server (moto),
+# then the OpenAPI contract run; extra args go to cargo test
 test *args: services tools
+    deploy/local/s3.sh ensure
     eval "$(deploy/local/services.sh test-env)" && cargo test --workspace "$@"
     deploy/contract/openapi.sh
 

@@ -8,11 +8,15 @@
 #   schemathesis, in a virtualenv under .local/tools: deploy/contract/openapi.sh checks
 #   the served OpenAPI document against the server with it (Debian: python3-venv), and
 #   curl, which that script drives the server with.
+#
+#   moto (its S3 server mode) in the same virtualenv: the S3-compatible server the tests
+#   store files in (deploy/local/s3.sh starts it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIESEL_VERSION="2.3.14"
 SCHEMATHESIS_VERSION="4.32.5"
+MOTO_VERSION="5.2.5"
 VENV="$ROOT/.local/tools/venv"
 
 log() { printf 'tools: %s\n' "$*" >&2; }
@@ -33,6 +37,11 @@ if [[ "$("$VENV/bin/st" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMAT
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if [[ "$("$VENV/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]]; then
+    log "pip install moto[server] $MOTO_VERSION into .local/tools (once)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
 if ! command -v curl >/dev/null 2>&1; then

@@ -11,18 +11,24 @@ use keel_http::Role;
 use keel_notifications::{Directory, Mailer, Notifications, Recipient, Template};
 use keel_persistence::{AsyncPgConnection, DbResult};
 use keel_queue::Enqueued;
+use keel_uploads::Uploads;
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// The areas of the API-key scopes the mounted domains define (`<area>:read|write`).
-pub const SCOPE_AREAS: [&str; 2] = [keel_accounts::SCOPE_AREA, keel_notifications::SCOPE_AREA];
+pub const SCOPE_AREAS: [&str; 3] = [
+    keel_accounts::SCOPE_AREA,
+    keel_notifications::SCOPE_AREA,
+    keel_uploads::SCOPE_AREA,
+];
 
 #[derive(Clone, Debug)]
 pub struct Domains {
     pub accounts: Accounts,
     pub mailer: Mailer,
     pub notifications: Notifications,
+    pub uploads: Uploads,
 }
 
 impl Domains {
@@ -47,10 +53,19 @@ impl Domains {
             Arc::new(notifications.clone()),
         )?
         .with_scope_areas(&SCOPE_AREAS);
+        let uploads = Uploads::new(
+            settings.clone(),
+            platform.pool.clone(),
+            &platform.cache,
+            platform.queue.clone(),
+            platform.storage.clone(),
+            Arc::new(notifications.clone()),
+        );
         Ok(Self {
             accounts,
             mailer,
             notifications,
+            uploads,
         })
     }
 }

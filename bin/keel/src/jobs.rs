@@ -18,6 +18,7 @@ pub fn registry(domains: &Domains) -> anyhow::Result<Registry> {
     keel_notifications::jobs::register(&mut registry, domains.mailer.clone())?;
     keel_notifications::jobs::register_events(&mut registry, domains.notifications.clone())?;
     keel_accounts::jobs::register(&mut registry, domains.accounts.clone())?;
+    keel_uploads::jobs::register(&mut registry, domains.uploads.clone())?;
     registry.register(|ctx: JobContext, _: PurgeIdempotencyKeys| async move {
         let purged = keel_http::idempotency::purge_expired(&ctx.pool)
             .await

@@ -4,6 +4,7 @@ use keel_cache::Cache;
 use keel_config::Settings;
 use keel_persistence::DbPool;
 use keel_queue::Queue;
+use keel_storage::Storage;
 use std::sync::Arc;
 
 /// Pool, cache and queue handle. Cheap to clone; nothing here connects eagerly, so a
@@ -16,6 +17,8 @@ pub struct Platform {
     pub queue: Queue,
     /// The Redis pool the cache uses, shared with domains that need Redis directly.
     pub redis: deadpool_redis::Pool,
+    /// Where files live (uploads, exports).
+    pub storage: Storage,
 }
 
 impl Platform {
@@ -25,12 +28,14 @@ impl Platform {
         let redis = keel_cache::redis_pool(&settings.redis)?;
         let cache = Cache::new(&settings.cache, &settings.redis, redis.clone())?;
         let queue = Queue::new(&settings, pool.clone())?;
+        let storage = Storage::new(&settings.storage)?;
         Ok(Self {
             settings,
             pool,
             cache,
             queue,
             redis,
+            storage,
         })
     }
 }

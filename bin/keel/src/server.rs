@@ -30,11 +30,14 @@ pub type Routes = Arc<dyn for<'a> Fn(&mut ServiceConfig<'a>) + Send + Sync>;
 pub fn routes(domains: &Domains) -> Routes {
     let accounts = web::Data::new(domains.accounts.clone());
     let notifications = web::Data::new(domains.notifications.clone());
+    let uploads = web::Data::new(domains.uploads.clone());
     Arc::new(move |cfg: &mut ServiceConfig| {
         cfg.app_data(accounts.clone())
             .app_data(notifications.clone())
+            .app_data(uploads.clone())
             .configure(keel_accounts::http::configure)
-            .configure(keel_notifications::http::configure);
+            .configure(keel_notifications::http::configure)
+            .configure(keel_uploads::http::configure);
     })
 }
 

@@ -5,12 +5,15 @@
 //! variables `KEEL__SECTION__KEY`. The result is validated once at start-up; any problem
 //! becomes a [`ConfigError`] whose message names the key.
 
+mod list;
+mod media_types;
 mod proxies;
 mod secret;
 mod settings;
 pub mod testing;
 mod validate;
 
+pub use media_types::MediaTypes;
 pub use proxies::{ForwardedHeader, TrustedProxies};
 pub use secret::Secret;
 pub use settings::*;

@@ -1,5 +1,6 @@
 //! Which proxies may tell Keel the client's address (`server.trusted_proxies`).
 
+use crate::list::ListOrText;
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -14,26 +15,14 @@ use std::net::IpAddr;
 #[serde(try_from = "ListOrText")]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ListOrText {
-    List(Vec<String>),
-    Text(String),
-}
-
 impl TryFrom<ListOrText> for TrustedProxies {
     type Error = String;
 
     fn try_from(value: ListOrText) -> Result<Self, String> {
-        let items = match value {
-            ListOrText::List(items) => items,
-            ListOrText::Text(text) => text.split(',').map(str::to_owned).collect(),
-        };
-        items
+        value
+            .items()
             .iter()
-            .map(|item| item.trim())
-            .filter(|item| !item.is_empty())
-            .map(parse_net)
+            .map(|item| parse_net(item))
             .collect::<Result<_, _>>()
             .map(Self)
     }

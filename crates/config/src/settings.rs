@@ -1,7 +1,7 @@
 //! The typed shape of Keel's configuration. Field names are the TOML keys; see
 //! `config/default.toml` for every default and what it is for.
 
-use crate::{ForwardedHeader, Secret, TrustedProxies};
+use crate::{ForwardedHeader, MediaTypes, Secret, TrustedProxies};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ pub struct Settings {
     pub accounts: AccountsSettings,
     pub notifications: NotificationsSettings,
     pub webhooks: WebhookSettings,
+    pub storage: StorageSettings,
+    pub uploads: UploadsSettings,
 }
 
 fn default_env() -> String {
@@ -315,4 +317,69 @@ impl WebhookSettings {
     pub fn breaker_cooldown(&self) -> Duration {
         Duration::from_secs(self.breaker_cooldown_secs)
     }
+}
+
+/// Where files (uploads, exports) live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// A folder on this machine (`storage.local_root`): one process or a shared volume.
+    Local,
+    /// Any S3-compatible object store (AWS S3, MinIO, Ceph, R2, ...).
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageSettings {
+    pub backend: StorageBackend,
+    /// Folder of the `local` backend; relative paths start at the working directory.
+    pub local_root: String,
+    /// Endpoint of an S3-compatible store (`http://127.0.0.1:9000`); empty = AWS.
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// Empty = credentials from the environment (AWS_* variables, instance or pod role).
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Secret<String>,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO,
+    /// most self-hosted stores).
+    pub s3_path_style: bool,
+    /// Lifetime of presigned URLs (direct uploads, downloads).
+    pub presign_expiry_secs: u64,
+}
+
+impl StorageSettings {
+    pub fn presign_expiry(&self) -> Duration {
+        Duration::from_secs(self.presign_expiry_secs)
+    }
+}
+
+/// What processing does when the bytes contradict the declared content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeMismatch {
+    /// The upload is `rejected`, with the reason.
+    Reject,
+    /// The upload is kept under the type its bytes show.
+    Accept,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UploadsSettings {
+    /// Largest file, however it arrives.
+    pub max_size_bytes: u64,
+    /// Bytes of live uploads per organization; 0 = no quota.
+    pub org_quota_bytes: u64,
+    /// Content types accepted after sniffing (`image/png`, `image/*`); empty = any.
+    pub allowed_types: MediaTypes,
+    pub type_mismatch: TypeMismatch,
+    /// Images larger than this are not decoded (no dimensions, no thumbnail).
+    pub image_max_bytes: u64,
+    /// Decoder limits: an image past them is rejected, not decoded.
+    pub image_max_dimension: u32,
+    pub image_max_alloc_bytes: u64,
+    /// Longest side of a thumbnail, in pixels.
+    pub thumbnail_size: u32,
+    /// A resumable or direct upload not finished this long after its creation is removed.
+    pub unfinished_expiry_hours: u64,
 }

@@ -13,10 +13,13 @@ pub fn loader(database_url: &str) -> Loader {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let redis_url = std::env::var("KEEL_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let prefix = unique_prefix();
+    let storage = std::env::temp_dir().join("keel-test-storage").join(&prefix);
     Loader::new(dir, "test", HashMap::new())
         .with_var("KEEL__DATABASE__URL", database_url)
         .with_var("KEEL__REDIS__URL", redis_url)
-        .with_var("KEEL__REDIS__KEY_PREFIX", unique_prefix())
+        .with_var("KEEL__STORAGE__LOCAL_ROOT", storage.to_string_lossy())
+        .with_var("KEEL__REDIS__KEY_PREFIX", prefix)
         .with_var("KEEL__SERVER__PORT", "0")
 }
 

@@ -70,6 +70,46 @@ impl Settings {
             ));
         }
 
+        let st = &self.storage;
+        if st.backend == crate::StorageBackend::S3 {
+            if st.s3_bucket.trim().is_empty() {
+                return Err(invalid(
+                    "storage.s3_bucket",
+                    "must be set for the s3 backend",
+                ));
+            }
+            if !st.s3_endpoint.is_empty() {
+                scheme(
+                    "storage.s3_endpoint",
+                    &st.s3_endpoint,
+                    &["http://", "https://"],
+                )?;
+            }
+        } else if st.local_root.trim().is_empty() {
+            return Err(invalid("storage.local_root", "must not be empty"));
+        }
+        at_least("storage.presign_expiry_secs", st.presign_expiry_secs, 1)?;
+        if st.presign_expiry_secs > 7 * 24 * 3600 {
+            return Err(invalid(
+                "storage.presign_expiry_secs",
+                "must be at most 604800 (7 days, the S3 limit)",
+            ));
+        }
+
+        let u = &self.uploads;
+        at_least("uploads.max_size_bytes", u.max_size_bytes, 1)?;
+        at_least(
+            "uploads.image_max_dimension",
+            u64::from(u.image_max_dimension),
+            1,
+        )?;
+        at_least("uploads.thumbnail_size", u64::from(u.thumbnail_size), 16)?;
+        at_least(
+            "uploads.unfinished_expiry_hours",
+            u.unfinished_expiry_hours,
+            1,
+        )?;
+
         let t = &self.telemetry;
         if let Some(endpoint) = t.otlp_endpoint() {
             scheme(

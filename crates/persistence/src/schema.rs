@@ -200,6 +200,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    uploads (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        uploaded_by_user -> Nullable<Uuid>,
+        uploaded_by_key -> Nullable<Uuid>,
+        method -> Text,
+        state -> Text,
+        file_name -> Text,
+        declared_type -> Text,
+        detected_type -> Nullable<Text>,
+        size_bytes -> Int8,
+        received_bytes -> Int8,
+        sha256 -> Nullable<Text>,
+        object_key -> Text,
+        reason -> Nullable<Text>,
+        results -> Jsonb,
+        expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    uploads_usage (org_id) {
+        org_id -> Uuid,
+        bytes -> Int8,
+    }
+}
+
 diesel::joinable!(accounts_api_keys -> accounts_organizations (org_id));
 diesel::joinable!(accounts_api_keys -> accounts_users (created_by));
 diesel::joinable!(accounts_audit_events -> accounts_organizations (org_id));
@@ -227,4 +258,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications_webhook_deliveries,
     notifications_webhook_endpoints,
     queue_jobs,
+    uploads,
+    uploads_usage,
 );

@@ -84,7 +84,9 @@ async fn the_schema_matches_the_migrated_database() {
         notifications_inbox,
         notifications_preferences,
         notifications_webhook_endpoints,
-        notifications_webhook_deliveries
+        notifications_webhook_deliveries,
+        uploads,
+        uploads_usage
     );
 }
 

@@ -29,6 +29,15 @@ pub struct TestApp {
     _db: TestDatabase,
 }
 
+impl Drop for TestApp {
+    /// The local storage folder is the test's own: it goes with the test.
+    fn drop(&mut self) {
+        if self.platform.settings.storage.backend == keel_config::StorageBackend::Local {
+            let _ = std::fs::remove_dir_all(self.storage_root());
+        }
+    }
+}
+
 /// Starts a server of `surface` on a free port; its base URL.
 fn listen(platform: &Platform, surface: Surface, api: &Api) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -86,6 +95,11 @@ impl TestApp {
     /// a load balancer would be (its own rate limiter and caches); its base URL.
     pub fn replica(&self) -> String {
         listen(&self.platform, Surface::Api, &self.api)
+    }
+
+    /// The folder of the local storage backend (where no file may be left behind).
+    pub fn storage_root(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.platform.settings.storage.local_root)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -58,6 +58,12 @@ pub async fn serve_process_logging_to(
         )
         .env("KEEL__SERVER__PORT", port.to_string())
         .env("KEEL__SERVER__OPERATIONS_PORT", "0")
+        .env(
+            "KEEL__STORAGE__LOCAL_ROOT",
+            std::env::temp_dir()
+                .join("keel-test-storage")
+                .join(keel_config::testing::unique_prefix()),
+        )
         .envs(env.iter().copied())
         .stdout(log)
         .spawn()

@@ -1,0 +1,42 @@
+//! The uploads routes under `/api/v1/orgs/{org_id}/uploads`.
+
+mod content;
+pub mod openapi;
+mod uploads;
+
+use crate::SCOPE_AREA;
+use crate::service::Uploader;
+use keel_http::{Access, ApiError, Caller};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+pub use openapi::UploadsApi;
+
+/// Mounts every uploads route.
+pub fn configure(cfg: &mut ServiceConfig) {
+    uploads::configure(cfg);
+}
+
+/// Members read and upload; API keys need `uploads:read` / `uploads:write`. Another
+/// organization's id is 404.
+fn org_access(caller: &Caller, org_id: Uuid, access: Access) -> Result<Uuid, ApiError> {
+    let org_id = caller.in_org(org_id)?;
+    if caller.is_member() || caller.has_scope(SCOPE_AREA, access) {
+        Ok(org_id)
+    } else {
+        Err(ApiError::forbidden(if access == Access::Write {
+            "uploading needs membership or the uploads:write scope"
+        } else {
+            "reading uploads needs membership or the uploads:read scope"
+        }))
+    }
+}
+
+/// The uploader a caller is: the person of a session, or the API key.
+fn uploader(caller: &Caller) -> Uploader {
+    match (caller.user_id(), caller.api_key_id()) {
+        (Some(user), _) => Uploader::User(user),
+        (None, Some(key)) => Uploader::ApiKey(key),
+        (None, None) => Uploader::ApiKey(caller.credential_id()),
+    }
+}

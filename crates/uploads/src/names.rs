@@ -1,0 +1,138 @@
+//! Client file names: kept for display and as the download's suggested name, after
+//! cleaning — never used as a storage key or a path.
+
+/// Longest kept name, in bytes (a common file-system limit).
+pub const MAX_NAME_BYTES: usize = 255;
+/// The name of a file the client did not name.
+pub const UNNAMED: &str = "upload";
+
+/// The last path segment of `raw` (clients send `C:\dir\a.txt` or `../../a.txt`), with
+/// control and bidirectional-override characters dropped, surrounding dots and spaces
+/// trimmed, and cut to [`MAX_NAME_BYTES`] on a character boundary, keeping the extension
+/// when it is short. Nothing usable left gives [`UNNAMED`].
+pub fn clean(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let kept: String = last.chars().filter(|c| !is_unsafe(*c)).collect();
+    let trimmed = kept.trim_matches(|c: char| c == '.' || c.is_whitespace());
+    if trimmed.is_empty() {
+        return UNNAMED.to_owned();
+    }
+    truncate(trimmed)
+}
+
+/// Control characters, and the invisible formatting characters (bidirectional overrides
+/// such as U+202E) that make `evil<U+202E>txt.exe` display as `evilexe.txt`.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn truncate(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let ext = name
+        .rfind('.')
+        .map(|i| &name[i..])
+        .filter(|ext| ext.len() <= 16)
+        .unwrap_or("");
+    let mut stem_end = MAX_NAME_BYTES - ext.len();
+    while !name.is_char_boundary(stem_end) {
+        stem_end -= 1;
+    }
+    format!("{}{ext}", &name[..stem_end])
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266): old
+/// clients read the ASCII fallback, everyone else the exact name. Quotes and
+/// backslashes never reach the quoted form.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The file name in a request's `Content-Disposition` (`filename*=UTF-8''…` preferred
+/// over `filename="…"`), for raw uploads that name the file there.
+pub fn from_disposition(header: &str) -> Option<String> {
+    let mut plain = None;
+    for part in header.split(';').map(str::trim) {
+        if let Some(value) = part.strip_prefix("filename*=") {
+            let encoded = value
+                .strip_prefix("UTF-8''")
+                .or_else(|| value.strip_prefix("utf-8''"))?;
+            return percent_decode(encoded);
+        }
+        if let Some(value) = part.strip_prefix("filename=") {
+            plain = Some(value.trim_matches('"').to_owned());
+        }
+    }
+    plain
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parts_and_controls_go() {
+        assert_eq!(clean("../../etc/passwd"), "passwd");
+        assert_eq!(clean("C:\\Users\\me\\report.pdf"), "report.pdf");
+        assert_eq!(clean("a\u{0}b\r\nc.txt"), "abc.txt");
+        assert_eq!(clean("evil\u{202E}txt.exe"), "eviltxt.exe");
+        assert_eq!(clean(".."), UNNAMED);
+        assert_eq!(clean(""), UNNAMED);
+    }
+
+    #[test]
+    fn long_names_keep_their_extension() {
+        let long = format!("{}.png", "é".repeat(200));
+        let cleaned = clean(&long);
+        assert!(cleaned.len() <= MAX_NAME_BYTES);
+        assert!(cleaned.ends_with(".png"));
+    }
+
+    #[test]
+    fn disposition_round_trips() {
+        let header = content_disposition("résumé \"final\".pdf");
+        assert!(header.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""));
+        assert_eq!(
+            from_disposition(&header).as_deref(),
+            Some("résumé \"final\".pdf")
+        );
+        assert_eq!(
+            from_disposition("attachment; filename=\"a.txt\"").as_deref(),
+            Some("a.txt")
+        );
+    }
+}

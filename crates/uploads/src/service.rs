@@ -1,0 +1,392 @@
+//! The uploads service: receiving files, reading them, deleting them, and recording what
+//! processing found. Handlers and jobs call it; it owns the transactions.
+
+use crate::jobs::{DeleteObjects, Process};
+use crate::model::{Upload, UploadMethod, UploadState};
+use crate::process::Processor;
+use crate::process::image::ImageProcessor;
+use crate::process::table::TableProcessor;
+use crate::receive::{Limit, receive};
+use crate::repo::{self, uploads::ListFilter};
+use crate::{UploadsError, keys, names, sniff};
+use bytes::Bytes;
+use diesel_async::AsyncConnection;
+use futures::Stream;
+use keel_cache::{Cache, Namespace};
+use keel_config::Settings;
+use keel_events::Publisher;
+use keel_http::{Page, Paginated};
+use keel_persistence::DbPool;
+use keel_queue::Queue;
+use keel_storage::{ByteRange, Download, Storage};
+use std::fmt::Display;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Uploads {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Inner {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub queue: Queue,
+    pub storage: Storage,
+    pub publisher: Arc<dyn Publisher>,
+    pub processors: Vec<Arc<dyn Processor>>,
+    /// `GET /uploads/{id}` per `{org_id}:{id}`; `None` caches "no such upload".
+    pub by_id: Namespace<Option<Upload>>,
+}
+
+/// Who is uploading: a person (session) or an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploader {
+    User(Uuid),
+    ApiKey(Uuid),
+}
+
+/// A file arriving in one request body.
+#[derive(Debug)]
+pub struct Incoming<S> {
+    /// The client's name for it, uncleaned.
+    pub name: Option<String>,
+    /// The client's `Content-Type` for it.
+    pub declared_type: Option<String>,
+    /// `Content-Length`, when the client announced it: refused at once when too big.
+    pub announced_length: Option<u64>,
+    pub body: S,
+}
+
+impl Uploads {
+    /// The service with the built-in processors (images, then CSV/text); add the
+    /// deployment's own with [`Uploads::with_processor`].
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: DbPool,
+        cache: &Cache,
+        queue: Queue,
+        storage: Storage,
+        publisher: Arc<dyn Publisher>,
+    ) -> Self {
+        let processors: Vec<Arc<dyn Processor>> = vec![
+            Arc::new(ImageProcessor::from_settings(&settings.uploads)),
+            Arc::new(TableProcessor),
+        ];
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                pool,
+                queue,
+                storage,
+                publisher,
+                processors,
+                by_id: cache.namespace("uploads.upload", 1),
+            }),
+        }
+    }
+
+    /// Runs `processor` after the built-in ones, on every upload it accepts.
+    pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Self {
+        Arc::make_mut(&mut self.inner).processors.push(processor);
+        self
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    fn cache_key(org_id: Uuid, id: Uuid) -> String {
+        format!("{org_id}:{id}")
+    }
+
+    /// Stores a file sent as one request body and queues its processing. The bytes
+    /// stream to storage as they arrive; the row is written only once they are all
+    /// stored, so a refused or broken-off upload leaves no row and no object.
+    pub async fn receive_streamed<S, E>(
+        &self,
+        org_id: Uuid,
+        uploader: Uploader,
+        incoming: Incoming<S>,
+    ) -> Result<Upload, UploadsError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Display,
+    {
+        let file_name = names::clean(incoming.name.as_deref().unwrap_or_default());
+        let declared_type = declared_type(incoming.declared_type.as_deref())?;
+        let limit = self.limit(org_id).await?;
+        if incoming.announced_length.is_some_and(|n| n > limit.bytes) {
+            return Err(limit.exceeded());
+        }
+        if incoming.announced_length == Some(0) {
+            return Err(empty());
+        }
+        let id = Uuid::now_v7();
+        let key = keys::original(org_id, id);
+        let received = receive(&self.inner.storage, key.clone(), incoming.body, &limit).await?;
+        if received.size == 0 {
+            self.inner.storage.delete(&key).await?;
+            return Err(empty());
+        }
+        let size = i64::try_from(received.size).unwrap_or(i64::MAX);
+        let new = repo::uploads::NewRow {
+            id,
+            org_id,
+            uploaded_by_user: match uploader {
+                Uploader::User(id) => Some(id),
+                Uploader::ApiKey(_) => None,
+            },
+            uploaded_by_key: match uploader {
+                Uploader::ApiKey(id) => Some(id),
+                Uploader::User(_) => None,
+            },
+            method: UploadMethod::Streamed,
+            state: UploadState::Processing,
+            file_name: &file_name,
+            declared_type: &declared_type,
+            size_bytes: size,
+            received_bytes: size,
+            sha256: Some(&received.sha256),
+            object_key: key.as_str(),
+            expires_at: None,
+        };
+        let quota = self.quota();
+        let recorded = async {
+            let mut conn = self.inner.pool.get().await?;
+            conn.transaction(async |conn| {
+                if !repo::usage::reserve(conn, org_id, size, quota).await? {
+                    return Err(UploadsError::TooLarge(quota_message(quota)));
+                }
+                let row = repo::uploads::insert(conn, &new).await?;
+                let job = self
+                    .inner
+                    .queue
+                    .enqueue(conn, &Process { upload_id: id })
+                    .await?;
+                Ok((row, job))
+            })
+            .await
+        }
+        .await;
+        match recorded {
+            Ok((row, job)) => {
+                self.inner.queue.ring([job]).await;
+                metrics::counter!("keel_uploads_received_total", "method" => "streamed")
+                    .increment(1);
+                metrics::counter!("keel_uploads_received_bytes_total", "method" => "streamed")
+                    .increment(received.size);
+                Ok(row.into_upload())
+            }
+            Err(e) => {
+                // The row never committed: the object must not outlive it.
+                if let Err(delete) = self.inner.storage.delete(&key).await {
+                    tracing::warn!(error = %delete, upload.id = %id, "object of an unrecorded upload left for the sweeper");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn quota(&self) -> Option<i64> {
+        let q = self.inner.settings.uploads.org_quota_bytes;
+        (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
+    }
+
+    /// The most the next upload of `org_id` may carry: the per-file cap, or what is left
+    /// of the organization's quota when that is less.
+    async fn limit(&self, org_id: Uuid) -> Result<Limit, UploadsError> {
+        let max = self.inner.settings.uploads.max_size_bytes;
+        let per_file = Limit {
+            bytes: max,
+            why: format!("a file may have at most {max} bytes"),
+        };
+        let Some(quota) = self.quota() else {
+            return Ok(per_file);
+        };
+        let used = {
+            let mut conn = self.inner.pool.get().await?;
+            repo::usage::bytes(&mut conn, org_id).await?
+        };
+        let left = u64::try_from(quota - used).unwrap_or(0);
+        Ok(if left < max {
+            Limit {
+                bytes: left,
+                why: quota_message(Some(quota)),
+            }
+        } else {
+            per_file
+        })
+    }
+
+    /// One upload of the organization (cached; the cache is dropped whenever its state
+    /// changes).
+    pub async fn get(&self, org_id: Uuid, id: Uuid) -> Result<Upload, UploadsError> {
+        let pool = &self.inner.pool;
+        self.inner
+            .by_id
+            .get_or_load(&Self::cache_key(org_id, id), || async {
+                let mut conn = pool.get().await?;
+                let row = repo::uploads::get(&mut conn, org_id, id).await?;
+                Ok::<_, keel_persistence::DbError>(row.map(repo::uploads::Row::into_upload))
+            })
+            .await?
+            .ok_or(UploadsError::NotFound)
+    }
+
+    /// The organization's uploads, newest first.
+    pub async fn list(
+        &self,
+        org_id: Uuid,
+        filter: &ListFilter,
+        page: &Page<Uuid>,
+    ) -> Result<Paginated<Upload>, UploadsError> {
+        let mut conn = self.inner.pool.get().await?;
+        let rows =
+            repo::uploads::list(&mut conn, org_id, filter, page.fetch_limit(), page.after).await?;
+        let uploads = rows
+            .into_iter()
+            .map(repo::uploads::Row::into_upload)
+            .collect();
+        Ok(Paginated::from_rows(uploads, page, |u: &Upload| u.id))
+    }
+
+    /// The content of a `ready` upload, whole or a byte range of it.
+    pub async fn content(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        range: Option<ByteRange>,
+    ) -> Result<(Upload, Download), UploadsError> {
+        let upload = self.ready(org_id, id).await?;
+        let download = self
+            .open(&keys::original(org_id, id), range, upload.size_bytes)
+            .await?;
+        Ok((upload, download))
+    }
+
+    /// The PNG thumbnail of a `ready` image.
+    pub async fn thumbnail(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+    ) -> Result<(Upload, Download), UploadsError> {
+        let upload = self.ready(org_id, id).await?;
+        if !upload.results.image.is_some_and(|i| i.thumbnail) {
+            return Err(UploadsError::NotFound);
+        }
+        let download = self
+            .inner
+            .storage
+            .get(&keys::thumbnail(org_id, id), None)
+            .await?;
+        Ok((upload, download))
+    }
+
+    async fn ready(&self, org_id: Uuid, id: Uuid) -> Result<Upload, UploadsError> {
+        let upload = self.get(org_id, id).await?;
+        if upload.state == UploadState::Ready {
+            Ok(upload)
+        } else {
+            Err(UploadsError::NotReady(upload.state))
+        }
+    }
+
+    async fn open(
+        &self,
+        key: &keel_storage::ObjectKey,
+        range: Option<ByteRange>,
+        size: i64,
+    ) -> Result<Download, UploadsError> {
+        match self.inner.storage.get(key, range).await {
+            Err(keel_storage::StorageError::Range) => Err(UploadsError::Range {
+                size: u64::try_from(size).unwrap_or(0),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deletes the upload: the row at once, the objects by a job after the commit. With
+    /// `only_by`, only an upload that person uploaded (403 for another's).
+    pub async fn delete(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        only_by: Option<Uuid>,
+    ) -> Result<(), UploadsError> {
+        let mut conn = self.inner.pool.get().await?;
+        let job = conn
+            .transaction(async |conn| {
+                let row = repo::uploads::delete(conn, org_id, id)
+                    .await?
+                    .ok_or(UploadsError::NotFound)?;
+                if only_by.is_some_and(|user| row.uploaded_by_user != Some(user)) {
+                    // Rolls the delete back.
+                    return Err(UploadsError::Forbidden(
+                        "members may delete only their own uploads; owners and admins may delete any",
+                    ));
+                }
+                if holds_quota(row.state) {
+                    repo::usage::release(conn, org_id, row.size_bytes).await?;
+                }
+                let job = self
+                    .inner
+                    .queue
+                    .enqueue(conn, &DeleteObjects { org_id, upload_id: id })
+                    .await?;
+                Ok::<_, UploadsError>(job)
+            })
+            .await?;
+        self.inner.queue.ring([job]).await;
+        self.inner
+            .by_id
+            .invalidate(&Self::cache_key(org_id, id))
+            .await;
+        Ok(())
+    }
+}
+
+/// Uploads whose bytes count against the quota: rejected and failed ones gave theirs
+/// back when processing ended.
+pub(crate) fn holds_quota(state: UploadState) -> bool {
+    !matches!(state, UploadState::Rejected | UploadState::Failed)
+}
+
+/// An upload without a byte: nothing to keep, most likely a client bug.
+fn empty() -> UploadsError {
+    UploadsError::invalid("body", "the file is empty")
+}
+
+fn quota_message(quota: Option<i64>) -> String {
+    format!(
+        "this file does not fit in what is left of the organization's upload quota ({} bytes)",
+        quota.unwrap_or_default()
+    )
+}
+
+/// The declared type, checked to be a media type (`type/subtype`, optional parameters);
+/// none declared is `application/octet-stream`.
+fn declared_type(raw: Option<&str>) -> Result<String, UploadsError> {
+    let Some(raw) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok("application/octet-stream".to_owned());
+    };
+    let essence = sniff::essence(raw);
+    let valid = essence.split_once('/').is_some_and(|(t, s)| {
+        let token = |x: &str| {
+            !x.is_empty()
+                && x.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
+        token(t) && token(s)
+    });
+    if valid && raw.len() <= 255 {
+        Ok(essence)
+    } else {
+        Err(UploadsError::invalid(
+            "content_type",
+            "must be a media type such as image/png",
+        ))
+    }
+}

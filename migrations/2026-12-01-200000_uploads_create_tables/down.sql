@@ -1,0 +1,2 @@
+DROP TABLE uploads_usage;
+DROP TABLE uploads;
