@@ -22,6 +22,12 @@ pub enum UploadsError {
     /// organization's quota. Nothing of it is kept.
     #[error("{0}")]
     TooLarge(String),
+    /// 409: the request does not fit the upload's or the deployment's state.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 409: the bytes in storage are not as many as were declared; they were removed.
+    #[error("the stored file has {stored} bytes, {declared} were declared")]
+    SizeMismatch { declared: i64, stored: u64 },
     /// 409: the upload is not in a state that allows this (its content before it is
     /// `ready`).
     #[error("the upload is {0}")]
@@ -73,6 +79,10 @@ impl From<UploadsError> for keel_http::ApiError {
             UploadsError::Forbidden(why) => ApiError::forbidden(why),
             UploadsError::TooLarge(why) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", why)
+            }
+            UploadsError::Conflict(why) => ApiError::conflict(why),
+            e @ UploadsError::SizeMismatch { .. } => {
+                ApiError::conflict(format!("{e}; it was removed: upload it again"))
             }
             UploadsError::NotReady(state) => ApiError::conflict(format!(
                 "the upload is {state}; its content can be read once it is ready"

@@ -25,6 +25,7 @@
 //! `keel_uploads_processed_total{outcome}`, `keel_uploads_processing_seconds`,
 //! `keel_uploads_swept_total{kind}`.
 
+pub mod direct;
 mod error;
 pub mod http;
 pub mod jobs;

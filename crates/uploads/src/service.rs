@@ -48,6 +48,30 @@ pub enum Uploader {
     ApiKey(Uuid),
 }
 
+impl Uploader {
+    /// The `(uploaded_by_user, uploaded_by_key)` columns.
+    fn columns(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Uploader::User(id) => (Some(id), None),
+            Uploader::ApiKey(id) => (None, Some(id)),
+        }
+    }
+}
+
+/// What every new upload row needs; the state follows from the method (a streamed
+/// upload's bytes are all there: `processing`; the others start `receiving`).
+#[derive(Debug)]
+pub(crate) struct NewUpload<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub uploader: Uploader,
+    pub method: UploadMethod,
+    pub file_name: &'a str,
+    pub declared_type: &'a str,
+    pub size: i64,
+    pub sha256: Option<&'a str>,
+}
+
 /// A file arriving in one request body.
 #[derive(Debug)]
 pub struct Incoming<S> {
@@ -98,7 +122,7 @@ impl Uploads {
         &self.inner.storage
     }
 
-    fn cache_key(org_id: Uuid, id: Uuid) -> String {
+    pub(crate) fn cache_key(org_id: Uuid, id: Uuid) -> String {
         format!("{org_id}:{id}")
     }
 
@@ -132,53 +156,25 @@ impl Uploads {
             return Err(empty());
         }
         let size = i64::try_from(received.size).unwrap_or(i64::MAX);
-        let new = repo::uploads::NewRow {
+        let new = NewUpload {
             id,
             org_id,
-            uploaded_by_user: match uploader {
-                Uploader::User(id) => Some(id),
-                Uploader::ApiKey(_) => None,
-            },
-            uploaded_by_key: match uploader {
-                Uploader::ApiKey(id) => Some(id),
-                Uploader::User(_) => None,
-            },
+            uploader,
             method: UploadMethod::Streamed,
-            state: UploadState::Processing,
             file_name: &file_name,
             declared_type: &declared_type,
-            size_bytes: size,
-            received_bytes: size,
+            size,
             sha256: Some(&received.sha256),
-            object_key: key.as_str(),
-            expires_at: None,
         };
-        let quota = self.quota();
-        let recorded = async {
-            let mut conn = self.inner.pool.get().await?;
-            conn.transaction(async |conn| {
-                if !repo::usage::reserve(conn, org_id, size, quota).await? {
-                    return Err(UploadsError::TooLarge(quota_message(quota)));
-                }
-                let row = repo::uploads::insert(conn, &new).await?;
-                let job = self
-                    .inner
-                    .queue
-                    .enqueue(conn, &Process { upload_id: id })
-                    .await?;
-                Ok((row, job))
-            })
-            .await
-        }
-        .await;
+        let recorded = self.record_new(&new).await;
         match recorded {
             Ok((row, job)) => {
-                self.inner.queue.ring([job]).await;
+                self.inner.queue.ring(job).await;
                 metrics::counter!("keel_uploads_received_total", "method" => "streamed")
                     .increment(1);
                 metrics::counter!("keel_uploads_received_bytes_total", "method" => "streamed")
                     .increment(received.size);
-                Ok(row.into_upload())
+                Ok(row)
             }
             Err(e) => {
                 // The row never committed: the object must not outlive it.
@@ -190,7 +186,61 @@ impl Uploads {
         }
     }
 
-    fn quota(&self) -> Option<i64> {
+    /// Writes the row of a new upload, reserving its size in the organization's quota,
+    /// in one transaction; a complete upload also gets its processing job (ring what is
+    /// returned after the commit).
+    pub(crate) async fn record_new(
+        &self,
+        new: &NewUpload<'_>,
+    ) -> Result<(Upload, Vec<keel_queue::Enqueued>), UploadsError> {
+        let complete = new.method == UploadMethod::Streamed;
+        let (user, key) = new.uploader.columns();
+        let object_key = keys::original(new.org_id, new.id);
+        let expires_at = (!complete).then(|| {
+            let hours = self.inner.settings.uploads.unfinished_expiry_hours;
+            chrono::Utc::now() + chrono::Duration::hours(i64::try_from(hours).unwrap_or(24))
+        });
+        let row = repo::uploads::NewRow {
+            id: new.id,
+            org_id: new.org_id,
+            uploaded_by_user: user,
+            uploaded_by_key: key,
+            method: new.method,
+            state: if complete {
+                UploadState::Processing
+            } else {
+                UploadState::Receiving
+            },
+            file_name: new.file_name,
+            declared_type: new.declared_type,
+            size_bytes: new.size,
+            received_bytes: if complete { new.size } else { 0 },
+            sha256: new.sha256,
+            object_key: object_key.as_str(),
+            expires_at,
+        };
+        let quota = self.quota();
+        let mut conn = self.inner.pool.get().await?;
+        conn.transaction(async |conn| {
+            if !repo::usage::reserve(conn, new.org_id, new.size, quota).await? {
+                return Err(UploadsError::TooLarge(quota_message(quota)));
+            }
+            let inserted = repo::uploads::insert(conn, &row).await?;
+            let mut jobs = Vec::new();
+            if complete {
+                jobs.push(
+                    self.inner
+                        .queue
+                        .enqueue(conn, &Process { upload_id: new.id })
+                        .await?,
+                );
+            }
+            Ok((inserted.into_upload(), jobs))
+        })
+        .await
+    }
+
+    pub(crate) fn quota(&self) -> Option<i64> {
         let q = self.inner.settings.uploads.org_quota_bytes;
         (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
     }
@@ -355,7 +405,7 @@ pub(crate) fn holds_quota(state: UploadState) -> bool {
 }
 
 /// An upload without a byte: nothing to keep, most likely a client bug.
-fn empty() -> UploadsError {
+pub(crate) fn empty() -> UploadsError {
     UploadsError::invalid("body", "the file is empty")
 }
 
@@ -368,7 +418,7 @@ fn quota_message(quota: Option<i64>) -> String {
 
 /// The declared type, checked to be a media type (`type/subtype`, optional parameters);
 /// none declared is `application/octet-stream`.
-fn declared_type(raw: Option<&str>) -> Result<String, UploadsError> {
+pub(crate) fn declared_type(raw: Option<&str>) -> Result<String, UploadsError> {
     let Some(raw) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok("application/octet-stream".to_owned());
     };

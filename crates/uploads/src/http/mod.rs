@@ -1,6 +1,7 @@
 //! The uploads routes under `/api/v1/orgs/{org_id}/uploads`.
 
 mod content;
+mod direct;
 pub mod openapi;
 mod uploads;
 
@@ -14,6 +15,8 @@ pub use openapi::UploadsApi;
 
 /// Mounts every uploads route.
 pub fn configure(cfg: &mut ServiceConfig) {
+    // Fixed paths before the `{id}` patterns.
+    direct::configure(cfg);
     uploads::configure(cfg);
 }
 

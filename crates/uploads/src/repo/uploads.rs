@@ -181,6 +181,33 @@ pub async fn finish(
         .map_err(Into::into)
 }
 
+/// `receiving` → `processing` once `received` bytes (all of them) are stored; `None`
+/// when the upload is no longer receiving (completed by another request, or gone).
+pub async fn received_all(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    received: i64,
+) -> DbResult<Option<Row>> {
+    diesel::update(
+        u::table
+            .filter(u::org_id.eq(org_id))
+            .filter(u::id.eq(id))
+            .filter(u::state.eq(UploadState::Receiving)),
+    )
+    .set((
+        u::state.eq(UploadState::Processing),
+        u::received_bytes.eq(received),
+        u::expires_at.eq(None::<DateTime<Utc>>),
+        u::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Row::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(Into::into)
+}
+
 /// Deletes one of the organization's uploads; returns the row as it was.
 pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbResult<Option<Row>> {
     diesel::delete(u::table.filter(u::org_id.eq(org_id).and(u::id.eq(id))))
