@@ -16,11 +16,11 @@ async fn start(s: &Setup, name: &str, content_type: &str, size: usize) -> reqwes
 }
 
 async fn put(direct: &Value, body: Vec<u8>) -> reqwest::Response {
-    let mut req = reqwest::Client::new().put(direct["url"].as_str().unwrap());
-    for (name, value) in direct["headers"].as_object().unwrap() {
-        req = req.header(name, value.as_str().unwrap());
+    let mut req = reqwest::Client::new().put(direct["url"].as_str().expect("url"));
+    for (name, value) in direct["headers"].as_object().expect("headers") {
+        req = req.header(name, value.as_str().expect("a header value"));
     }
-    req.body(body).send().await.unwrap()
+    req.body(body).send().await.expect("PUT")
 }
 
 async fn complete(s: &Setup, id: &str) -> reqwest::Response {
