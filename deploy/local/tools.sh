@@ -10,13 +10,15 @@
 #   curl, which that script drives the server with.
 #
 #   moto (its S3 server mode) in the same virtualenv: the S3-compatible server the tests
-#   store files in (deploy/local/s3.sh starts it).
+#   store files in (deploy/local/s3.sh starts it); and tuspy, the tus client the
+#   resumable-upload tests drive Keel with (deploy/tus/client.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIESEL_VERSION="2.3.14"
 SCHEMATHESIS_VERSION="4.32.5"
 MOTO_VERSION="5.2.5"
+TUSPY_VERSION="1.1.0"
 VENV="$ROOT/.local/tools/venv"
 
 log() { printf 'tools: %s\n' "$*" >&2; }
@@ -42,6 +44,11 @@ fi
 if [[ "$("$VENV/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]]; then
     log "pip install moto[server] $MOTO_VERSION into .local/tools (once)"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+if [[ "$("$VENV/bin/pip" show tuspy 2>/dev/null | awk '/^Version:/ {print $2}')" != "$TUSPY_VERSION" ]]; then
+    log "pip install tuspy $TUSPY_VERSION into .local/tools (once)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "tuspy==$TUSPY_VERSION"
 fi
 
 if ! command -v curl >/dev/null 2>&1; then

@@ -34,6 +34,8 @@ mod limits;
 mod openapi;
 #[path = "http/protocol.rs"]
 mod protocol;
+#[path = "http/uploads.rs"]
+mod uploads;
 
 // ---------------------------------------------------------------- the test domain
 

@@ -3,7 +3,7 @@
 //! ([`serve_process`]), users with sessions ([`user`]) and API keys ([`api_key`]), the
 //! whole error body checked in one call ([`assert_error`]), waiting for background work
 //! ([`eventually`]), and the outside world faked by small real servers: a Redis of the
-//! test's own ([`OwnRedis`]), a bucket on the test S3 server ([`S3Bucket`]), a webhook receiver ([`Receiver`]) and the mail directory
+//! test's own ([`OwnRedis`]), a bucket on the test S3 server ([`S3Bucket`]), a real tus client ([`tus_upload`]), a webhook receiver ([`Receiver`]) and the mail directory
 //! ([`Mailbox`]).
 //!
 //! A dev-dependency only: it depends on every domain (through the binary), which no
@@ -22,6 +22,7 @@ mod process;
 mod receiver;
 mod redis;
 mod s3;
+mod tus;
 mod users;
 mod wait;
 
@@ -33,5 +34,6 @@ pub use process::{KeelProcess, serve_process, serve_process_logging_to};
 pub use receiver::{Received, Receiver, Respond};
 pub use redis::OwnRedis;
 pub use s3::S3Bucket;
+pub use tus::tus_upload;
 pub use users::{PASSWORD, User, api_key, user};
 pub use wait::{eventually, wait_until};

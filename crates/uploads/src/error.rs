@@ -28,6 +28,12 @@ pub enum UploadsError {
     /// 409: the bytes in storage are not as many as were declared; they were removed.
     #[error("the stored file has {stored} bytes, {declared} were declared")]
     SizeMismatch { declared: i64, stored: u64 },
+    /// 409: a resumable chunk sent at another offset than the upload's.
+    #[error("the upload's offset is {expected}")]
+    OffsetMismatch { expected: u64 },
+    /// 460 (tus): the chunk's bytes do not match its `Upload-Checksum`; it was dropped.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
     /// 409: the upload is not in a state that allows this (its content before it is
     /// `ready`).
     #[error("the upload is {0}")]
@@ -84,6 +90,14 @@ impl From<UploadsError> for keel_http::ApiError {
             e @ UploadsError::SizeMismatch { .. } => {
                 ApiError::conflict(format!("{e}; it was removed: upload it again"))
             }
+            UploadsError::OffsetMismatch { expected } => ApiError::conflict(format!(
+                "Upload-Offset does not match the upload's offset ({expected}); ask for it with HEAD"
+            )),
+            UploadsError::ChecksumMismatch => ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+                "the chunk does not match its Upload-Checksum; it was dropped: send it again",
+            ),
             UploadsError::NotReady(state) => ApiError::conflict(format!(
                 "the upload is {state}; its content can be read once it is ready"
             )),

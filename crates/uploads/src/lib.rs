@@ -36,6 +36,7 @@ mod outcome;
 pub mod process;
 mod receive;
 pub mod repo;
+pub mod resumable;
 mod service;
 pub mod sniff;
 pub mod sweep;

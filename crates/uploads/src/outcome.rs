@@ -2,7 +2,7 @@
 //! decision, the event and the clean-up in one transaction.
 
 use crate::jobs::DeleteObjects;
-use crate::model::{Results, UploadState};
+use crate::model::{Results, UploadMethod, UploadState};
 use crate::process::pipeline::{self, Decision};
 use crate::process::{Content, FileFacts, ProcessError};
 use crate::repo::{self, uploads::Row};
@@ -12,6 +12,7 @@ use diesel_async::AsyncConnection;
 use keel_events::{Audience, Event};
 use keel_queue::{JobContext, JobError};
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 impl Uploads {
@@ -25,9 +26,13 @@ impl Uploads {
         let Some(row) = row.filter(|r| r.state == UploadState::Processing) else {
             return Ok(());
         };
-        let span = tracing::info_span!("upload.process", upload.id = %id, org.id = %row.org_id, upload.outcome = tracing::field::Empty);
-        let _entered = span.enter();
-        drop(_entered);
+        let span = tracing::info_span!(
+            "upload.process",
+            upload.id = %id,
+            org.id = %row.org_id,
+            upload.method = row.method.as_str(),
+            upload.outcome = tracing::field::Empty,
+        );
         let key = keys::original(row.org_id, id);
         let content = Content {
             storage: &self.inner.storage,
@@ -45,20 +50,23 @@ impl Uploads {
             sha256: String::new(),
         };
         let started = std::time::Instant::now();
-        let decision = match pipeline::run(
-            &self.inner.settings.uploads,
-            &self.inner.processors,
-            facts.clone(),
-            &content,
-        )
-        .await
-        {
+        let settings = &self.inner.settings.uploads;
+        let result = async {
+            if row.method == UploadMethod::Resumable {
+                let length = u64::try_from(row.size_bytes).unwrap_or_default();
+                self.assemble(row.org_id, id, length).await?;
+            }
+            pipeline::run(settings, &self.inner.processors, facts.clone(), &content).await
+        }
+        .instrument(span.clone())
+        .await;
+        let decision = match result {
             Ok(decision) => decision,
             Err(ProcessError::Transient(e)) if !ctx.is_last_attempt() => {
                 return Err(JobError::retry(e));
             }
             Err(e) => {
-                tracing::warn!(upload.id = %id, error = %e, "upload processing failed");
+                span.in_scope(|| tracing::warn!(error = %e, "upload processing failed"));
                 failed(facts, &e)
             }
         };

@@ -6,7 +6,7 @@ use crate::model::{Upload, UploadMethod, UploadState};
 use crate::process::Processor;
 use crate::process::image::ImageProcessor;
 use crate::process::table::TableProcessor;
-use crate::receive::{Limit, receive};
+use crate::receive::{Limit, OnBreak, receive};
 use crate::repo::{self, uploads::ListFilter};
 use crate::{UploadsError, keys, names, sniff};
 use bytes::Bytes;
@@ -118,6 +118,11 @@ impl Uploads {
         self
     }
 
+    /// The largest file one upload may carry (`uploads.max_size_bytes`).
+    pub fn max_size_bytes(&self) -> u64 {
+        self.inner.settings.uploads.max_size_bytes
+    }
+
     pub fn storage(&self) -> &Storage {
         &self.inner.storage
     }
@@ -150,12 +155,20 @@ impl Uploads {
         }
         let id = Uuid::now_v7();
         let key = keys::original(org_id, id);
-        let received = receive(&self.inner.storage, key.clone(), incoming.body, &limit).await?;
+        let received = receive(
+            &self.inner.storage,
+            key.clone(),
+            incoming.body,
+            &limit,
+            OnBreak::Discard,
+        )
+        .await?;
         if received.size == 0 {
             self.inner.storage.delete(&key).await?;
             return Err(empty());
         }
         let size = i64::try_from(received.size).unwrap_or(i64::MAX);
+        let sha256 = received.sha256_hex();
         let new = NewUpload {
             id,
             org_id,
@@ -164,7 +177,7 @@ impl Uploads {
             file_name: &file_name,
             declared_type: &declared_type,
             size,
-            sha256: Some(&received.sha256),
+            sha256: Some(&sha256),
         };
         let recorded = self.record_new(&new).await;
         match recorded {

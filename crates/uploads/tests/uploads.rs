@@ -17,6 +17,8 @@ mod files;
 mod limits;
 #[path = "uploads/processing.rs"]
 mod processing;
+#[path = "uploads/resumable.rs"]
+mod resumable;
 #[path = "uploads/streamed.rs"]
 mod streamed;
 

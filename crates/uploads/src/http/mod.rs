@@ -3,6 +3,7 @@
 mod content;
 mod direct;
 pub mod openapi;
+mod resumable;
 mod uploads;
 
 use crate::SCOPE_AREA;
@@ -17,6 +18,7 @@ pub use openapi::UploadsApi;
 pub fn configure(cfg: &mut ServiceConfig) {
     // Fixed paths before the `{id}` patterns.
     direct::configure(cfg);
+    resumable::configure(cfg);
     uploads::configure(cfg);
 }
 
@@ -32,6 +34,15 @@ fn org_access(caller: &Caller, org_id: Uuid, access: Access) -> Result<Uuid, Api
         } else {
             "reading uploads needs membership or the uploads:read scope"
         }))
+    }
+}
+
+/// Members may delete only their own uploads; admins and keys with the scope, any.
+fn only_by(caller: &Caller) -> Option<Uuid> {
+    if caller.is_admin() || caller.api_key_id().is_some() {
+        None
+    } else {
+        caller.user_id()
     }
 }
 

@@ -289,10 +289,6 @@ pub async fn delete_upload(
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, Access::Write)?;
-    // Members may delete only their own uploads; admins and keys with the scope, any.
-    let only_by = (!caller.0.is_admin() && caller.0.api_key_id().is_none())
-        .then(|| caller.0.user_id())
-        .flatten();
-    u.delete(org_id, id, only_by).await?;
+    u.delete(org_id, id, super::only_by(&caller.0)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -208,6 +208,30 @@ pub async fn received_all(
     .map_err(Into::into)
 }
 
+/// Moves a receiving upload's offset from `from` to `to`; `None` when the offset is no
+/// longer `from` (another chunk won) or the upload stopped receiving.
+pub async fn advance(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    from: i64,
+    to: i64,
+) -> DbResult<Option<Row>> {
+    diesel::update(
+        u::table
+            .filter(u::org_id.eq(org_id))
+            .filter(u::id.eq(id))
+            .filter(u::state.eq(UploadState::Receiving))
+            .filter(u::received_bytes.eq(from)),
+    )
+    .set((u::received_bytes.eq(to), u::updated_at.eq(diesel::dsl::now)))
+    .returning(Row::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(Into::into)
+}
+
 /// Deletes one of the organization's uploads; returns the row as it was.
 pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbResult<Option<Row>> {
     diesel::delete(u::table.filter(u::org_id.eq(org_id).and(u::id.eq(id))))
