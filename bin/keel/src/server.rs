@@ -101,7 +101,12 @@ pub fn start(
         settings.server.forwarded_header,
     ));
     let idempotency = keel_http::Idempotency::new(platform.pool.clone())
-        .in_flight_timeout(settings.server.idempotency_in_flight());
+        .in_flight_timeout(settings.server.idempotency_in_flight())
+        .streamed(
+            keel_uploads::http::STREAMED_ROUTES
+                .iter()
+                .map(|route| format!("/api/v1{route}")),
+        );
     let metrics = surface == Surface::Operations || settings.server.metrics_on_api_port;
     let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api.routes, metrics));
     let allowed_methods = routes::allowed_methods(doc.as_ref(), &settings);

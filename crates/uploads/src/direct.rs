@@ -5,6 +5,7 @@ use crate::model::{Upload, UploadMethod, UploadState};
 use crate::service::{NewUpload, Uploader, declared_type};
 use crate::{Uploads, UploadsError, keys, names, repo};
 use chrono::{DateTime, Utc};
+use keel_http::Reply;
 use keel_storage::{Method, PresignConditions, StorageError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -45,6 +46,7 @@ impl Uploads {
         org_id: Uuid,
         uploader: Uploader,
         input: NewDirectUpload,
+        reply: &Reply<DirectUpload>,
     ) -> Result<DirectUpload, UploadsError> {
         if !self.storage().can_presign() {
             return Err(UploadsError::Conflict(
@@ -84,17 +86,19 @@ impl Uploads {
             size: input.size_bytes,
             sha256: None,
         };
-        let (upload, _) = self.record_new(&new).await?;
-        metrics::counter!("keel_uploads_received_total", "method" => "direct").increment(1);
         let expiry =
             chrono::Duration::from_std(self.storage().presign_expiry()).unwrap_or_default();
-        Ok(DirectUpload {
-            upload,
-            url: url.to_string(),
-            method: "PUT".to_owned(),
-            headers: [("content-type".to_owned(), content_type)].into(),
-            url_expires_at: signed_at + expiry,
-        })
+        let (direct, _) = self
+            .record_new(&new, reply, |upload| DirectUpload {
+                upload,
+                url: url.to_string(),
+                method: "PUT".to_owned(),
+                headers: [("content-type".to_owned(), content_type.clone())].into(),
+                url_expires_at: signed_at + expiry,
+            })
+            .await?;
+        metrics::counter!("keel_uploads_received_total", "method" => "direct").increment(1);
+        Ok(direct)
     }
 
     /// The client says the bytes are in the bucket: they must be there with the declared

@@ -61,7 +61,10 @@ impl Uploads {
             size: i64::try_from(length).unwrap_or(i64::MAX),
             sha256: None,
         };
-        let (upload, _) = self.record_new(&new).await?;
+        // tus clients send no Idempotency-Key: a retried creation is a new upload.
+        let no_key = keel_http::IdempotencyKey::default()
+            .reply(|_: &Upload| keel_http::Answer::empty(actix_web::http::StatusCode::CREATED));
+        let (upload, _) = self.record_new(&new, &no_key, |upload| upload).await?;
         metrics::counter!("keel_uploads_received_total", "method" => "resumable").increment(1);
         Ok(upload)
     }

@@ -15,7 +15,7 @@ use futures::Stream;
 use keel_cache::{Cache, Namespace};
 use keel_config::Settings;
 use keel_events::Publisher;
-use keel_http::{Page, Paginated};
+use keel_http::{Page, Paginated, Reply};
 use keel_persistence::DbPool;
 use keel_queue::Queue;
 use keel_storage::{ByteRange, Download, Storage};
@@ -139,6 +139,7 @@ impl Uploads {
         org_id: Uuid,
         uploader: Uploader,
         incoming: Incoming<S>,
+        reply: &Reply<Upload>,
     ) -> Result<Upload, UploadsError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -179,7 +180,7 @@ impl Uploads {
             size,
             sha256: Some(&sha256),
         };
-        let recorded = self.record_new(&new).await;
+        let recorded = self.record_new(&new, reply, |upload| upload).await;
         match recorded {
             Ok((row, job)) => {
                 self.inner.queue.ring(job).await;
@@ -200,12 +201,15 @@ impl Uploads {
     }
 
     /// Writes the row of a new upload, reserving its size in the organization's quota,
-    /// in one transaction; a complete upload also gets its processing job (ring what is
-    /// returned after the commit).
-    pub(crate) async fn record_new(
+    /// and the request's idempotent answer (`answer` of the upload), in one transaction;
+    /// a complete upload also gets its processing job (ring what is returned after the
+    /// commit).
+    pub(crate) async fn record_new<T: Send + Sync>(
         &self,
         new: &NewUpload<'_>,
-    ) -> Result<(Upload, Vec<keel_queue::Enqueued>), UploadsError> {
+        reply: &Reply<T>,
+        answer: impl FnOnce(Upload) -> T + Send,
+    ) -> Result<(T, Vec<keel_queue::Enqueued>), UploadsError> {
         let complete = new.method == UploadMethod::Streamed;
         let (user, key) = new.uploader.columns();
         let object_key = keys::original(new.org_id, new.id);
@@ -248,7 +252,9 @@ impl Uploads {
                         .await?,
                 );
             }
-            Ok((inserted.into_upload(), jobs))
+            let value = answer(inserted.into_upload());
+            reply.record(conn, &value).await?;
+            Ok((value, jobs))
         })
         .await
     }

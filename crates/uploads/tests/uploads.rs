@@ -13,6 +13,8 @@ use std::time::Duration;
 mod direct;
 #[path = "uploads/files.rs"]
 mod files;
+#[path = "uploads/idempotency.rs"]
+mod idempotency;
 #[path = "uploads/limits.rs"]
 mod limits;
 #[path = "uploads/processing.rs"]

@@ -177,7 +177,8 @@ impl<T> Reply<T> {
                 )),
             ));
         }
-        if !store::record(conn, &claim.fence, answer.stored()).await? {
+        let fingerprint = claim.final_fingerprint();
+        if !store::record(conn, &claim.fence, answer.stored(), fingerprint.as_deref()).await? {
             return Err(DbError::Conflict {
                 constraint: Some(TAKEN_OVER.to_owned()),
             });

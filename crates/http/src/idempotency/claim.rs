@@ -3,6 +3,7 @@
 //! released if the request is abandoned.
 
 use super::store::{self, Fence, Stored};
+use super::streamed::StreamedBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use keel_persistence::DbPool;
@@ -17,14 +18,23 @@ pub(crate) struct ClaimState {
     pub(super) fence: Fence,
     /// Set when the handler's transaction stored the answer (committed or not yet).
     recorded: AtomicBool,
+    /// The streamed body's fingerprint, on routes whose body is not buffered.
+    pub(super) streamed: Option<Arc<StreamedBody>>,
 }
 
 impl ClaimState {
-    pub(super) fn new(fence: Fence) -> Self {
+    pub(super) fn new(fence: Fence, streamed: Option<Arc<StreamedBody>>) -> Self {
         Self {
             fence,
             recorded: AtomicBool::new(false),
+            streamed,
         }
+    }
+
+    /// The fingerprint to store with the answer in place of the one claimed with: the
+    /// whole request's, once a streamed body has been read.
+    pub(super) fn final_fingerprint(&self) -> Option<Vec<u8>> {
+        self.streamed.as_ref()?.fingerprint()
     }
 
     pub(super) fn mark_recorded(&self) {
@@ -82,7 +92,15 @@ impl ClaimGuard {
     pub(super) async fn complete(&mut self, status: StatusCode, headers: &HeaderMap, body: &[u8]) {
         self.armed = false;
         let answer = Stored::of(status, headers, body);
-        match store::complete(&self.pool, &self.state.fence, answer).await {
+        let fingerprint = self.state.final_fingerprint();
+        match store::complete(
+            &self.pool,
+            &self.state.fence,
+            answer,
+            fingerprint.as_deref(),
+        )
+        .await
+        {
             Ok(true) => {}
             // The handler's transaction stored its answer, and the handler then answered
             // an error after the commit: the stored answer (of the committed change)

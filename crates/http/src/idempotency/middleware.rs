@@ -6,6 +6,7 @@ use super::answer::stored_pairs;
 use super::claim::{ClaimGuard, ClaimState};
 use super::request::{fingerprint, idempotency_key, read_body, scope_of};
 use super::store::{self, Fence};
+use super::streamed::{self, StreamedBody};
 use super::{REPLAYED_HEADER, TTL, count, in_flight, is_transient};
 use crate::error::ApiError;
 use actix_web::body::{BoxBody, MessageBody};
@@ -104,11 +105,18 @@ where
         Err(err) => return Ok(req.error_response(err)),
     };
     let scope = scope_of(&req);
-    let body = match read_body(&mut req, config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(err) => return Ok(req.error_response(err)),
+    // A streamed route is claimed on its head; its body is hashed while the handler
+    // reads it. Any other body is buffered (up to the cap) and hashed first.
+    let (body, streamed) = if config.is_streamed(req.match_pattern().as_deref()) {
+        let head = fingerprint(&req, &[]);
+        (None, Some(Arc::new(StreamedBody::new(head))))
+    } else {
+        match read_body(&mut req, config.max_body_bytes).await {
+            Ok(body) => (Some(body), None),
+            Err(err) => return Ok(req.error_response(err)),
+        }
     };
-    let request_hash = fingerprint(&req, &body);
+    let request_hash = fingerprint(&req, body.as_deref().unwrap_or_default());
 
     let claimed = store::claim(
         &config.pool,
@@ -121,6 +129,9 @@ where
     .await;
     let claimed_at = match claimed {
         Ok(store::Claim::Owned(at)) => at,
+        Ok(store::Claim::Existing(row)) if streamed.is_some() => {
+            return Ok(answer_existing_streamed(req, row, &request_hash).await);
+        }
         Ok(store::Claim::Existing(row)) => return Ok(answer_existing(req, row, &request_hash)),
         Ok(store::Claim::Contended) => {
             count("in_flight");
@@ -138,14 +149,24 @@ where
     };
     count("first");
 
-    let state = Arc::new(ClaimState::new(Fence {
-        scope,
-        key,
-        claimed_at,
-    }));
+    let state = Arc::new(ClaimState::new(
+        Fence {
+            scope,
+            key,
+            claimed_at,
+        },
+        streamed.clone(),
+    ));
     let mut claim = ClaimGuard::new(config.pool.clone(), Arc::clone(&state));
     req.extensions_mut().insert(Arc::clone(&state));
-    req.set_payload(Payload::from(body));
+    match (body, streamed) {
+        (Some(body), _) => req.set_payload(Payload::from(body)),
+        (None, Some(streamed)) => {
+            let payload = req.take_payload();
+            req.set_payload(streamed::hashing(payload, streamed));
+        }
+        (None, None) => {}
+    }
     // Handler errors arrive as responses. An `Err` comes from a middleware inside this
     // one and is rendered by the layers outside, so its bytes cannot be stored: the key
     // is released and a retry is evaluated afresh. (No clone of the request may be kept
@@ -185,6 +206,29 @@ where
         http_req,
         head.set_body(BoxBody::new(bytes)),
     ))
+}
+
+/// [`answer_existing`] for a streamed route, whose stored fingerprint covers the body
+/// once the first request finished: this one's body is read to its end and hashed to
+/// compare. (An answer given before the first body was read, such as a refusal, kept
+/// the head's fingerprint and is replayed on the head alone.)
+async fn answer_existing_streamed(
+    mut req: ServiceRequest,
+    row: store::Existing,
+    head: &[u8],
+) -> ServiceResponse<BoxBody> {
+    if row.status.is_none() || row.request_hash == head {
+        return answer_existing(req, row, head);
+    }
+    match streamed::digest_of(req.take_payload()).await {
+        Ok(digest) => {
+            let whole = streamed::combine(head, &digest);
+            answer_existing(req, row, &whole)
+        }
+        Err(e) => req.error_response(ApiError::bad_request(format!(
+            "could not read the body: {e}"
+        ))),
+    }
 }
 
 /// Answers a key another request claimed: its answer, 409 while it runs, 422 when this

@@ -72,6 +72,7 @@ mod claim;
 mod middleware;
 mod request;
 mod store;
+mod streamed;
 
 pub use answer::{Answer, IdempotencyKey, Reply, TAKEN_OVER};
 pub use middleware::IdempotencyMiddleware;
@@ -108,6 +109,8 @@ pub struct Idempotency {
     pool: DbPool,
     max_body_bytes: usize,
     in_flight_timeout: Duration,
+    /// Route templates whose body is streamed to the handler, never buffered.
+    streamed: std::sync::Arc<[String]>,
 }
 
 impl Idempotency {
@@ -117,7 +120,21 @@ impl Idempotency {
             pool,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             in_flight_timeout: DEFAULT_IN_FLIGHT_TIMEOUT,
+            streamed: std::sync::Arc::from([]),
         }
+    }
+
+    /// Routes (templates as matched: `/api/v1/orgs/{org_id}/uploads`) whose body is
+    /// streamed to the handler instead of buffered: files of any size. The key is claimed
+    /// on the request's head; the body is hashed as the handler reads it; a retry is
+    /// read to its end and compared by that digest before its answer is replayed.
+    pub fn streamed(mut self, routes: impl IntoIterator<Item = String>) -> Self {
+        self.streamed = routes.into_iter().collect();
+        self
+    }
+
+    fn is_streamed(&self, route: Option<&str>) -> bool {
+        route.is_some_and(|route| self.streamed.iter().any(|r| r == route))
     }
 
     /// Largest request body buffered (larger ones get 413). Default 1 MiB.

@@ -136,13 +136,17 @@ pub(super) async fn claim(
 /// Stores the answer of the attempt `fence` on `conn` (inside the transaction of its
 /// effect, when there is one); false when the claim was taken over meanwhile or already
 /// holds an answer (nothing is written then).
+/// `fingerprint`, when given, replaces the one claimed with: a streamed request's, of
+/// head and body, known only once the body was read.
 pub(super) async fn record(
     conn: &mut AsyncPgConnection,
     fence: &Fence,
     answer: Stored<'_>,
+    fingerprint: Option<&[u8]>,
 ) -> DbResult<bool> {
     let updated = sql_query(
-        "UPDATE http_idempotency_keys SET status = $4, headers = $5, body = $6, completed_at = now() \
+        "UPDATE http_idempotency_keys SET status = $4, headers = $5, body = $6, completed_at = now(), \
+         request_hash = COALESCE($7, request_hash) \
          WHERE scope = $1 AND key = $2 AND created_at = $3 AND status IS NULL",
     )
     .bind::<Text, _>(&fence.scope)
@@ -151,14 +155,20 @@ pub(super) async fn record(
     .bind::<SmallInt, _>(answer.status)
     .bind::<Jsonb, _>(answer.headers)
     .bind::<Binary, _>(answer.body)
+    .bind::<diesel::sql_types::Nullable<Binary>, _>(fingerprint)
     .execute(conn)
     .await?;
     Ok(updated == 1)
 }
 
 /// [`record`] on a connection of its own, for an answer that comes with no effect.
-pub(super) async fn complete(pool: &DbPool, fence: &Fence, answer: Stored<'_>) -> DbResult<bool> {
-    record(&mut *pool.get().await?, fence, answer).await
+pub(super) async fn complete(
+    pool: &DbPool,
+    fence: &Fence,
+    answer: Stored<'_>,
+    fingerprint: Option<&[u8]>,
+) -> DbResult<bool> {
+    record(&mut *pool.get().await?, fence, answer, fingerprint).await
 }
 
 /// Says the attempt `fence` is still running, so no retry takes its key over.

@@ -5,9 +5,9 @@ use super::{org_access, uploader};
 use crate::Uploads;
 use crate::direct::{DirectUpload, NewDirectUpload};
 use crate::model::Upload;
-use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
-use keel_http::{Access, ApiError, Authenticated, ErrorBody, Json};
+use keel_http::{Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -30,13 +30,17 @@ pub async fn create_direct_upload(
     caller: Authenticated,
     org_id: web::Path<Uuid>,
     body: Json<NewDirectUpload>,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let org_id = org_access(&caller.0, *org_id, Access::Write)?;
-    let direct = u.create_direct(org_id, uploader(&caller.0), body.0).await?;
-    let location = format!("/api/v1/orgs/{org_id}/uploads/{}", direct.upload.id);
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(direct))
+    let reply = key.reply(move |direct: &DirectUpload| {
+        Answer::json(StatusCode::CREATED, direct)
+            .location(&super::location(org_id, direct.upload.id))
+    });
+    let direct = u
+        .create_direct(org_id, uploader(&caller.0), body.0, &reply)
+        .await?;
+    Ok(reply.respond(&direct))
 }
 
 /// Says the bytes of a direct upload are in place: they must be there with the declared

@@ -3,7 +3,7 @@
 mod content;
 mod direct;
 pub mod openapi;
-mod resumable;
+pub(crate) mod resumable;
 mod uploads;
 
 use crate::SCOPE_AREA;
@@ -13,6 +13,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 pub use openapi::UploadsApi;
+
+/// The routes whose body is a file streamed to storage, never buffered: the binary
+/// tells the `Idempotency-Key` middleware (under the API's `/api/v1` prefix).
+pub const STREAMED_ROUTES: [&str; 1] = ["/orgs/{org_id}/uploads"];
 
 /// Mounts every uploads route.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -35,6 +39,11 @@ fn org_access(caller: &Caller, org_id: Uuid, access: Access) -> Result<Uuid, Api
             "reading uploads needs membership or the uploads:read scope"
         }))
     }
+}
+
+/// Where an upload is read: the `Location` of a created one.
+fn location(org_id: Uuid, id: Uuid) -> String {
+    format!("/api/v1/orgs/{org_id}/uploads/{id}")
 }
 
 /// Members may delete only their own uploads; admins and keys with the scope, any.

@@ -4,7 +4,8 @@
 use utoipa::OpenApi;
 
 #[derive(Debug, OpenApi)]
-#[openapi(tags(
-    (name = "uploads", description = "Files streamed into object storage and processed in the background"),
-))]
+#[openapi(
+    components(schemas(super::resumable::TusVersion)),
+    tags((name = "uploads", description = "Files streamed into object storage and processed in the background")),
+)]
 pub struct UploadsApi;

@@ -26,6 +26,65 @@ const CHECKSUMS: &str = "sha1,sha256";
 /// The body type of a PATCH.
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
+/// The protocol version header, as the OpenAPI document declares it.
+#[derive(Debug, utoipa::ToSchema)]
+#[expect(dead_code, reason = "a schema for the OpenAPI document only")]
+pub enum TusVersion {
+    #[schema(rename = "1.0.0")]
+    V1,
+}
+
+/// Headers of a tus creation.
+#[derive(Debug, utoipa::IntoParams)]
+#[expect(
+    dead_code,
+    reason = "declares the headers in the OpenAPI document; handlers read them themselves"
+)]
+#[into_params(parameter_in = Header)]
+pub struct TusCreation {
+    /// The protocol version: `1.0.0`.
+    #[param(rename = "Tus-Resumable", value_type = TusVersion)]
+    pub tus_resumable: String,
+    /// The file's size in bytes.
+    #[param(rename = "Upload-Length", minimum = 1)]
+    pub upload_length: u64,
+    /// `filename <base64>,filetype <base64>`.
+    #[param(rename = "Upload-Metadata")]
+    pub upload_metadata: Option<String>,
+}
+
+/// The header every tus request but discovery carries.
+#[derive(Debug, utoipa::IntoParams)]
+#[expect(
+    dead_code,
+    reason = "declares the header in the OpenAPI document; handlers read it themselves"
+)]
+#[into_params(parameter_in = Header)]
+pub struct TusRequest {
+    /// The protocol version: `1.0.0`.
+    #[param(rename = "Tus-Resumable", value_type = TusVersion)]
+    pub tus_resumable: String,
+}
+
+/// Headers of a tus chunk.
+#[derive(Debug, utoipa::IntoParams)]
+#[expect(
+    dead_code,
+    reason = "declares the headers in the OpenAPI document; handlers read them themselves"
+)]
+#[into_params(parameter_in = Header)]
+pub struct TusChunk {
+    /// The protocol version: `1.0.0`.
+    #[param(rename = "Tus-Resumable", value_type = TusVersion)]
+    pub tus_resumable: String,
+    /// Where this chunk starts: the upload's offset.
+    #[param(rename = "Upload-Offset")]
+    pub upload_offset: u64,
+    /// `sha256 <base64>` or `sha1 <base64>` of this chunk.
+    #[param(rename = "Upload-Checksum")]
+    pub upload_checksum: Option<String>,
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(resumable_upload_options)
         .service(create_resumable_upload)
@@ -36,7 +95,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// What the server supports (tus discovery). Needs no credentials.
 #[utoipa::path(tag = "uploads",
-    responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm headers")))]
+    responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm headers"),
+              (status = 404, body = ErrorBody)))]
 #[options("/orgs/{org_id}/uploads/resumable")]
 pub async fn resumable_upload_options(
     u: web::Data<Uploads>,
@@ -56,9 +116,7 @@ pub async fn resumable_upload_options(
 /// the chunks. The length counts against the quota from now; an upload not finished
 /// within `uploads.unfinished_expiry_hours` is removed (`Upload-Expires`).
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(("Tus-Resumable" = String, Header, description = "1.0.0"),
-           ("Upload-Length" = u64, Header, description = "the file's size in bytes"),
-           ("Upload-Metadata" = Option<String>, Header, description = "`filename <base64>,filetype <base64>`")),
+    params(TusCreation),
     responses((status = 201, body = Upload, description = "Location, Upload-Expires"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -112,7 +170,7 @@ pub async fn create_resumable_upload(
 
 /// The upload's offset (tus HEAD): how many bytes arrived, so a client resumes there.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(TusRequest),
     responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 #[head("/orgs/{org_id}/uploads/resumable/{id}")]
@@ -146,9 +204,7 @@ pub async fn resumable_upload_offset(
 /// not match is dropped (460). A chunk cut short keeps what arrived. The last chunk
 /// starts processing.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(("Tus-Resumable" = String, Header, description = "1.0.0"),
-           ("Upload-Offset" = u64, Header, description = "where this chunk starts"),
-           ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64>` or `sha1 <base64>` of this chunk")),
+    params(TusChunk),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "Upload-Offset, Upload-Expires"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -206,7 +262,7 @@ pub async fn append_resumable_upload(
 
 /// Abandons the upload (tus termination): its row and its bytes go.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(TusRequest),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 #[delete("/orgs/{org_id}/uploads/resumable/{id}")]

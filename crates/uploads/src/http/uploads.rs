@@ -8,10 +8,12 @@ use crate::repo::uploads::ListFilter;
 use crate::service::{Incoming, Uploader};
 use crate::{Uploads, UploadsError, names};
 use actix_multipart::Multipart;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use futures::StreamExt;
-use keel_http::{Access, ApiError, Authenticated, ErrorBody, PageQuery, Paginated};
+use keel_http::{
+    Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, PageQuery, Paginated, Reply,
+};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -52,19 +54,16 @@ pub async fn create_upload(
     query: web::Query<UploadQuery>,
     req: HttpRequest,
     payload: web::Payload,
+    key: IdempotencyKey,
 ) -> Result<HttpResponse, ApiError> {
     let org_id = org_access(&caller.0, *org_id, Access::Write)?;
-    match receive(
-        &u,
-        org_id,
-        uploader(&caller.0),
-        query.into_inner(),
-        &req,
-        payload,
-    )
-    .await
-    {
-        Ok(upload) => Ok(created(&req, &upload)),
+    let reply = key.reply(move |upload: &Upload| {
+        Answer::json(StatusCode::CREATED, upload).location(&super::location(org_id, upload.id))
+    });
+    let who = uploader(&caller.0);
+    let query = query.into_inner();
+    match receive(&u, org_id, who, query, &req, payload, &reply).await {
+        Ok(upload) => Ok(reply.respond(&upload)),
         Err(e) => Ok(refused(e)),
     }
 }
@@ -87,6 +86,7 @@ async fn receive(
     query: UploadQuery,
     req: &HttpRequest,
     payload: web::Payload,
+    reply: &Reply<Upload>,
 ) -> Result<Upload, UploadsError> {
     let declared = req
         .headers()
@@ -98,7 +98,7 @@ async fn receive(
             .to_ascii_lowercase()
             .starts_with("multipart/form-data")
     }) {
-        from_form(u, org_id, who, req, payload).await
+        from_form(u, org_id, who, req, payload, reply).await
     } else {
         let name = query.name.or_else(|| {
             req.headers()
@@ -112,17 +112,21 @@ async fn receive(
             announced_length: announced_length(req),
             body: payload,
         };
-        u.receive_streamed(org_id, who, incoming).await
+        u.receive_streamed(org_id, who, incoming, reply).await
     }
 }
 
-/// The first part of the form that carries a file; other fields before it are skipped.
+/// The first part of the form that carries a file; other fields before it are skipped,
+/// and those after it are read (up to [`TRAILING_FORM_BYTES`]) and dropped, so the whole
+/// body has been read when the upload is recorded (its `Idempotency-Key` fingerprint
+/// covers every byte).
 async fn from_form(
     u: &Uploads,
     org_id: Uuid,
     who: Uploader,
     req: &HttpRequest,
     payload: web::Payload,
+    reply: &Reply<Upload>,
 ) -> Result<Upload, UploadsError> {
     let mut form = Multipart::new(req.headers(), payload);
     while let Some(field) = form.next().await {
@@ -134,17 +138,43 @@ async fn from_form(
         if file_name.is_none() {
             continue;
         }
+        let declared_type = field.content_type().map(ToString::to_string);
+        let rest =
+            futures::stream::once(drain(form)).filter_map(|r| async move { r.err().map(Err) });
+        let body = Box::pin(
+            field
+                .map(|chunk| chunk.map_err(|e| e.to_string()))
+                .chain(rest),
+        );
         let incoming = Incoming {
             name: file_name,
-            declared_type: field.content_type().map(ToString::to_string),
+            declared_type,
             announced_length: None,
-            body: field,
+            body,
         };
-        return u.receive_streamed(org_id, who, incoming).await;
+        return u.receive_streamed(org_id, who, incoming, reply).await;
     }
     Err(UploadsError::Unsupported(
         "the multipart form has no file part (a part with a filename)".to_owned(),
     ))
+}
+
+/// Bytes of form fields after the file that are read and dropped; more is refused.
+const TRAILING_FORM_BYTES: usize = 64 * 1024;
+
+/// Reads the rest of a form to its end.
+async fn drain(mut form: Multipart) -> Result<(), String> {
+    let mut seen = 0;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| e.to_string())?;
+        while let Some(chunk) = field.next().await {
+            seen += chunk.map_err(|e| e.to_string())?.len();
+            if seen > TRAILING_FORM_BYTES {
+                return Err("the form goes on too long after its file part".to_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn announced_length(req: &HttpRequest) -> Option<u64> {
@@ -152,13 +182,6 @@ fn announced_length(req: &HttpRequest) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-fn created(req: &HttpRequest, upload: &Upload) -> HttpResponse {
-    let location = format!("{}/{}", req.path().trim_end_matches('/'), upload.id);
-    HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(upload)
 }
 
 /// Filters of the list.
