@@ -60,6 +60,7 @@ impl Domains {
             platform.queue.clone(),
             platform.storage.clone(),
             Arc::new(notifications.clone()),
+            keel_uploads::ai::AiProcessor::from_settings(&settings.ai)?,
         );
         Ok(Self {
             accounts,

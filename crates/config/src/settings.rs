@@ -23,6 +23,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub storage: StorageSettings,
     pub uploads: UploadsSettings,
+    pub ai: AiSettings,
 }
 
 fn default_env() -> String {
@@ -382,4 +383,39 @@ pub struct UploadsSettings {
     pub thumbnail_size: u32,
     /// A resumable or direct upload not finished this long after its creation is removed.
     pub unfinished_expiry_hours: u64,
+}
+
+/// The AI task on uploads: a caption of images and a summary of text through an
+/// OpenAI-compatible chat completions API. Off while `base_url` is empty.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AiSettings {
+    /// The API's base URL, e.g. `https://api.openai.com/v1` (the path
+    /// `/chat/completions` is appended); empty = off.
+    pub base_url: String,
+    pub api_key: Secret<String>,
+    pub model: String,
+    /// Time limit of one call to the provider.
+    pub timeout_ms: u64,
+    /// AI tasks running at once per worker process.
+    pub concurrency: usize,
+    /// Failed calls in a row after which the provider is left alone for
+    /// `breaker_cooldown_secs` (tasks wait without using an attempt).
+    pub breaker_threshold: u32,
+    pub breaker_cooldown_secs: u64,
+    /// Text sent for a summary, from the start of the file.
+    pub max_text_bytes: usize,
+}
+
+impl AiSettings {
+    pub fn enabled(&self) -> bool {
+        !self.base_url.trim().is_empty()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_secs(self.breaker_cooldown_secs)
+    }
 }

@@ -110,6 +110,21 @@ impl Settings {
             1,
         )?;
 
+        let ai = &self.ai;
+        if ai.enabled() {
+            scheme("ai.base_url", &ai.base_url, &["http://", "https://"])?;
+            if ai.model.trim().is_empty() {
+                return Err(invalid(
+                    "ai.model",
+                    "must name the model when ai.base_url is set",
+                ));
+            }
+        }
+        at_least("ai.timeout_ms", ai.timeout_ms, 100)?;
+        at_least("ai.concurrency", ai.concurrency as u64, 1)?;
+        at_least("ai.breaker_threshold", u64::from(ai.breaker_threshold), 1)?;
+        at_least("ai.max_text_bytes", ai.max_text_bytes as u64, 256)?;
+
         let t = &self.telemetry;
         if let Some(endpoint) = t.otlp_endpoint() {
             scheme(

@@ -17,6 +17,8 @@ pub(crate) type ErasedHandler = Arc<
 #[derive(Clone)]
 pub(crate) struct JobSpec {
     pub handler: ErasedHandler,
+    /// Jobs of this kind run at once per process; `None`: `queue.concurrency`.
+    pub concurrency: Option<usize>,
 }
 
 /// Enqueues one job per tick of a cron schedule.
@@ -63,7 +65,7 @@ pub enum RegistryError {
         schedule: String,
         reason: String,
     },
-    #[error("periodic job {0:?} has no registered handler")]
+    #[error("job kind {0:?} has no registered handler")]
     NoHandler(&'static str),
 }
 
@@ -95,8 +97,31 @@ impl Registry {
             }
             .boxed()
         });
-        self.jobs.insert(J::NAME, JobSpec { handler: erased });
+        self.jobs.insert(
+            J::NAME,
+            JobSpec {
+                handler: erased,
+                concurrency: None,
+            },
+        );
         Ok(self)
+    }
+
+    /// Runs at most `limit` jobs of kind `J` at once per worker process (instead of
+    /// `queue.concurrency`): for jobs bound by something scarcer than this machine, such
+    /// as a third party's rate limit.
+    pub fn concurrency<J: Job>(&mut self, limit: usize) -> Result<&mut Self, RegistryError> {
+        let spec = self
+            .jobs
+            .get_mut(J::NAME)
+            .ok_or(RegistryError::NoHandler(J::NAME))?;
+        spec.concurrency = Some(limit.max(1));
+        Ok(self)
+    }
+
+    /// The concurrency of `kind`, when it has its own.
+    pub(crate) fn concurrency_of(&self, kind: &str) -> Option<usize> {
+        self.jobs.get(kind).and_then(|spec| spec.concurrency)
     }
 
     /// Runs `make()` as job kind `J` once per tick of `schedule` (cron syntax with seconds:
@@ -147,7 +172,34 @@ pub(crate) fn check_name(name: &'static str) -> Result<(), RegistryError> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_name;
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Slow;
+    impl Job for Slow {
+        const NAME: &'static str = "test.slow";
+    }
+
+    #[test]
+    fn a_kind_may_have_its_own_concurrency_once_registered() {
+        let mut registry = Registry::new();
+        assert!(matches!(
+            registry.concurrency::<Slow>(2),
+            Err(RegistryError::NoHandler("test.slow"))
+        ));
+        registry
+            .register(|_: JobContext, _: Slow| async { Ok(()) })
+            .expect("register");
+        assert_eq!(registry.concurrency_of("test.slow"), None);
+        registry.concurrency::<Slow>(2).expect("concurrency");
+        assert_eq!(registry.concurrency_of("test.slow"), Some(2));
+        registry.concurrency::<Slow>(0).expect("concurrency");
+        assert_eq!(
+            registry.concurrency_of("test.slow"),
+            Some(1),
+            "at least one"
+        );
+    }
 
     #[test]
     fn names_are_domain_dot_verb_noun() {

@@ -50,8 +50,14 @@ impl Workers {
         });
         let mut tasks = JoinSet::new();
         for kind in registry.kinds() {
+            let concurrency = registry
+                .concurrency_of(kind)
+                .unwrap_or(settings.queue.concurrency);
             tasks.spawn(supervise_kind(
-                kind,
+                Kind {
+                    name: kind,
+                    concurrency,
+                },
                 name.clone(),
                 runner.clone(),
                 queue.clone(),
@@ -110,10 +116,20 @@ impl Workers {
     }
 }
 
+/// A job kind and how many of its jobs run at once in this process.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    name: &'static str,
+    concurrency: usize,
+}
+
 /// Keeps one kind's apalis worker running: (re)connects to Redis with backoff and
 /// restarts the worker, under a fresh name, if it stops with an error.
 async fn supervise_kind(
-    kind: &'static str,
+    Kind {
+        name: kind,
+        concurrency,
+    }: Kind,
     process_name: String,
     runner: Arc<Runner>,
     queue: Queue,
@@ -142,7 +158,7 @@ async fn supervise_kind(
             RedisStorage::new(conn).with_config(queue_config(doorbells.prefix(), kind));
         let worker = WorkerBuilder::new(format!("{kind}@{process_name}.{generation}"))
             .backend(storage.poll_with_interval(settings.queue.poll_interval()))
-            .concurrency(settings.queue.concurrency)
+            .concurrency(concurrency)
             .data(runner.clone())
             .build(on_doorbell);
         let mut stop_rx = shutdown.clone();

@@ -3,7 +3,7 @@
 //! ([`serve_process`]), users with sessions ([`user`]) and API keys ([`api_key`]), the
 //! whole error body checked in one call ([`assert_error`]), waiting for background work
 //! ([`eventually`]), and the outside world faked by small real servers: a Redis of the
-//! test's own ([`OwnRedis`]), a bucket on the test S3 server ([`S3Bucket`]), a real tus client ([`tus_upload`]), a webhook receiver ([`Receiver`]) and the mail directory
+//! test's own ([`OwnRedis`]), a bucket on the test S3 server ([`S3Bucket`]), a real tus client ([`tus_upload`]), a webhook receiver ([`Receiver`]), an AI provider ([`FakeAi`]) and the mail directory
 //! ([`Mailbox`]).
 //!
 //! A dev-dependency only: it depends on every domain (through the binary), which no
@@ -14,6 +14,7 @@
     reason = "test support: a failed expectation is a failed test"
 )]
 
+mod ai;
 mod app;
 mod errors;
 mod mailbox;
@@ -26,6 +27,7 @@ mod tus;
 mod users;
 mod wait;
 
+pub use ai::{AI_ANSWER, AiRequest, AiRespond, FakeAi};
 pub use app::TestApp;
 pub use errors::{assert_error, error_body};
 pub use mailbox::Mailbox;

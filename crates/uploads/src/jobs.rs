@@ -20,6 +20,21 @@ impl Job for Process {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(15 * 60));
 }
 
+/// Run the deferred processors (the AI task) on a `ready` upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AiTask {
+    pub upload_id: Uuid,
+}
+
+impl Job for AiTask {
+    const NAME: &'static str = "uploads.ai_task";
+    /// Spread over a few minutes by the backoff (or the provider's `Retry-After`): long
+    /// enough to ride out a rate limit or a short outage.
+    const MAX_ATTEMPTS: Option<u32> = Some(6);
+    /// Above any sensible `ai.timeout_ms`: the call's own timeout ends an attempt first.
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(300));
+}
+
 /// Remove the objects of a deleted, rejected or failed upload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteObjects {
@@ -38,6 +53,12 @@ pub fn register(registry: &mut Registry, uploads: Uploads) -> Result<(), Registr
         let u = u.clone();
         async move { u.process(&ctx, job.upload_id).await }
     })?;
+    let describer = uploads.clone();
+    registry.register(move |ctx: JobContext, job: AiTask| {
+        let u = describer.clone();
+        async move { u.run_deferred(&ctx, job.upload_id).await }
+    })?;
+    registry.concurrency::<AiTask>(uploads.inner.settings.ai.concurrency)?;
     let deleter = uploads.clone();
     registry.register(move |_ctx: JobContext, job: DeleteObjects| {
         let u = deleter.clone();

@@ -25,6 +25,8 @@
 //! `keel_uploads_processed_total{outcome}`, `keel_uploads_processing_seconds`,
 //! `keel_uploads_swept_total{kind}`.
 
+pub mod ai;
+mod deferred;
 pub mod direct;
 mod error;
 pub mod http;

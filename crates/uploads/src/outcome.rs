@@ -1,7 +1,7 @@
 //! The `uploads.process` job's side of the service: run the pipeline, then record its
 //! decision, the event and the clean-up in one transaction.
 
-use crate::jobs::DeleteObjects;
+use crate::jobs::{AiTask, DeleteObjects};
 use crate::model::{Results, UploadMethod, UploadState};
 use crate::process::pipeline::{self, Decision};
 use crate::process::{Content, FileFacts, ProcessError};
@@ -60,12 +60,10 @@ impl Uploads {
         }
         .instrument(span.clone())
         .await;
-        let decision = match result {
+        let decision = match result.map_err(|e| e.retry(ctx.is_last_attempt())) {
             Ok(decision) => decision,
-            Err(ProcessError::Transient(e)) if !ctx.is_last_attempt() => {
-                return Err(JobError::retry(e));
-            }
-            Err(e) => {
+            Err(Ok(again)) => return Err(again),
+            Err(Err(e)) => {
                 span.in_scope(|| tracing::warn!(error = %e, "upload processing failed"));
                 failed(facts, &e)
             }
@@ -123,6 +121,19 @@ impl Uploads {
                             .await?,
                     );
                 }
+                let deferred = self
+                    .inner
+                    .processors
+                    .iter()
+                    .any(|p| p.deferred() && p.accepts(&d.facts));
+                if d.state == UploadState::Ready && deferred {
+                    jobs.push(
+                        self.inner
+                            .queue
+                            .enqueue(conn, &AiTask { upload_id: row.id })
+                            .await?,
+                    );
+                }
                 jobs.push(
                     self.inner
                         .publisher
@@ -144,7 +155,7 @@ impl Uploads {
 fn failed(facts: FileFacts, error: &ProcessError) -> Decision {
     let reason = match error {
         ProcessError::Permanent(e) => format!("processing failed: {e:#}"),
-        ProcessError::Transient(_) => {
+        ProcessError::Transient(_) | ProcessError::RetryAfter(..) | ProcessError::Deferred(..) => {
             "processing failed: storage stayed unavailable; upload the file again".to_owned()
         }
     };

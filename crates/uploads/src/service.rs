@@ -85,7 +85,8 @@ pub struct Incoming<S> {
 }
 
 impl Uploads {
-    /// The service with the built-in processors (images, then CSV/text); add the
+    /// The service with the built-in processors (images, then CSV/text, and the AI task
+    /// when `ai` is given: see [`crate::ai::AiProcessor::from_settings`]); add the
     /// deployment's own with [`Uploads::with_processor`].
     pub fn new(
         settings: Arc<Settings>,
@@ -94,11 +95,15 @@ impl Uploads {
         queue: Queue,
         storage: Storage,
         publisher: Arc<dyn Publisher>,
+        ai: Option<crate::ai::AiProcessor>,
     ) -> Self {
-        let processors: Vec<Arc<dyn Processor>> = vec![
+        let mut processors: Vec<Arc<dyn Processor>> = vec![
             Arc::new(ImageProcessor::from_settings(&settings.uploads)),
             Arc::new(TableProcessor),
         ];
+        if let Some(ai) = ai {
+            processors.push(Arc::new(ai));
+        }
         Self {
             inner: Arc::new(Inner {
                 settings,

@@ -9,6 +9,8 @@ use keel_testing::{TestApp, User, eventually, user};
 use serde_json::Value;
 use std::time::Duration;
 
+#[path = "uploads/ai.rs"]
+mod ai;
 #[path = "uploads/direct.rs"]
 mod direct;
 #[path = "uploads/files.rs"]

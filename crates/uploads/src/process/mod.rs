@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use keel_storage::{ObjectKey, Storage, StorageError, StorageResult};
+use keel_storage::{ByteRange, ObjectKey, Storage, StorageError, StorageResult};
 use uuid::Uuid;
 
 /// What is known about a file once it has been inspected.
@@ -52,13 +52,22 @@ impl Content<'_> {
 
     /// All the bytes in memory: only for files known to be at most a bounded size.
     pub async fn read_all(&self) -> StorageResult<Vec<u8>> {
-        self.stream()
-            .await?
-            .try_fold(Vec::new(), |mut all, chunk| async move {
-                all.extend_from_slice(&chunk);
-                Ok(all)
-            })
-            .await
+        collect(self.stream().await?).await
+    }
+
+    /// The first bytes, or another range of them.
+    pub async fn read_range(&self, range: ByteRange) -> StorageResult<Vec<u8>> {
+        collect(self.storage.get(self.key, Some(range)).await?.stream).await
+    }
+
+    /// A derived object stored beside the original (`thumbnail.png`), if there is one.
+    pub async fn read_derived(&self, name: &str) -> StorageResult<Option<Vec<u8>>> {
+        let key = crate::keys::derived(self.org_id, self.upload_id, name);
+        match self.storage.get(&key, None).await {
+            Ok(download) => Ok(Some(collect(download.stream).await?)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores `bytes` as `name` beside the original (`thumbnail.png`); it goes when the
@@ -71,6 +80,15 @@ impl Content<'_> {
             )
             .await
     }
+}
+
+async fn collect(stream: BoxStream<'static, StorageResult<Bytes>>) -> StorageResult<Vec<u8>> {
+    stream
+        .try_fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk);
+            Ok(all)
+        })
+        .await
 }
 
 /// What a processor decided.
@@ -91,6 +109,29 @@ pub enum ProcessError {
     /// Retrying cannot help: the upload is marked `failed` with this reason.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
+    /// Transient, and the service said when to come back (`Retry-After`).
+    #[error("{1:#} (retry in {0:?})")]
+    RetryAfter(std::time::Duration, anyhow::Error),
+    /// Not attempted (a circuit breaker is open): run again after this long without
+    /// using up an attempt.
+    #[error("deferred for {0:?}: {1}")]
+    Deferred(std::time::Duration, String),
+}
+
+impl ProcessError {
+    /// As the job's error, when the job is to run again; `None` when this failure is the
+    /// end of it (permanent, or transient on the last attempt).
+    pub(crate) fn retry(self, last_attempt: bool) -> Result<keel_queue::JobError, Self> {
+        use keel_queue::JobError;
+        match self {
+            ProcessError::Deferred(after, why) => Ok(JobError::Defer(after, why)),
+            ProcessError::Transient(e) if !last_attempt => Ok(JobError::retry(e)),
+            ProcessError::RetryAfter(after, e) if !last_attempt => {
+                Ok(JobError::retry_after(after, e))
+            }
+            other => Err(other),
+        }
+    }
 }
 
 impl From<StorageError> for ProcessError {
@@ -111,6 +152,13 @@ pub trait Processor: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether this file is for this processor (by its detected type, its size).
     fn accepts(&self, file: &FileFacts) -> bool;
+
+    /// True for a processor that runs apart, in the `uploads.ai_task` job after the
+    /// upload is `ready` (a call to a third party: its slowness or failures must not hold
+    /// the upload back). Its verdict annotates the upload; it cannot reject it.
+    fn deferred(&self) -> bool {
+        false
+    }
 
     fn process<'a>(
         &'a self,

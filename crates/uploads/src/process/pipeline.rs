@@ -36,7 +36,10 @@ pub(crate) async fn run(
     }
 
     let mut found = serde_json::Map::new();
-    for processor in processors.iter().filter(|p| p.accepts(&facts)) {
+    for processor in processors
+        .iter()
+        .filter(|p| !p.deferred() && p.accepts(&facts))
+    {
         match processor.process(&facts, content).await? {
             Verdict::Accept(Some(value)) => {
                 found.insert(processor.name().to_owned(), value);

@@ -232,6 +232,28 @@ pub async fn advance(
     .map_err(Into::into)
 }
 
+/// Sets `results.processors.<name>` of a ready upload to `value` (a deferred processor's
+/// results, written after processing ended).
+pub async fn set_processor_result(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    name: &str,
+    value: &serde_json::Value,
+) -> DbResult<()> {
+    // Raw SQL: merging one key into a nested jsonb object has no diesel DSL.
+    diesel::sql_query(
+        "UPDATE uploads SET results = jsonb_set(results, '{processors}', \
+         COALESCE(results->'processors', '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb)), \
+         updated_at = now() WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(name)
+    .bind::<diesel::sql_types::Jsonb, _>(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Deletes one of the organization's uploads; returns the row as it was.
 pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbResult<Option<Row>> {
     diesel::delete(u::table.filter(u::org_id.eq(org_id).and(u::id.eq(id))))
