@@ -32,7 +32,7 @@ pub use app::TestApp;
 pub use errors::{assert_error, error_body};
 pub use mailbox::Mailbox;
 pub use net::free_port;
-pub use process::{KeelProcess, serve_process, serve_process_logging_to};
+pub use process::{KeelProcess, serve_process, serve_process_logging_to, work_process};
 pub use receiver::{Received, Receiver, Respond};
 pub use redis::OwnRedis;
 pub use s3::S3Bucket;

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 pub struct KeelProcess(pub Child);
 
 impl KeelProcess {
+    /// The process id (for reading `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// SIGKILL now, and reap it.
     pub fn kill(&mut self) {
         let _ = self.0.kill(); // std's kill is SIGKILL on Unix
@@ -42,12 +47,43 @@ pub async fn serve_process_logging_to(
     env: &[(&str, &str)],
     log: impl Into<Stdio>,
 ) -> (KeelProcess, String) {
+    spawn(keel, Role::Serve, database_url, env, log.into()).await
+}
+
+/// `keel work` over `database_url`, like [`serve_process`], once its health port
+/// answers; with that port's base URL.
+pub async fn work_process(
+    keel: &str,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> (KeelProcess, String) {
+    spawn(keel, Role::Work, database_url, env, Stdio::null()).await
+}
+
+/// Which `keel` subcommand, and the setting naming the port it answers `/health/live` on.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Serve,
+    Work,
+}
+
+async fn spawn(
+    keel: &str,
+    role: Role,
+    database_url: &str,
+    env: &[(&str, &str)],
+    log: Stdio,
+) -> (KeelProcess, String) {
     let port = crate::free_port();
+    let (subcommand, port_key) = match role {
+        Role::Serve => ("serve", "KEEL__SERVER__PORT"),
+        Role::Work => ("work", "KEEL__SERVER__WORKER_PORT"),
+    };
     let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let redis_url =
         std::env::var("KEEL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     let child = Command::new(keel)
-        .arg("serve")
+        .arg(subcommand)
         .env("KEEL_ENV", "test")
         .env("KEEL_CONFIG_DIR", config_dir)
         .env("KEEL__DATABASE__URL", database_url)
@@ -56,7 +92,8 @@ pub async fn serve_process_logging_to(
             "KEEL__REDIS__KEY_PREFIX",
             keel_config::testing::unique_prefix(),
         )
-        .env("KEEL__SERVER__PORT", port.to_string())
+        .env("KEEL__SERVER__PORT", "0")
+        .env(port_key, port.to_string())
         .env("KEEL__SERVER__OPERATIONS_PORT", "0")
         .env(
             "KEEL__STORAGE__LOCAL_ROOT",
@@ -79,7 +116,7 @@ pub async fn serve_process_logging_to(
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "keel did not start");
+        assert!(Instant::now() < deadline, "keel {subcommand} did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (process, base)
