@@ -94,6 +94,10 @@ bench-login-load:
 bench-fanout:
     deploy/bench/fanout.sh
 
+# A 1 GiB upload and download through Keel against `cp` on the same disk, and the server's peak RSS; writes docs/benchmarks.md
+bench-uploads:
+    deploy/bench/uploads.sh
+
 # Rate limits across two `keel serve` replicas: how many requests get through a per-address limit; writes docs/benchmarks.md
 bench-rate-limits:
     deploy/bench/rate-limits.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=... BENCH_ORG=...` for a fresh verified user of a fresh
-# organization, for the authenticated routes in deploy/bench/routes and the contract run
+# Prints `export BENCH_SESSION=... BENCH_API_KEY=... BENCH_EMAIL=... BENCH_PASSWORD=... BENCH_ORG=...
+# BENCH_UPLOAD=...` for a fresh verified user of a fresh organization (and a small upload of it), for the authenticated routes in deploy/bench/routes and the contract run
 # (deploy/contract/openapi.sh). Starts `keel serve`
 # on a spare port for the few requests it needs, and marks the address verified directly
 # in the database (the benchmark has no inbox). Usage: eval "$(deploy/bench/accounts-fixture.sh KEEL_BINARY)"
@@ -32,6 +32,9 @@ org="$(curl -fsS -H "authorization: Bearer $session" "http://127.0.0.1:$port/api
     sed -E 's/.*"organization":\{"id":"([^"]+)".*/\1/')"
 key="$(api -X POST -H "authorization: Bearer $session" "http://127.0.0.1:$port/api/v1/orgs/$org/api-keys" \
     -d '{"name":"bench","scopes":["accounts:read"]}' | sed -E 's/.*"secret":"([^"]+)".*/\1/')"
-[[ "$session" == keel_sess_* && "$key" == keel_key_* ]] || { echo "bench fixture failed" >&2; exit 1; }
-printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q BENCH_ORG=%q\n' \
-    "$session" "$key" "$email" "$password" "$org"
+upload="$(curl -fsS -X POST -H "authorization: Bearer $session" -H 'content-type: text/plain' \
+    --data-binary 'a file for the benchmarks' "http://127.0.0.1:$port/api/v1/orgs/$org/uploads?name=bench.txt" |
+    sed -E 's/.*"id":"([^"]+)".*/\1/')"
+[[ "$session" == keel_sess_* && "$key" == keel_key_* && -n "$upload" ]] || { echo "bench fixture failed" >&2; exit 1; }
+printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q BENCH_ORG=%q BENCH_UPLOAD=%q\n' \
+    "$session" "$key" "$email" "$password" "$org" "$upload"

@@ -51,6 +51,8 @@ done
 ((BENCH_RUNS >= 1 && BENCH_SECONDS >= 1)) || die "BENCH_RUNS and BENCH_SECONDS must be at least 1"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-bench.XXXXXX")"
+# Files the benchmark's servers store go with the scratch folder.
+export KEEL__STORAGE__LOCAL_ROOT="$WORK/storage"
 SERVER_PID=''
 WRK_PID=''
 

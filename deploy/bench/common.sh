@@ -19,6 +19,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Files the benchmark's servers store go with the scratch folder.
+export KEEL__STORAGE__LOCAL_ROOT="$WORK/storage"
 
 deploy/local/services.sh ensure
 cargo build --release -p keel
@@ -26,7 +28,7 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_
 KEEL="$TARGET_DIR/release/keel"
 "$KEEL" migrate
 eval "$(deploy/bench/accounts-fixture.sh "$KEEL")"
-export BENCH_SESSION BENCH_API_KEY BENCH_EMAIL BENCH_PASSWORD BENCH_ORG
+export BENCH_SESSION BENCH_API_KEY BENCH_EMAIL BENCH_PASSWORD BENCH_ORG BENCH_UPLOAD
 
 # The commit measured, as the reports name it.
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -39,6 +39,7 @@ export KEEL__SERVER__PORT="$port" KEEL__SERVER__OPERATIONS_PORT=0
 export KEEL__SERVER__RATE_LIMIT_PER_CREDENTIAL=0
 export KEEL__SERVER__RATE_LIMIT_PER_IP=0
 export KEEL__MAIL__DIR="$work/mail"
+export KEEL__STORAGE__LOCAL_ROOT="$work/storage"
 
 cargo build -q -p keel
 keel="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/keel"

@@ -161,6 +161,13 @@ impl Storage {
         Ok(info(meta))
     }
 
+    /// Moves `from` to `to`, replacing what is there (a rename on a local disk, a
+    /// server-side copy and delete on S3).
+    pub async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> StorageResult<()> {
+        self.store.rename(from.path(), to.path()).await?;
+        Ok(())
+    }
+
     /// Removes `key`; a key that is already gone is fine (jobs delete at least once).
     pub async fn delete(&self, key: &ObjectKey) -> StorageResult<()> {
         match self

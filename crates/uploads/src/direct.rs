@@ -2,7 +2,8 @@
 //! through a presigned URL — they never pass through Keel — then says it is done.
 
 use crate::model::{Upload, UploadMethod, UploadState};
-use crate::service::{NewUpload, Uploader, declared_type};
+use crate::rules::declared_type;
+use crate::service::{NewUpload, Uploader};
 use crate::{Uploads, UploadsError, keys, names, repo};
 use chrono::{DateTime, Utc};
 use keel_http::Reply;
@@ -59,9 +60,7 @@ impl Uploads {
         }
         let max = self.inner.settings.uploads.max_size_bytes;
         if u64::try_from(input.size_bytes).unwrap_or(u64::MAX) > max {
-            return Err(UploadsError::TooLarge(format!(
-                "a file may have at most {max} bytes"
-            )));
+            return Err(UploadsError::file_too_large(max));
         }
         let file_name = names::clean(&input.file_name);
         let id = Uuid::now_v7();
@@ -70,7 +69,7 @@ impl Uploads {
             .storage()
             .presign(
                 Method::PUT,
-                &keys::original(org_id, id),
+                &keys::incoming(org_id, id),
                 &PresignConditions {
                     content_type: Some(content_type.clone()),
                 },
@@ -104,8 +103,14 @@ impl Uploads {
     /// The client says the bytes are in the bucket: they must be there with the declared
     /// size, then processing starts. Completing an upload already past `receiving` answers
     /// it as it is, so a retried call is harmless.
-    pub async fn complete_direct(&self, org_id: Uuid, id: Uuid) -> Result<Upload, UploadsError> {
+    pub async fn complete_direct(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        only_by: Option<Uuid>,
+    ) -> Result<Upload, UploadsError> {
         let upload = self.get(org_id, id).await?;
+        crate::rules::owned_by(&upload, only_by)?;
         if upload.method != UploadMethod::Direct {
             return Err(UploadsError::Conflict(
                 "only direct uploads are completed this way",
@@ -114,22 +119,37 @@ impl Uploads {
         if upload.state != UploadState::Receiving {
             return Ok(upload);
         }
-        let key = keys::original(org_id, id);
-        let stored = match self.storage().head(&key).await {
-            Ok(info) => info,
-            Err(StorageError::NotFound(_)) => {
-                return Err(UploadsError::Conflict(
-                    "no file has been uploaded to the URL yet; PUT it there first",
-                ));
-            }
+        // The URL stays valid after this: the client PUTs to a key of its own, which is
+        // moved to the original only now, so a later PUT cannot change a checked file.
+        let incoming = keys::incoming(org_id, id);
+        let original = keys::original(org_id, id);
+        let stored = match self.storage().head(&incoming).await {
+            Ok(info) => Some(info),
+            Err(StorageError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
-        if i64::try_from(stored.size).ok() != Some(upload.size_bytes) {
-            self.storage().delete(&key).await?;
+        let size = match &stored {
+            Some(info) => info.size,
+            // Moved by an earlier call that did not get to start processing.
+            None => match self.storage().head(&original).await {
+                Ok(info) => info.size,
+                Err(StorageError::NotFound(_)) => {
+                    return Err(UploadsError::Conflict(
+                        "no file has been uploaded to the URL yet; PUT it there first",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if i64::try_from(size).ok() != Some(upload.size_bytes) {
+            self.storage().delete(&incoming).await?;
             return Err(UploadsError::SizeMismatch {
                 declared: upload.size_bytes,
-                stored: stored.size,
+                stored: size,
             });
+        }
+        if stored.is_some() {
+            self.storage().rename(&incoming, &original).await?;
         }
         self.start_processing(org_id, id, upload.size_bytes).await
     }

@@ -28,6 +28,9 @@ pub enum UploadsError {
     /// 409: the bytes in storage are not as many as were declared; they were removed.
     #[error("the stored file has {stored} bytes, {declared} were declared")]
     SizeMismatch { declared: i64, stored: u64 },
+    /// 410: a resumable upload past its expiry (the sweeper removes it).
+    #[error("this upload has expired")]
+    Expired,
     /// 409: a resumable chunk sent at another offset than the upload's.
     #[error("the upload's offset is {expected}")]
     OffsetMismatch { expected: u64 },
@@ -68,6 +71,11 @@ impl From<StorageError> for UploadsError {
 }
 
 impl UploadsError {
+    /// 413 for a file bigger than `max` bytes, however it arrives.
+    pub fn file_too_large(max: u64) -> Self {
+        UploadsError::TooLarge(format!("a file may have at most {max} bytes"))
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         UploadsError::Invalid {
             field,
@@ -90,6 +98,11 @@ impl From<UploadsError> for keel_http::ApiError {
             e @ UploadsError::SizeMismatch { .. } => {
                 ApiError::conflict(format!("{e}; it was removed: upload it again"))
             }
+            UploadsError::Expired => ApiError::new(
+                StatusCode::GONE,
+                "gone",
+                "this upload was not finished in time and has expired; start a new one",
+            ),
             UploadsError::OffsetMismatch { expected } => ApiError::conflict(format!(
                 "Upload-Offset does not match the upload's offset ({expected}); ask for it with HEAD"
             )),

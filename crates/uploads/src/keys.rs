@@ -12,6 +12,14 @@ pub fn original(org_id: Uuid, upload_id: Uuid) -> ObjectKey {
     derived(org_id, upload_id, "original")
 }
 
+/// Where a direct upload's presigned PUT writes: moved to the original once checked.
+pub fn incoming(org_id: Uuid, upload_id: Uuid) -> ObjectKey {
+    derived(org_id, upload_id, INCOMING)
+}
+
+/// The name of a direct upload's not-yet-checked object.
+pub const INCOMING: &str = "incoming";
+
 pub fn thumbnail(org_id: Uuid, upload_id: Uuid) -> ObjectKey {
     derived(org_id, upload_id, "thumbnail.png")
 }
@@ -21,6 +29,17 @@ pub fn derived(org_id: Uuid, upload_id: Uuid, name: &str) -> ObjectKey {
         org_id.to_string().as_str(),
         AREA,
         &upload_id.to_string(),
+        name,
+    ])
+}
+
+/// `name` in a folder of its own beside the original (`parts/...` of resumable uploads).
+pub fn derived_in(org_id: Uuid, upload_id: Uuid, folder: &str, name: &str) -> ObjectKey {
+    ObjectKey::new([
+        org_id.to_string().as_str(),
+        AREA,
+        &upload_id.to_string(),
+        folder,
         name,
     ])
 }

@@ -39,6 +39,7 @@ pub mod process;
 mod receive;
 pub mod repo;
 pub mod resumable;
+mod rules;
 mod service;
 pub mod sniff;
 pub mod sweep;

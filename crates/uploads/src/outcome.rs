@@ -6,7 +6,7 @@ use crate::model::{Results, UploadMethod, UploadState};
 use crate::process::pipeline::{self, Decision};
 use crate::process::{Content, FileFacts, ProcessError};
 use crate::repo::{self, uploads::Row};
-use crate::service::holds_quota;
+use crate::rules::holds_quota;
 use crate::{Uploads, UploadsError, keys};
 use diesel_async::AsyncConnection;
 use keel_events::{Audience, Event};
@@ -40,15 +40,7 @@ impl Uploads {
             org_id: row.org_id,
             upload_id: id,
         };
-        let facts = FileFacts {
-            org_id: row.org_id,
-            upload_id: id,
-            file_name: row.file_name.clone(),
-            declared_type: row.declared_type.clone(),
-            detected_type: String::new(),
-            size: 0,
-            sha256: String::new(),
-        };
+        let facts = facts_of(&row);
         let started = std::time::Instant::now();
         let settings = &self.inner.settings.uploads;
         let result = async {
@@ -146,9 +138,35 @@ impl Uploads {
         self.inner.queue.ring(jobs).await;
         self.inner
             .by_id
-            .invalidate(&format!("{}:{}", row.org_id, row.id))
+            .invalidate(&Self::cache_key(row.org_id, row.id))
             .await;
         Ok(())
+    }
+}
+
+impl Uploads {
+    /// Records `row` as failed with `reason` (its processing can no longer finish).
+    pub(crate) async fn give_up(&self, row: &Row, reason: &str) -> Result<(), UploadsError> {
+        let decision = Decision {
+            state: UploadState::Failed,
+            facts: facts_of(row),
+            reason: Some(reason.to_owned()),
+            results: Results::default(),
+        };
+        self.record(row, &decision).await
+    }
+}
+
+/// What the row knows of the file before processing looks at it.
+fn facts_of(row: &Row) -> FileFacts {
+    FileFacts {
+        org_id: row.org_id,
+        upload_id: row.id,
+        file_name: row.file_name.clone(),
+        declared_type: row.declared_type.clone(),
+        detected_type: String::new(),
+        size: 0,
+        sha256: String::new(),
     }
 }
 

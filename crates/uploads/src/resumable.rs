@@ -7,7 +7,8 @@
 
 use crate::model::{Upload, UploadMethod, UploadState};
 use crate::receive::{Limit, OnBreak, receive};
-use crate::service::{NewUpload, Uploader, declared_type};
+use crate::rules::declared_type;
+use crate::service::{NewUpload, Uploader};
 use crate::{Uploads, UploadsError, keys, names, repo};
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
@@ -42,12 +43,10 @@ impl Uploads {
     ) -> Result<Upload, UploadsError> {
         let max = self.inner.settings.uploads.max_size_bytes;
         if length > max {
-            return Err(UploadsError::TooLarge(format!(
-                "a file may have at most {max} bytes"
-            )));
+            return Err(UploadsError::file_too_large(max));
         }
         if length == 0 {
-            return Err(crate::service::empty());
+            return Err(crate::rules::empty());
         }
         let file_name = names::clean(name.unwrap_or_default());
         let declared = declared_type(content_type)?;
@@ -70,31 +69,48 @@ impl Uploads {
     }
 
     /// A resumable upload of the organization, read from the database (not the cache:
-    /// its offset changes with every chunk).
+    /// its offset changes with every chunk). One that has every byte but is still
+    /// receiving (its last chunk's request failed after moving the offset) starts
+    /// processing now; one past its expiry is gone (410).
     pub async fn resumable(&self, org_id: Uuid, id: Uuid) -> Result<Upload, UploadsError> {
-        let mut conn = self.inner.pool.get().await?;
-        let row = repo::uploads::get(&mut conn, org_id, id)
-            .await?
-            .filter(|r| r.method == UploadMethod::Resumable)
-            .ok_or(UploadsError::NotFound)?;
-        Ok(row.into_upload())
+        let upload = {
+            let mut conn = self.inner.pool.get().await?;
+            repo::uploads::get(&mut conn, org_id, id)
+                .await?
+                .filter(|r| r.method == UploadMethod::Resumable)
+                .ok_or(UploadsError::NotFound)?
+                .into_upload()
+        };
+        if upload.state != UploadState::Receiving {
+            return Ok(upload);
+        }
+        if upload.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+            return Err(UploadsError::Expired);
+        }
+        if upload.received_bytes == upload.size_bytes {
+            return self.start_processing(org_id, id, upload.size_bytes).await;
+        }
+        Ok(upload)
     }
 
     /// Stores one chunk at `chunk.offset`, which must be the upload's current offset;
     /// returns the upload with its new offset. A chunk whose checksum does not match is
     /// dropped. A chunk cut short keeps what arrived (unless it carried a checksum,
     /// which cannot be checked then). The last chunk starts processing.
+    /// With `only_by`, only an upload that person started (403 for another's).
     pub async fn append<S, E>(
         &self,
         org_id: Uuid,
         id: Uuid,
         chunk: Chunk<S>,
+        only_by: Option<Uuid>,
     ) -> Result<Upload, UploadsError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Display,
     {
         let upload = self.resumable(org_id, id).await?;
+        crate::rules::owned_by(&upload, only_by)?;
         if upload.state != UploadState::Receiving {
             return Err(UploadsError::Conflict(
                 "this upload has all its bytes already",
@@ -114,25 +130,42 @@ impl Uploads {
         } else {
             OnBreak::Keep
         };
-        let key = part_key(org_id, id, offset);
-        let received = receive(self.storage(), key.clone(), chunk.body, &limit, on_break).await?;
+        // Written under a key of this request's own, so two requests racing for the
+        // same offset never write into each other's object; named for its byte range
+        // once complete, before the offset moves (see `assemble`).
+        let staging = keys::derived_in(
+            org_id,
+            id,
+            PARTS,
+            &format!("{offset:020}.{}", Uuid::new_v4()),
+        );
+        let received = receive(
+            self.storage(),
+            staging.clone(),
+            chunk.body,
+            &limit,
+            on_break,
+        )
+        .await?;
         let matches = match &chunk.checksum {
             None => true,
             Some(Checksum::Sha1(sum)) => *sum == received.sha1,
             Some(Checksum::Sha256(sum)) => *sum == received.sha256,
         };
-        if !matches {
-            self.storage().delete(&key).await?;
-            return Err(UploadsError::ChecksumMismatch);
-        }
-        if received.size == 0 {
-            self.storage().delete(&key).await?;
+        if !matches || received.size == 0 {
+            self.storage().delete(&staging).await?;
+            if !matches {
+                return Err(UploadsError::ChecksumMismatch);
+            }
             return Ok(upload);
         }
         if let Some(why) = &received.broken {
             tracing::info!(upload.id = %id, bytes = received.size, reason = %why, "chunk cut short; kept what arrived");
         }
         let to = offset + received.size;
+        self.storage()
+            .rename(&staging, &part_key(org_id, id, offset, to))
+            .await?;
         let advanced = {
             let mut conn = self.inner.pool.get().await?;
             repo::uploads::advance(
@@ -144,10 +177,14 @@ impl Uploads {
             )
             .await?
         };
+        self.inner
+            .by_id
+            .invalidate(&Self::cache_key(org_id, id))
+            .await;
         let Some(row) = advanced else {
             // Another request moved the offset (or the upload went) while this chunk was
-            // arriving: its bytes are not part of the upload.
-            self.storage().delete(&key).await?;
+            // arriving: its part is not on the upload's path and is dropped when the
+            // parts are joined (or the upload removed).
             return Err(UploadsError::Conflict(
                 "another request changed this upload meanwhile; ask for its offset",
             ));
@@ -161,8 +198,11 @@ impl Uploads {
     }
 
     /// Joins the parts of a complete resumable upload into its original, then removes
-    /// them. Idempotent: parts already joined (the original is there and no part is
-    /// left) are not joined again.
+    /// every part. The parts on the upload's path are found by their names — each is
+    /// `{start}-{end}` of its byte range — as the chain from 0 to the length; a part left
+    /// by a request that lost a race, or whose process died before moving the offset,
+    /// is off that chain and only removed. Idempotent: once the original is there whole,
+    /// a second run only removes what parts are left.
     pub(crate) async fn assemble(
         &self,
         org_id: Uuid,
@@ -170,62 +210,104 @@ impl Uploads {
         length: u64,
     ) -> Result<(), crate::process::ProcessError> {
         let storage = self.storage();
-        let mut parts: Vec<(u64, ObjectKey, u64)> = storage
+        let original = keys::original(org_id, id);
+        let listed: Vec<keel_storage::ObjectInfo> = storage
             .list(Some(&keys::derived(org_id, id, PARTS)))
-            .map_ok(|o| (part_offset(&o.key), o.key, o.size))
             .try_collect()
             .await?;
-        if parts.is_empty() {
-            return Ok(());
-        }
-        parts.sort_by_key(|(offset, _, _)| *offset);
-        let mut expected = 0;
-        for (offset, key, size) in &parts {
-            if *offset != expected {
-                return Err(crate::process::ProcessError::Permanent(anyhow::anyhow!(
-                    "the stored chunks do not join up (a gap before {key})"
-                )));
+        let joined = match storage.head(&original).await {
+            Ok(info) => info.size == length,
+            Err(keel_storage::StorageError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !joined {
+            let ranges: Vec<(u64, u64, &ObjectKey)> = listed
+                .iter()
+                .filter_map(|o| part_range(&o.key).map(|(start, end)| (start, end, &o.key)))
+                .collect();
+            let chain = chain(&ranges, length).ok_or_else(|| {
+                crate::process::ProcessError::Permanent(anyhow::anyhow!(
+                    "the stored chunks do not join up into {length} bytes"
+                ))
+            })?;
+            let mut writer = storage.writer(original).await?;
+            for key in chain {
+                let mut stream = storage.get(key, None).await?.stream;
+                while let Some(bytes) = stream.try_next().await? {
+                    writer.write(bytes).await?;
+                }
             }
-            expected += size;
+            writer.finish().await?;
         }
-        if expected != length {
-            return Err(crate::process::ProcessError::Permanent(anyhow::anyhow!(
-                "the stored chunks hold {expected} bytes, not {length}"
-            )));
-        }
-        let mut writer = storage.writer(keys::original(org_id, id)).await?;
-        for (_, key, _) in &parts {
-            let mut stream = storage.get(key, None).await?.stream;
-            while let Some(bytes) = stream.try_next().await? {
-                writer.write(bytes).await?;
-            }
-        }
-        writer.finish().await?;
-        for (_, key, _) in &parts {
-            storage.delete(key).await?;
+        for part in &listed {
+            storage.delete(&part.key).await?;
         }
         Ok(())
     }
 }
 
+/// The parts' keys, in order, that cover `0..length` end to end, if some do. A depth-first
+/// search that remembers the offsets it found no way on from, so stale parts (however
+/// many) cost linear time.
+fn chain<'a>(ranges: &[(u64, u64, &'a ObjectKey)], length: u64) -> Option<Vec<&'a ObjectKey>> {
+    fn from<'a>(
+        at: u64,
+        length: u64,
+        ranges: &[(u64, u64, &'a ObjectKey)],
+        dead: &mut std::collections::HashSet<u64>,
+        path: &mut Vec<&'a ObjectKey>,
+    ) -> bool {
+        if at == length {
+            return true;
+        }
+        if dead.contains(&at) {
+            return false;
+        }
+        for &(_, end, key) in ranges
+            .iter()
+            .filter(|(start, end, _)| *start == at && *end > at)
+        {
+            path.push(key);
+            if from(end, length, ranges, dead, path) {
+                return true;
+            }
+            path.pop();
+        }
+        dead.insert(at);
+        false
+    }
+    let mut path = Vec::new();
+    from(0, length, ranges, &mut Default::default(), &mut path).then_some(path)
+}
+
 /// The folder of a resumable upload's chunks, beside its original.
 const PARTS: &str = "parts";
 
-/// `{org}/uploads/{id}/parts/{offset}`, the offset zero-padded so that listing order is
+/// `{org}/uploads/{id}/parts/{start}-{end}`, zero-padded so that listing order is
 /// offset order.
-fn part_key(org_id: Uuid, id: Uuid, offset: u64) -> ObjectKey {
-    ObjectKey::new([
-        org_id.to_string().as_str(),
-        keys::AREA,
-        &id.to_string(),
-        PARTS,
-        &format!("{offset:020}"),
-    ])
+fn part_key(org_id: Uuid, id: Uuid, start: u64, end: u64) -> ObjectKey {
+    keys::derived_in(org_id, id, PARTS, &format!("{start:020}-{end:020}"))
 }
 
-fn part_offset(key: &ObjectKey) -> u64 {
-    key.segments()
-        .last()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(u64::MAX)
+/// The byte range a part's name says it holds; `None` for anything else (a request's
+/// unfinished staging object).
+fn part_range(key: &ObjectKey) -> Option<(u64, u64)> {
+    let name = key.segments().last().copied()?;
+    let (start, end) = name.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_skips_parts_off_the_path() {
+        let key = |s: &str| ObjectKey::new([s]);
+        let (a, b, stale, c) = (key("a"), key("b"), key("stale"), key("c"));
+        let ranges = [(0, 4, &a), (4, 6, &stale), (4, 8, &b), (8, 10, &c)];
+        assert_eq!(chain(&ranges, 10), Some(vec![&a, &b, &c]));
+        assert_eq!(chain(&ranges, 11), None);
+        assert_eq!(chain(&[], 0), Some(vec![]));
+    }
 }

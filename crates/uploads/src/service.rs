@@ -8,7 +8,8 @@ use crate::process::image::ImageProcessor;
 use crate::process::table::TableProcessor;
 use crate::receive::{Limit, OnBreak, receive};
 use crate::repo::{self, uploads::ListFilter};
-use crate::{UploadsError, keys, names, sniff};
+use crate::rules::{declared_type, empty, holds_quota, quota_message};
+use crate::{UploadsError, keys, names};
 use bytes::Bytes;
 use diesel_async::AsyncConnection;
 use futures::Stream;
@@ -368,18 +369,23 @@ impl Uploads {
         }
     }
 
+    /// Streams `key` (of `size` bytes), whole or `range` of it: a range that starts past
+    /// the end is 416, one that ends past it is cut to the end (RFC 9110).
     async fn open(
         &self,
         key: &keel_storage::ObjectKey,
         range: Option<ByteRange>,
         size: i64,
     ) -> Result<Download, UploadsError> {
-        match self.inner.storage.get(key, range).await {
-            Err(keel_storage::StorageError::Range) => Err(UploadsError::Range {
-                size: u64::try_from(size).unwrap_or(0),
-            }),
-            other => Ok(other?),
-        }
+        let size = u64::try_from(size).unwrap_or(0);
+        let range = match range {
+            Some(ByteRange::From(start) | ByteRange::Bounded(start, _)) if start >= size => {
+                return Err(UploadsError::Range { size });
+            }
+            Some(ByteRange::Bounded(start, end)) => Some(ByteRange::Bounded(start, end.min(size))),
+            other => other,
+        };
+        Ok(self.inner.storage.get(key, range).await?)
     }
 
     /// Deletes the upload: the row at once, the objects by a job after the commit. With
@@ -419,48 +425,5 @@ impl Uploads {
             .invalidate(&Self::cache_key(org_id, id))
             .await;
         Ok(())
-    }
-}
-
-/// Uploads whose bytes count against the quota: rejected and failed ones gave theirs
-/// back when processing ended.
-pub(crate) fn holds_quota(state: UploadState) -> bool {
-    !matches!(state, UploadState::Rejected | UploadState::Failed)
-}
-
-/// An upload without a byte: nothing to keep, most likely a client bug.
-pub(crate) fn empty() -> UploadsError {
-    UploadsError::invalid("body", "the file is empty")
-}
-
-fn quota_message(quota: Option<i64>) -> String {
-    format!(
-        "this file does not fit in what is left of the organization's upload quota ({} bytes)",
-        quota.unwrap_or_default()
-    )
-}
-
-/// The declared type, checked to be a media type (`type/subtype`, optional parameters);
-/// none declared is `application/octet-stream`.
-pub(crate) fn declared_type(raw: Option<&str>) -> Result<String, UploadsError> {
-    let Some(raw) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok("application/octet-stream".to_owned());
-    };
-    let essence = sniff::essence(raw);
-    let valid = essence.split_once('/').is_some_and(|(t, s)| {
-        let token = |x: &str| {
-            !x.is_empty()
-                && x.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
-        };
-        token(t) && token(s)
-    });
-    if valid && raw.len() <= 255 {
-        Ok(essence)
-    } else {
-        Err(UploadsError::invalid(
-            "content_type",
-            "must be a media type such as image/png",
-        ))
     }
 }

@@ -6,9 +6,23 @@
 /// fits in far less; text detection wants a fair sample).
 pub const HEAD_BYTES: usize = 8192;
 
+/// Text types a client may name for text content; text declared as anything else (an
+/// `image/svg+xml`, a `text/html`) is `text/plain`: a label never makes text pass for a
+/// type an allow-list admits or a browser would run.
+const TEXT_TYPES: [&str; 8] = [
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+    "text/tab-separated-values",
+    "application/json",
+    "application/x-ndjson",
+    "application/xml",
+    "text/xml",
+];
+
 /// The type the bytes show. Binary formats by signature; otherwise valid UTF-8 without
-/// NULs is text (CSV when declared or named so, the declared text type when there is
-/// one); anything else is `application/octet-stream`.
+/// NULs is text (CSV when declared or named so, the declared type when it is one of
+/// [`TEXT_TYPES`], else `text/plain`); anything else is `application/octet-stream`.
 pub fn detect(head: &[u8], declared: &str, file_name: &str) -> String {
     if let Some(kind) = infer::get(head) {
         return kind.mime_type().to_owned();
@@ -18,7 +32,7 @@ pub fn detect(head: &[u8], declared: &str, file_name: &str) -> String {
         if declared == "text/csv" || file_name.to_ascii_lowercase().ends_with(".csv") {
             return "text/csv".to_owned();
         }
-        if is_textual(&declared) {
+        if TEXT_TYPES.contains(&declared.as_str()) {
             return declared;
         }
         return "text/plain".to_owned();
@@ -120,6 +134,8 @@ mod tests {
             "application/json"
         );
         assert_eq!(detect(b"hello", "image/png", "x"), "text/plain");
+        assert_eq!(detect(b"<svg/>", "image/svg+xml", "x.svg"), "text/plain");
+        assert_eq!(detect(b"hello", "text/html", "x.html"), "text/plain");
         assert_eq!(detect(b"\0\x01\x02", "", "x"), OCTET_STREAM);
     }
 

@@ -4,6 +4,7 @@
 //! unfinished uploads past their expiry.
 
 use crate::jobs::DeleteObjects;
+use crate::model::UploadState;
 use crate::{Uploads, UploadsError, keys, repo};
 use chrono::{Duration as Age, Utc};
 use diesel_async::AsyncConnection;
@@ -30,20 +31,32 @@ const GRACE: Age = Age::hours(1);
 /// Ids asked about per query.
 const BATCH: usize = 500;
 
+/// An upload still `processing` this long after its last change has outlived every
+/// attempt of its job (5 × 15 minutes, and their backoff): it is marked failed.
+const STALE_PROCESSING: Age = Age::hours(6);
+
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
-    /// Objects (originals and derived ones) whose upload has no row.
+    /// Objects (originals and derived ones) whose upload has no row, and direct uploads'
+    /// unchecked objects once their upload stopped receiving.
     pub orphan_objects: usize,
     /// Unfinished uploads past `expires_at`.
     pub expired_uploads: usize,
+    /// Uploads whose processing never recorded an outcome, now `failed`.
+    pub stale_processing: usize,
 }
 
 impl Uploads {
-    /// One pass of the sweeper. Objects are grouped by upload so one query answers for
-    /// a batch of uploads.
+    /// One pass of the sweeper: expired uploads first (a few queries), then stale
+    /// processing, then the listing of the whole store. An object that cannot be
+    /// removed is logged and left for the next pass; it stops nothing else.
     pub async fn sweep(&self) -> Result<Swept, UploadsError> {
-        let mut swept = Swept::default();
+        let mut swept = Swept {
+            expired_uploads: self.expire_unfinished().await?,
+            stale_processing: self.fail_stale_processing().await?,
+            ..Swept::default()
+        };
         let cutoff = Utc::now() - GRACE;
         let mut candidates: BTreeMap<Uuid, Vec<keel_storage::ObjectKey>> = BTreeMap::new();
         let mut listing = self.inner.storage.list(None);
@@ -60,11 +73,13 @@ impl Uploads {
             }
         }
         swept.orphan_objects += self.remove_orphans(candidates).await?;
-        swept.expired_uploads = self.expire_unfinished().await?;
-        metrics::counter!("keel_uploads_swept_total", "kind" => "orphan_object")
-            .increment(swept.orphan_objects as u64);
-        metrics::counter!("keel_uploads_swept_total", "kind" => "expired_upload")
-            .increment(swept.expired_uploads as u64);
+        for (kind, n) in [
+            ("orphan_object", swept.orphan_objects),
+            ("expired_upload", swept.expired_uploads),
+            ("stale_processing", swept.stale_processing),
+        ] {
+            metrics::counter!("keel_uploads_swept_total", "kind" => kind).increment(n as u64);
+        }
         Ok(swept)
     }
 
@@ -76,51 +91,91 @@ impl Uploads {
             return Ok(0);
         }
         let ids: Vec<Uuid> = candidates.keys().copied().collect();
-        let known = {
+        let states = {
             let mut conn = self.inner.pool.get().await?;
-            repo::uploads::existing(&mut conn, &ids).await?
+            repo::uploads::states(&mut conn, &ids).await?
         };
         let mut removed = 0;
         for (id, objects) in candidates {
-            if known.contains(&id) {
-                continue;
-            }
+            let state = states.get(&id).copied();
             for key in objects {
-                self.inner.storage.delete(&key).await?;
-                tracing::info!(object.key = %key, "orphaned upload object removed");
-                removed += 1;
+                let unchecked = key.segments().last() == Some(&keys::INCOMING);
+                let orphan = match state {
+                    None => true,
+                    Some(state) => unchecked && state != UploadState::Receiving,
+                };
+                if !orphan {
+                    continue;
+                }
+                match self.inner.storage.delete(&key).await {
+                    Ok(()) => {
+                        tracing::info!(object.key = %key, "orphaned upload object removed");
+                        removed += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(object.key = %key, error = %e, "orphaned upload object not removed; next pass")
+                    }
+                }
             }
         }
         Ok(removed)
     }
 
     /// Deletes the rows of unfinished uploads past their expiry and queues the removal
-    /// of whatever bytes they had received.
+    /// of whatever bytes they had received, batch after batch.
     async fn expire_unfinished(&self) -> Result<usize, UploadsError> {
-        let mut conn = self.inner.pool.get().await?;
-        let (count, jobs) = conn
-            .transaction(async |conn| {
-                let expired = repo::uploads::delete_expired(conn, BATCH as i64).await?;
-                let mut jobs = Vec::with_capacity(expired.len());
-                for row in &expired {
-                    repo::usage::release(conn, row.org_id, row.size_bytes).await?;
-                    jobs.push(
-                        self.inner
-                            .queue
-                            .enqueue(
-                                conn,
-                                &DeleteObjects {
-                                    org_id: row.org_id,
-                                    upload_id: row.id,
-                                },
-                            )
-                            .await?,
-                    );
-                }
-                Ok::<_, UploadsError>((expired.len(), jobs))
-            })
-            .await?;
-        self.inner.queue.ring(jobs).await;
-        Ok(count)
+        let mut total = 0;
+        loop {
+            let mut conn = self.inner.pool.get().await?;
+            let (expired, jobs) = conn
+                .transaction(async |conn| {
+                    let expired = repo::uploads::delete_expired(conn, BATCH as i64).await?;
+                    let mut jobs = Vec::with_capacity(expired.len());
+                    for row in &expired {
+                        repo::usage::release(conn, row.org_id, row.size_bytes).await?;
+                        jobs.push(
+                            self.inner
+                                .queue
+                                .enqueue(
+                                    conn,
+                                    &DeleteObjects {
+                                        org_id: row.org_id,
+                                        upload_id: row.id,
+                                    },
+                                )
+                                .await?,
+                        );
+                    }
+                    Ok::<_, UploadsError>((expired, jobs))
+                })
+                .await?;
+            drop(conn);
+            self.inner.queue.ring(jobs).await;
+            for row in &expired {
+                self.inner
+                    .by_id
+                    .invalidate(&Self::cache_key(row.org_id, row.id))
+                    .await;
+            }
+            total += expired.len();
+            if expired.len() < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Marks failed the uploads whose processing never recorded an outcome.
+    async fn fail_stale_processing(&self) -> Result<usize, UploadsError> {
+        let stale = {
+            let mut conn = self.inner.pool.get().await?;
+            repo::uploads::stale_processing(&mut conn, Utc::now() - STALE_PROCESSING, BATCH as i64)
+                .await?
+        };
+        for row in &stale {
+            tracing::warn!(upload.id = %row.id, "processing never finished; the upload is marked failed");
+            self.give_up(row, "processing did not finish; upload the file again")
+                .await?;
+        }
+        Ok(stale.len())
     }
 }

@@ -88,8 +88,15 @@ impl ClaimGuard {
     }
 
     /// Stores an answer that came with no effect (an error, or a handler that does not
-    /// record its own).
+    /// record its own). A streamed request whose body was not read to its end (refused
+    /// early, or broken off) has no fingerprint to compare a retry with: its key is
+    /// released instead, so a retry runs afresh rather than replaying a refusal to a
+    /// body it may not share.
     pub(super) async fn complete(&mut self, status: StatusCode, headers: &HeaderMap, body: &[u8]) {
+        if self.state.streamed.is_some() && self.state.final_fingerprint().is_none() {
+            self.release().await;
+            return;
+        }
         self.armed = false;
         let answer = Stored::of(status, headers, body);
         let fingerprint = self.state.final_fingerprint();

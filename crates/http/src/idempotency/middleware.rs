@@ -162,8 +162,13 @@ where
     match (body, streamed) {
         (Some(body), _) => req.set_payload(Payload::from(body)),
         (None, Some(streamed)) => {
+            let length = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             let payload = req.take_payload();
-            req.set_payload(streamed::hashing(payload, streamed));
+            req.set_payload(streamed::hashing(payload, streamed, length));
         }
         (None, None) => {}
     }
@@ -210,8 +215,9 @@ where
 
 /// [`answer_existing`] for a streamed route, whose stored fingerprint covers the body
 /// once the first request finished: this one's body is read to its end and hashed to
-/// compare. (An answer given before the first body was read, such as a refusal, kept
-/// the head's fingerprint and is replayed on the head alone.)
+/// compare. (An answer kept with the head's fingerprint alone — a refusal that read no
+/// body, recorded by a handler that stopped reading before the end — is replayed on
+/// the head; refusals after a partial read are not kept at all, see `ClaimGuard::complete`.)
 async fn answer_existing_streamed(
     mut req: ServiceRequest,
     row: store::Existing,

@@ -50,13 +50,17 @@ pub(super) fn combine(head: &[u8], body_digest: &[u8; 32]) -> Vec<u8> {
     hash.finalize().to_vec()
 }
 
-/// The request body, hashed as the handler reads it; at its end the digest is handed
+/// The request body, hashed as the handler reads it; at its end — the end of the
+/// stream, or its `length` (`Content-Length`) reached, for a handler that stops reading
+/// at the last byte without polling on (a multipart parser does) — the digest is handed
 /// to `body`.
-pub(super) fn hashing(payload: Payload, body: Arc<StreamedBody>) -> Payload {
+pub(super) fn hashing(payload: Payload, body: Arc<StreamedBody>, length: Option<u64>) -> Payload {
     let stream = Hashing {
         inner: payload,
         hasher: Some(Sha256::new()),
         body,
+        seen: 0,
+        length,
     };
     Payload::Stream {
         payload: Box::pin(stream),
@@ -67,6 +71,16 @@ struct Hashing {
     inner: Payload,
     hasher: Option<Sha256>,
     body: Arc<StreamedBody>,
+    seen: u64,
+    length: Option<u64>,
+}
+
+impl Hashing {
+    fn finish(&mut self) {
+        if let Some(hasher) = self.hasher.take() {
+            self.body.finish(hasher.finalize().into());
+        }
+    }
 }
 
 impl Stream for Hashing {
@@ -76,15 +90,16 @@ impl Stream for Hashing {
         let polled = Pin::new(&mut self.inner).poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(chunk))) => {
+                let len = chunk.len() as u64;
                 if let Some(hasher) = self.hasher.as_mut() {
                     hasher.update(chunk);
                 }
-            }
-            Poll::Ready(None) => {
-                if let Some(hasher) = self.hasher.take() {
-                    self.body.finish(hasher.finalize().into());
+                self.seen += len;
+                if self.length == Some(self.seen) {
+                    self.finish();
                 }
             }
+            Poll::Ready(None) => self.finish(),
             // A broken body has no digest: its answer keeps the head's fingerprint.
             Poll::Ready(Some(Err(_))) => self.hasher = None,
             Poll::Pending => {}

@@ -1,6 +1,8 @@
 //! A circuit breaker per AI provider: after `threshold` failed calls in a row the
-//! provider is left alone for `cooldown`, then one call decides. While it is open, tasks
-//! wait without using an attempt, instead of hammering a provider that is down.
+//! provider is left alone for `cooldown`; then calls go to it again, and one more failure
+//! opens the breaker anew (the failure count is only reset by a success). While it is
+//! open, tasks wait without using an attempt, instead of hammering a provider that is
+//! down.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

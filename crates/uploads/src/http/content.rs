@@ -22,7 +22,9 @@ pub fn requested_range(req: &HttpRequest) -> Option<ByteRange> {
     }
     let (start, end) = spec.trim().split_once('-')?;
     match (start.parse::<u64>().ok(), end.parse::<u64>().ok()) {
-        (Some(start), Some(end)) if end >= start => Some(ByteRange::Bounded(start, end + 1)),
+        (Some(start), Some(end)) if end >= start => {
+            Some(ByteRange::Bounded(start, end.saturating_add(1)))
+        }
         (Some(start), None) if end.is_empty() => Some(ByteRange::From(start)),
         (None, Some(last)) if start.is_empty() && last > 0 => Some(ByteRange::Last(last)),
         _ => None,

@@ -57,5 +57,6 @@ pub async fn complete_direct_upload(
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, Access::Write)?;
-    Ok(HttpResponse::Accepted().json(u.complete_direct(org_id, id).await?))
+    let only_by = super::only_by(&caller.0);
+    Ok(HttpResponse::Accepted().json(u.complete_direct(org_id, id, only_by).await?))
 }

@@ -4,6 +4,7 @@ mod content;
 mod direct;
 pub mod openapi;
 pub(crate) mod resumable;
+mod tus_headers;
 mod uploads;
 
 use crate::SCOPE_AREA;

@@ -3,17 +3,16 @@
 //! (`tus-js-client`, `tuspy`, Uppy, ...) can upload large files over flaky networks.
 //! The protocol's own headers carry its state; errors keep Keel's error body.
 
+use super::tus_headers::{CHECKSUMS, checksum, metadata, number};
 use super::{org_access, uploader};
 use crate::Uploads;
 use crate::model::{Upload, UploadState};
-use crate::resumable::{Checksum, Chunk};
+use crate::resumable::Chunk;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header;
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder, delete, head, options, patch, post, web,
 };
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use keel_http::{Access, ApiError, Authenticated, ErrorBody};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,7 +21,6 @@ use uuid::Uuid;
 /// The protocol version spoken (and the only one).
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,expiration,checksum,termination";
-const CHECKSUMS: &str = "sha1,sha256";
 /// The body type of a PATCH.
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
@@ -172,7 +170,8 @@ pub async fn create_resumable_upload(
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
     params(TusRequest),
     responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 412, body = ErrorBody)))]
 #[head("/orgs/{org_id}/uploads/resumable/{id}")]
 pub async fn resumable_upload_offset(
     u: web::Data<Uploads>,
@@ -208,8 +207,9 @@ pub async fn resumable_upload_offset(
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "Upload-Offset, Upload-Expires"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 460, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 412, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 460, body = ErrorBody)))]
 #[patch("/orgs/{org_id}/uploads/resumable/{id}")]
 pub async fn append_resumable_upload(
     u: web::Data<Uploads>,
@@ -249,15 +249,17 @@ pub async fn append_resumable_upload(
         checksum,
         body: payload,
     };
-    Ok(match u.append(org_id, id, chunk).await {
-        Ok(upload) => {
-            let mut res = HttpResponse::NoContent();
-            tus(&mut res).insert_header(("Upload-Offset", offset(&upload).to_string()));
-            expires(&mut res, &upload);
-            res.finish()
-        }
-        Err(e) => closing(tus_error(e.into())),
-    })
+    Ok(
+        match u.append(org_id, id, chunk, super::only_by(&caller.0)).await {
+            Ok(upload) => {
+                let mut res = HttpResponse::NoContent();
+                tus(&mut res).insert_header(("Upload-Offset", offset(&upload).to_string()));
+                expires(&mut res, &upload);
+                res.finish()
+            }
+            Err(e) => closing(tus_error(e.into())),
+        },
+    )
 }
 
 /// Abandons the upload (tus termination): its row and its bytes go.
@@ -354,67 +356,4 @@ fn expires(res: &mut HttpResponseBuilder, upload: &Upload) {
 /// RFC 9110's IMF-fixdate.
 fn http_date(at: DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-}
-
-fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// The name and type a client gave in `Upload-Metadata`.
-#[derive(Debug, Default)]
-struct Metadata {
-    name: Option<String>,
-    content_type: Option<String>,
-}
-
-/// `key base64value` pairs separated by commas; a key may come without a value.
-fn metadata(headers: &HeaderMap) -> Result<Metadata, String> {
-    let mut found = Metadata::default();
-    let Some(raw) = headers.get("upload-metadata") else {
-        return Ok(found);
-    };
-    let raw = raw.to_str().map_err(|_| "Upload-Metadata must be ASCII")?;
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
-        let decoded = STANDARD
-            .decode(value.trim())
-            .ok()
-            .and_then(|v| String::from_utf8(v).ok())
-            .ok_or_else(|| {
-                format!("Upload-Metadata: the value of {key} is not base64 of UTF-8 text")
-            })?;
-        match key {
-            "filename" | "name" => found.name = Some(decoded),
-            "filetype" | "type" | "content_type" => found.content_type = Some(decoded),
-            _ => {}
-        }
-    }
-    Ok(found)
-}
-
-/// `Upload-Checksum: <algorithm> <base64 digest>`.
-fn checksum(headers: &HeaderMap) -> Result<Option<Checksum>, String> {
-    let Some(raw) = headers.get("upload-checksum") else {
-        return Ok(None);
-    };
-    let raw = raw.to_str().map_err(|_| "Upload-Checksum must be ASCII")?;
-    let (algorithm, digest) = raw
-        .trim()
-        .split_once(' ')
-        .ok_or("Upload-Checksum is `<algorithm> <base64 digest>`")?;
-    let digest = STANDARD
-        .decode(digest.trim())
-        .map_err(|_| "Upload-Checksum: the digest is not base64")?;
-    let wrong_length = || format!("Upload-Checksum: not a {algorithm} digest");
-    match algorithm.to_ascii_lowercase().as_str() {
-        "sha1" => Ok(Some(Checksum::Sha1(
-            digest.try_into().map_err(|_| wrong_length())?,
-        ))),
-        "sha256" => Ok(Some(Checksum::Sha256(
-            digest.try_into().map_err(|_| wrong_length())?,
-        ))),
-        other => Err(format!(
-            "Upload-Checksum: {other} is not supported (use {CHECKSUMS})"
-        )),
-    }
 }

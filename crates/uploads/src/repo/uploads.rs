@@ -264,17 +264,35 @@ pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbR
         .map_err(Into::into)
 }
 
-/// Which of `ids` have a row (the sweeper's question about the objects it found).
-pub async fn existing(
+/// The states of those of `ids` that have a row (the sweeper's question about the
+/// objects it found).
+pub async fn states(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
-) -> DbResult<std::collections::HashSet<Uuid>> {
-    let found: Vec<Uuid> = u::table
+) -> DbResult<std::collections::HashMap<Uuid, UploadState>> {
+    let found: Vec<(Uuid, UploadState)> = u::table
         .filter(u::id.eq_any(ids))
-        .select(u::id)
+        .select((u::id, u::state))
         .load(conn)
         .await?;
     Ok(found.into_iter().collect())
+}
+
+/// Up to `limit` uploads `processing` since before `before`: their job gave up (dead
+/// after its last attempt) without recording an outcome.
+pub async fn stale_processing(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> DbResult<Vec<Row>> {
+    u::table
+        .filter(u::state.eq(UploadState::Processing))
+        .filter(u::updated_at.lt(before))
+        .select(Row::as_select())
+        .limit(limit)
+        .load(conn)
+        .await
+        .map_err(Into::into)
 }
 
 /// Deletes up to `limit` uploads still `receiving` past their `expires_at` (the partial

@@ -61,9 +61,16 @@ async fn a_direct_upload_goes_to_the_bucket_and_is_processed_once_completed() {
         done["sha256"].as_str().unwrap(),
         streamed::hex_sha256(&body)
     );
-    // Completing again is harmless.
+    // Completing again is harmless, and a PUT to the URL after the check changes
+    // nothing: it lands beside the checked file, for the sweeper.
     let again = complete(&s, &id).await;
     assert_eq!(again.status(), 202);
+    assert!(
+        put(&direct, b"something else entirely".to_vec())
+            .await
+            .status()
+            .is_success()
+    );
     let content = s.get(&format!("{}/{id}/content", s.uploads())).await;
     assert_eq!(content.bytes().await.unwrap().as_ref(), body.as_slice());
 }
@@ -188,8 +195,24 @@ async fn the_sweeper_removes_old_objects_without_a_row_and_spares_young_ones() {
             assert!(status.success());
         }
     }
+    // An upload whose processing never recorded an outcome is given up on.
+    let stuck = s.uploaded("stuck.txt", "text/plain", "stuck").await;
+    let stuck_id: uuid::Uuid = stuck["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(s.settled(&stuck_id.to_string()).await["state"], "ready");
+    s.app
+        .run_sql(
+            "UPDATE uploads SET state = 'processing', updated_at = now() - interval '7 hours' WHERE id = $1",
+            Some(stuck_id),
+        )
+        .await;
     let swept = s.app.domains.uploads.sweep().await.unwrap();
     assert_eq!(swept.orphan_objects, 1);
+    assert_eq!(swept.stale_processing, 1);
+    let stuck = s
+        .app
+        .get_json(&s.owner.token, &format!("{}/{stuck_id}", s.uploads()))
+        .await;
+    assert_eq!(stuck["state"], "failed", "{stuck}");
     assert!(!old.exists());
     assert!(young.exists());
     let content = s

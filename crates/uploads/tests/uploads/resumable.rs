@@ -143,6 +143,21 @@ async fn the_tus_protocol_step_by_step() {
     .await;
     assert_eq!(offset(&s, &url).await, "4");
 
+    // A part some lost request left at the same offset is not on the upload's path.
+    let id: uuid::Uuid = url.rsplit('/').next().unwrap().parse().unwrap();
+    let stale = keel_uploads::keys::derived_in(
+        s.owner.org_id,
+        id,
+        "parts",
+        &format!("{:020}-{:020}", 4, 6),
+    );
+    s.app
+        .domains
+        .uploads
+        .storage()
+        .put(&stale, bytes::Bytes::from_static(b"??"))
+        .await
+        .unwrap();
     let sha256 = format!(
         "sha256 {}",
         STANDARD.encode(sha2::Sha256::digest(&body[4..]))
@@ -182,6 +197,27 @@ async fn terminating_a_resumable_upload_removes_it() {
         .await
         .unwrap();
     keel_testing::assert_error(res, 413, "payload_too_large", None).await;
+    // Past its expiry it is gone (410), before the sweeper even removes it.
+    let id: uuid::Uuid = url.rsplit('/').next().unwrap().parse().unwrap();
+    s.app
+        .run_sql(
+            "UPDATE uploads SET expires_at = now() - interval '1 second' WHERE id = $1",
+            Some(id),
+        )
+        .await;
+    keel_testing::assert_error(
+        patch(&s, &url, 30, &[b'x'; 30], None).await,
+        410,
+        "gone",
+        None,
+    )
+    .await;
+    s.app
+        .run_sql(
+            "UPDATE uploads SET expires_at = now() + interval '1 hour' WHERE id = $1",
+            Some(id),
+        )
+        .await;
     let res = tus(&s, reqwest::Method::DELETE, &url).send().await.unwrap();
     assert_eq!(res.status(), 204);
     let res = tus(&s, reqwest::Method::HEAD, &url).send().await.unwrap();

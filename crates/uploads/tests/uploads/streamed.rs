@@ -65,6 +65,17 @@ async fn a_raw_upload_is_stored_processed_and_served() {
         .await
         .unwrap();
     assert_eq!(past.status(), 416);
+    let huge = s
+        .app
+        .client
+        .get(s.app.url(&format!("{}/{id}/content", s.uploads())))
+        .bearer_auth(&s.owner.token)
+        .header("range", "bytes=3-18446744073709551615")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 206);
+    assert_eq!(huge.bytes().await.unwrap().as_ref(), &body[3..]);
     assert_eq!(
         past.headers()["content-range"],
         format!("bytes */{}", body.len()).as_str()
