@@ -20,6 +20,9 @@ pub enum StorageError {
     /// `storage.*` settings that cannot work: stops start-up.
     #[error("storage settings: {0}")]
     Config(String),
+    /// Reading a local file failed.
+    #[error("reading a stored file: {0}")]
+    Io(#[source] std::io::Error),
     /// Anything else from the store (network, permissions, disk).
     #[error("object storage: {0}")]
     Store(#[source] object_store::Error),

@@ -15,6 +15,7 @@
 mod backend;
 mod error;
 mod key;
+mod local_read;
 mod writer;
 
 pub use error::{StorageError, StorageResult};
@@ -28,7 +29,9 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use keel_config::{StorageBackend, StorageSettings};
 use object_store::signer::{HeaderValue, SignedUrlOptions, Signer};
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,10 +151,17 @@ impl Storage {
             ..GetOptions::default()
         };
         let result = self.store.get_opts(key.path(), options).await?;
+        let (size, range) = (result.meta.size, result.range.clone());
+        let stream = match result.payload {
+            // object_store reads local files 8 KiB per blocking task: too small a bite
+            // for files of gigabytes.
+            GetResultPayload::File(file, _) => local_read::stream(file, range.clone()),
+            GetResultPayload::Stream(stream) => stream.map_err(StorageError::from).boxed(),
+        };
         Ok(Download {
-            size: result.meta.size,
-            range: result.range.clone(),
-            stream: result.into_stream().map_err(StorageError::from).boxed(),
+            size,
+            range,
+            stream,
         })
     }
 

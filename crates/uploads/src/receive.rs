@@ -1,13 +1,14 @@
 //! Streaming a request body into storage: bytes go out in parts as they arrive, are
-//! counted and hashed on the way, and the write is abandoned — leaving nothing — the
-//! moment the size limit is passed or the body breaks off.
+//! counted (and hashed when a checksum is to be verified) on the way, and the write is
+//! abandoned — leaving nothing — the moment the size limit is passed or the body breaks
+//! off. The content's SHA-256 is not taken here: processing takes it, once, off the
+//! request path (hashing is most of the CPU an upload costs).
 
 use crate::UploadsError;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use keel_storage::{ObjectKey, Storage};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Digest as _;
 use std::fmt::Display;
 
 /// The most a body may carry, and what to tell the client past it.
@@ -23,6 +24,14 @@ impl Limit {
     }
 }
 
+/// The digest to take of the body, to check a client's checksum against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Digest {
+    None,
+    Sha1,
+    Sha256,
+}
+
 /// What to do when the body breaks off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OnBreak {
@@ -36,16 +45,10 @@ pub(crate) enum OnBreak {
 #[derive(Debug)]
 pub(crate) struct Received {
     pub size: u64,
-    pub sha256: [u8; 32],
-    pub sha1: [u8; 20],
+    /// The digest asked for, if one was.
+    pub digest: Option<Vec<u8>>,
     /// Why the body ended early, when it did and what arrived was kept.
     pub broken: Option<String>,
-}
-
-impl Received {
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
-    }
 }
 
 /// Streams `body` to `key`. On an error the partial object is aborted (or, with
@@ -57,14 +60,14 @@ pub(crate) async fn receive<S, E>(
     mut body: S,
     limit: &Limit,
     on_break: OnBreak,
+    digest: Digest,
 ) -> Result<Received, UploadsError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Display,
 {
     let mut writer = storage.writer(key).await?;
-    let mut sha256 = Sha256::new();
-    let mut sha1 = Sha1::new();
+    let mut hasher = Hasher::of(digest);
     let mut broken = None;
     let failure = loop {
         match body.next().await {
@@ -78,8 +81,7 @@ where
                 if writer.written() + chunk.len() as u64 > limit.bytes {
                     break Some(limit.exceeded());
                 }
-                sha256.update(&chunk);
-                sha1.update(&chunk);
+                hasher.update(&chunk);
                 if let Err(e) = writer.write(chunk).await {
                     break Some(e.into());
                 }
@@ -95,8 +97,40 @@ where
     let size = writer.finish().await?;
     Ok(Received {
         size,
-        sha256: sha256.finalize().into(),
-        sha1: sha1.finalize().into(),
+        digest: hasher.finish(),
         broken,
     })
+}
+
+/// The running digest, if one is taken.
+enum Hasher {
+    None,
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl Hasher {
+    fn of(digest: Digest) -> Self {
+        match digest {
+            Digest::None => Hasher::None,
+            Digest::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Digest::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::None => {}
+            Hasher::Sha1(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Option<Vec<u8>> {
+        match self {
+            Hasher::None => None,
+            Hasher::Sha1(h) => Some(h.finalize().to_vec()),
+            Hasher::Sha256(h) => Some(h.finalize().to_vec()),
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! the original and inspects it like any upload.
 
 use crate::model::{Upload, UploadMethod, UploadState};
-use crate::receive::{Limit, OnBreak, receive};
+use crate::receive::{Digest, Limit, OnBreak, receive};
 use crate::rules::declared_type;
 use crate::service::{NewUpload, Uploader};
 use crate::{Uploads, UploadsError, keys, names, repo};
@@ -21,6 +21,15 @@ use uuid::Uuid;
 pub enum Checksum {
     Sha1([u8; 20]),
     Sha256([u8; 32]),
+}
+
+impl Checksum {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Checksum::Sha1(sum) => sum,
+            Checksum::Sha256(sum) => sum,
+        }
+    }
 }
 
 /// A chunk arriving at `offset`.
@@ -139,19 +148,24 @@ impl Uploads {
             PARTS,
             &format!("{offset:020}.{}", Uuid::new_v4()),
         );
+        let digest = match chunk.checksum {
+            None => Digest::None,
+            Some(Checksum::Sha1(_)) => Digest::Sha1,
+            Some(Checksum::Sha256(_)) => Digest::Sha256,
+        };
         let received = receive(
             self.storage(),
             staging.clone(),
             chunk.body,
             &limit,
             on_break,
+            digest,
         )
         .await?;
-        let matches = match &chunk.checksum {
-            None => true,
-            Some(Checksum::Sha1(sum)) => *sum == received.sha1,
-            Some(Checksum::Sha256(sum)) => *sum == received.sha256,
-        };
+        let matches = chunk
+            .checksum
+            .as_ref()
+            .is_none_or(|sum| received.digest.as_deref() == Some(sum.bytes()));
         if !matches || received.size == 0 {
             self.storage().delete(&staging).await?;
             if !matches {

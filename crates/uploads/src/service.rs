@@ -6,7 +6,7 @@ use crate::model::{Upload, UploadMethod, UploadState};
 use crate::process::Processor;
 use crate::process::image::ImageProcessor;
 use crate::process::table::TableProcessor;
-use crate::receive::{Limit, OnBreak, receive};
+use crate::receive::{Digest, Limit, OnBreak, receive};
 use crate::repo::{self, uploads::ListFilter};
 use crate::rules::{declared_type, empty, holds_quota, quota_message};
 use crate::{UploadsError, keys, names};
@@ -168,6 +168,7 @@ impl Uploads {
             incoming.body,
             &limit,
             OnBreak::Discard,
+            Digest::None,
         )
         .await?;
         if received.size == 0 {
@@ -175,7 +176,6 @@ impl Uploads {
             return Err(empty());
         }
         let size = i64::try_from(received.size).unwrap_or(i64::MAX);
-        let sha256 = received.sha256_hex();
         let new = NewUpload {
             id,
             org_id,
@@ -184,7 +184,7 @@ impl Uploads {
             file_name: &file_name,
             declared_type: &declared_type,
             size,
-            sha256: Some(&sha256),
+            sha256: None,
         };
         let recorded = self.record_new(&new, reply, |upload| upload).await;
         match recorded {
