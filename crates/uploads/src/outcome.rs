@@ -1,7 +1,7 @@
 //! The `uploads.process` job's side of the service: run the pipeline, then record its
 //! decision, the event and the clean-up in one transaction.
 
-use crate::jobs::{AiTask, DeleteObjects};
+use crate::jobs::AiTask;
 use crate::model::{Results, UploadMethod, UploadState};
 use crate::process::pipeline::{self, Decision};
 use crate::process::{Content, FileFacts, ProcessError};
@@ -99,19 +99,7 @@ impl Uploads {
                 };
                 let mut jobs = Vec::new();
                 if !holds_quota(d.state) {
-                    repo::usage::release(conn, row.org_id, row.size_bytes).await?;
-                    jobs.push(
-                        self.inner
-                            .queue
-                            .enqueue(
-                                conn,
-                                &DeleteObjects {
-                                    org_id: row.org_id,
-                                    upload_id: row.id,
-                                },
-                            )
-                            .await?,
-                    );
+                    jobs.push(self.let_go(conn, row, true).await?);
                 }
                 let deferred = self
                     .inner

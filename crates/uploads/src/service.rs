@@ -265,6 +265,25 @@ impl Uploads {
         .await
     }
 
+    /// On `conn`, inside the transaction that ends `row`'s life as an upload (deleted,
+    /// refused, expired): gives its bytes back to the quota when `release`, and queues
+    /// the removal of its objects (ring the job after the commit).
+    pub(crate) async fn let_go(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        row: &repo::uploads::Row,
+        release: bool,
+    ) -> keel_persistence::DbResult<keel_queue::Enqueued> {
+        if release {
+            repo::usage::release(conn, row.org_id, row.size_bytes).await?;
+        }
+        let objects = DeleteObjects {
+            org_id: row.org_id,
+            upload_id: row.id,
+        };
+        self.inner.queue.enqueue(conn, &objects).await
+    }
+
     pub(crate) fn quota(&self) -> Option<i64> {
         let q = self.inner.settings.uploads.org_quota_bytes;
         (q > 0).then(|| i64::try_from(q).unwrap_or(i64::MAX))
@@ -408,14 +427,7 @@ impl Uploads {
                         "members may delete only their own uploads; owners and admins may delete any",
                     ));
                 }
-                if holds_quota(row.state) {
-                    repo::usage::release(conn, org_id, row.size_bytes).await?;
-                }
-                let job = self
-                    .inner
-                    .queue
-                    .enqueue(conn, &DeleteObjects { org_id, upload_id: id })
-                    .await?;
+                let job = self.let_go(conn, &row, holds_quota(row.state)).await?;
                 Ok::<_, UploadsError>(job)
             })
             .await?;

@@ -3,7 +3,6 @@
 //! a deletion job that ran before a late processor wrote a derived object — and
 //! unfinished uploads past their expiry.
 
-use crate::jobs::DeleteObjects;
 use crate::model::UploadState;
 use crate::{Uploads, UploadsError, keys, repo};
 use chrono::{Duration as Age, Utc};
@@ -132,19 +131,7 @@ impl Uploads {
                     let expired = repo::uploads::delete_expired(conn, BATCH as i64).await?;
                     let mut jobs = Vec::with_capacity(expired.len());
                     for row in &expired {
-                        repo::usage::release(conn, row.org_id, row.size_bytes).await?;
-                        jobs.push(
-                            self.inner
-                                .queue
-                                .enqueue(
-                                    conn,
-                                    &DeleteObjects {
-                                        org_id: row.org_id,
-                                        upload_id: row.id,
-                                    },
-                                )
-                                .await?,
-                        );
+                        jobs.push(self.let_go(conn, row, true).await?);
                     }
                     Ok::<_, UploadsError>((expired, jobs))
                 })

@@ -26,32 +26,22 @@ async fn another_organizations_upload_is_404_on_every_route() {
             if item.get(method).is_none() {
                 continue;
             }
-            // The stranger's own organization in the path, the owner's upload id.
-            let path = template
-                .replace("{org_id}", &stranger.org_id.to_string())
-                .replace("{id}", &id);
-            let res = s
-                .app
-                .client
-                .request(method.to_uppercase().parse().unwrap(), s.app.url(&path))
-                .bearer_auth(&stranger.token)
-                .send()
-                .await
-                .unwrap();
-            keel_testing::assert_error(res, 404, "not_found", None).await;
-            // And the owner's organization in the path: not the stranger's to see.
-            let path = template
-                .replace("{org_id}", &s.owner.org_id.to_string())
-                .replace("{id}", &id);
-            let res = s
-                .app
-                .client
-                .request(method.to_uppercase().parse().unwrap(), s.app.url(&path))
-                .bearer_auth(&stranger.token)
-                .send()
-                .await
-                .unwrap();
-            keel_testing::assert_error(res, 404, "not_found", None).await;
+            // The stranger's own organization in the path with the owner's upload id, and
+            // the owner's organization: neither is the stranger's to see.
+            for org in [stranger.org_id, s.owner.org_id] {
+                let path = template
+                    .replace("{org_id}", &org.to_string())
+                    .replace("{id}", &id);
+                let res = s
+                    .app
+                    .client
+                    .request(method.to_uppercase().parse().unwrap(), s.app.url(&path))
+                    .bearer_auth(&stranger.token)
+                    .send()
+                    .await
+                    .unwrap();
+                keel_testing::assert_error(res, 404, "not_found", None).await;
+            }
             checked += 1;
         }
     }
