@@ -35,9 +35,10 @@ pub fn routes(domains: &Domains) -> Routes {
         cfg.app_data(accounts.clone())
             .app_data(notifications.clone())
             .app_data(uploads.clone())
+            // Scoped domains first: each costs the others one prefix test.
+            .configure(keel_uploads::http::configure)
             .configure(keel_accounts::http::configure)
-            .configure(keel_notifications::http::configure)
-            .configure(keel_uploads::http::configure);
+            .configure(keel_notifications::http::configure);
     })
 }
 

@@ -20,11 +20,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// PUT of the file with the given `headers` until `url_expires_at`; then call
 /// `POST .../uploads/{id}/complete`. The size counts against the quota from now; an
 /// upload never completed is removed after `uploads.unfinished_expiry_hours`.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])), request_body = NewDirectUpload,
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization")), security(("bearer" = [])), request_body = NewDirectUpload,
     responses((status = 201, body = DirectUpload), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
-#[post("/orgs/{org_id}/uploads/direct")]
+#[post("/direct")]
 pub async fn create_direct_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -46,10 +46,10 @@ pub async fn create_direct_upload(
 /// Says the bytes of a direct upload are in place: they must be there with the declared
 /// size (409 otherwise: not uploaded yet, or another size, then removed), and
 /// processing starts (202). Calling it again answers the upload as it is.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload")), security(("bearer" = [])),
     responses((status = 202, body = Upload), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-#[post("/orgs/{org_id}/uploads/{id}/complete")]
+#[post("/{id}/complete")]
 pub async fn complete_direct_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,

@@ -92,10 +92,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// What the server supports (tus discovery). Needs no credentials.
-#[utoipa::path(tag = "uploads",
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization")),
     responses((status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size and Tus-Checksum-Algorithm headers"),
               (status = 404, body = ErrorBody)))]
-#[options("/orgs/{org_id}/uploads/resumable")]
+#[options("/resumable")]
 pub async fn resumable_upload_options(
     u: web::Data<Uploads>,
     org_id: web::Path<Uuid>,
@@ -114,11 +114,11 @@ pub async fn resumable_upload_options(
 /// the chunks. The length counts against the quota from now; an upload not finished
 /// within `uploads.unfinished_expiry_hours` is removed (`Upload-Expires`).
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(TusCreation),
+    params(("org_id" = Uuid, Path, description = "The organization"), TusCreation),
     responses((status = 201, body = Upload, description = "Location, Upload-Expires"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 412, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-#[post("/orgs/{org_id}/uploads/resumable")]
+#[post("/resumable")]
 pub async fn create_resumable_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -168,11 +168,11 @@ pub async fn create_resumable_upload(
 
 /// The upload's offset (tus HEAD): how many bytes arrived, so a client resumes there.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(TusRequest),
+    params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload"), TusRequest),
     responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Expires"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
               (status = 412, body = ErrorBody)))]
-#[head("/orgs/{org_id}/uploads/resumable/{id}")]
+#[head("/resumable/{id}")]
 pub async fn resumable_upload_offset(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -203,14 +203,14 @@ pub async fn resumable_upload_offset(
 /// not match is dropped (460). A chunk cut short keeps what arrived. The last chunk
 /// starts processing.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(TusChunk),
+    params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload"), TusChunk),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "Upload-Offset, Upload-Expires"), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 412, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 460, body = ErrorBody)))]
-#[patch("/orgs/{org_id}/uploads/resumable/{id}")]
+#[patch("/resumable/{id}")]
 pub async fn append_resumable_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -264,10 +264,10 @@ pub async fn append_resumable_upload(
 
 /// Abandons the upload (tus termination): its row and its bytes go.
 #[utoipa::path(tag = "uploads", security(("bearer" = [])),
-    params(TusRequest),
+    params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload"), TusRequest),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
-#[delete("/orgs/{org_id}/uploads/resumable/{id}")]
+#[delete("/resumable/{id}")]
 pub async fn delete_resumable_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,

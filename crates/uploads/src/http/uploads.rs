@@ -41,12 +41,12 @@ pub struct UploadQuery {
 /// `multipart/form-data` with one file part. The answer is the upload in state
 /// `processing`; poll it (or listen for `upload.processed`) for the outcome. Past the
 /// size cap or the organization's quota: 413, and nothing is kept.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])), params(UploadQuery),
+#[utoipa::path(tag = "uploads", security(("bearer" = [])), params(("org_id" = Uuid, Path, description = "The organization"), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes (any type), or a multipart/form-data body with one file part"),
     responses((status = 201, body = Upload), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-#[post("/orgs/{org_id}/uploads")]
+#[post("")]
 pub async fn create_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -202,10 +202,10 @@ pub struct ListQuery {
 }
 
 /// The organization's uploads, newest first.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])), params(ListQuery),
+#[utoipa::path(tag = "uploads", security(("bearer" = [])), params(("org_id" = Uuid, Path, description = "The organization"), ListQuery),
     responses((status = 200, body = Paginated<Upload>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-#[get("/orgs/{org_id}/uploads")]
+#[get("")]
 pub async fn list_uploads(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -227,10 +227,10 @@ pub async fn list_uploads(
 }
 
 /// One upload: its state, and what processing found.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload")), security(("bearer" = [])),
     responses((status = 200, body = Upload), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-#[get("/orgs/{org_id}/uploads/{id}")]
+#[get("/{id}")]
 pub async fn get_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -243,11 +243,11 @@ pub async fn get_upload(
 
 /// The file, as the type its bytes show, as an attachment. `Range: bytes=a-b` gets 206;
 /// `If-None-Match` with the `ETag` gets 304. Only `ready` uploads (409 otherwise).
-#[utoipa::path(tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload")), security(("bearer" = [])),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 206, body = Vec<u8>),
               (status = 304), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 416, body = ErrorBody)))]
-#[get("/orgs/{org_id}/uploads/{id}/content")]
+#[get("/{id}/content")]
 pub async fn get_upload_content(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -284,10 +284,10 @@ pub async fn get_upload_content(
 }
 
 /// A PNG thumbnail of an image upload (404 when it has none).
-#[utoipa::path(tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload")), security(("bearer" = [])),
     responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-#[get("/orgs/{org_id}/uploads/{id}/thumbnail")]
+#[get("/{id}/thumbnail")]
 pub async fn get_upload_thumbnail(
     u: web::Data<Uploads>,
     caller: Authenticated,
@@ -302,9 +302,9 @@ pub async fn get_upload_thumbnail(
 
 /// Deletes the upload: it is gone from the API at once, its bytes shortly after. The
 /// uploader, an owner or admin, or an API key with `uploads:write` may.
-#[utoipa::path(tag = "uploads", security(("bearer" = [])),
+#[utoipa::path(tag = "uploads", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The upload")), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-#[delete("/orgs/{org_id}/uploads/{id}")]
+#[delete("/{id}")]
 pub async fn delete_upload(
     u: web::Data<Uploads>,
     caller: Authenticated,
