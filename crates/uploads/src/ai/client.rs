@@ -119,8 +119,10 @@ impl Provider {
             }
             Err((kind, error)) => {
                 let retried = !matches!(error, ProcessError::Permanent(_));
-                // The request's own fault (a 4xx) says nothing about the provider's health.
-                if retried && self.breaker.failed() {
+                if !retried {
+                    // The request's own fault (a 4xx): the provider answered, so it is up.
+                    self.breaker.succeeded();
+                } else if self.breaker.failed() {
                     tracing::warn!(ai.provider = %self.name, "AI provider circuit breaker opened");
                 }
                 metrics::counter!("keel_ai_attempts_total", "provider" => provider.clone(),
