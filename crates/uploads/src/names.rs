@@ -1,6 +1,8 @@
 //! Client file names: kept for display and as the download's suggested name, after
 //! cleaning — never used as a storage key or a path.
 
+use actix_web::http::header::{ContentDisposition, HeaderValue};
+
 /// Longest kept name, in bytes (a common file-system limit).
 pub const MAX_NAME_BYTES: usize = 255;
 /// The name of a file the client did not name.
@@ -69,35 +71,14 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 /// The file name in a request's `Content-Disposition` (`filename*=UTF-8''…` preferred
-/// over `filename="…"`), for raw uploads that name the file there.
-pub fn from_disposition(header: &str) -> Option<String> {
-    let mut plain = None;
-    for part in header.split(';').map(str::trim) {
-        if let Some(value) = part.strip_prefix("filename*=") {
-            let encoded = value
-                .strip_prefix("UTF-8''")
-                .or_else(|| value.strip_prefix("utf-8''"))?;
-            return percent_decode(encoded);
-        }
-        if let Some(value) = part.strip_prefix("filename=") {
-            plain = Some(value.trim_matches('"').to_owned());
-        }
+/// over `filename="…"`), for raw uploads that name the file there; parsed by actix-web's
+/// own `ContentDisposition`.
+pub fn from_disposition(header: &HeaderValue) -> Option<String> {
+    let parsed = ContentDisposition::from_raw(header).ok()?;
+    match parsed.get_filename_ext() {
+        Some(ext) => Some(String::from_utf8_lossy(&ext.value).into_owned()),
+        None => parsed.get_filename().map(str::to_owned),
     }
-    plain
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -126,12 +107,10 @@ mod tests {
     fn disposition_round_trips() {
         let header = content_disposition("résumé \"final\".pdf");
         assert!(header.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""));
+        let parse = |text: &str| from_disposition(&HeaderValue::from_str(text).unwrap());
+        assert_eq!(parse(&header).as_deref(), Some("résumé \"final\".pdf"));
         assert_eq!(
-            from_disposition(&header).as_deref(),
-            Some("résumé \"final\".pdf")
-        );
-        assert_eq!(
-            from_disposition("attachment; filename=\"a.txt\"").as_deref(),
+            parse("attachment; filename=\"a.txt\"").as_deref(),
             Some("a.txt")
         );
     }

@@ -347,18 +347,17 @@ impl Uploads {
         Ok(Paginated::from_rows(uploads, page, |u: &Upload| u.id))
     }
 
-    /// The content of a `ready` upload, whole or a byte range of it.
+    /// The content of `upload` (of the organization, as [`Uploads::get`] gave it), whole
+    /// or a byte range of it; only once it is `ready`.
     pub async fn content(
         &self,
         org_id: Uuid,
-        id: Uuid,
+        upload: &Upload,
         range: Option<ByteRange>,
-    ) -> Result<(Upload, Download), UploadsError> {
-        let upload = self.ready(org_id, id).await?;
-        let download = self
-            .open(&keys::original(org_id, id), range, upload.size_bytes)
-            .await?;
-        Ok((upload, download))
+    ) -> Result<Download, UploadsError> {
+        ready(upload)?;
+        self.open(&keys::original(org_id, upload.id), range, upload.size_bytes)
+            .await
     }
 
     /// The PNG thumbnail of a `ready` image.
@@ -367,7 +366,8 @@ impl Uploads {
         org_id: Uuid,
         id: Uuid,
     ) -> Result<(Upload, Download), UploadsError> {
-        let upload = self.ready(org_id, id).await?;
+        let upload = self.get(org_id, id).await?;
+        ready(&upload)?;
         if !upload.results.image.is_some_and(|i| i.thumbnail) {
             return Err(UploadsError::NotFound);
         }
@@ -377,15 +377,6 @@ impl Uploads {
             .get(&keys::thumbnail(org_id, id), None)
             .await?;
         Ok((upload, download))
-    }
-
-    async fn ready(&self, org_id: Uuid, id: Uuid) -> Result<Upload, UploadsError> {
-        let upload = self.get(org_id, id).await?;
-        if upload.state == UploadState::Ready {
-            Ok(upload)
-        } else {
-            Err(UploadsError::NotReady(upload.state))
-        }
     }
 
     /// Streams `key` (of `size` bytes), whole or `range` of it: a range that starts past
@@ -437,5 +428,14 @@ impl Uploads {
             .invalidate(&Self::cache_key(org_id, id))
             .await;
         Ok(())
+    }
+}
+
+/// Content is served only once processing found it acceptable (409 before).
+fn ready(upload: &Upload) -> Result<(), UploadsError> {
+    if upload.state == UploadState::Ready {
+        Ok(())
+    } else {
+        Err(UploadsError::NotReady(upload.state))
     }
 }

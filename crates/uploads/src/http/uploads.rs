@@ -103,7 +103,6 @@ async fn receive(
         let name = query.name.or_else(|| {
             req.headers()
                 .get(header::CONTENT_DISPOSITION)
-                .and_then(|v| v.to_str().ok())
                 .and_then(names::from_disposition)
         });
         let incoming = Incoming {
@@ -265,8 +264,8 @@ pub async fn get_upload_content(
         return Ok(content::unchanged(etag.as_deref().unwrap_or_default()));
     }
     let range = content::requested_range(&req);
-    Ok(match u.content(org_id, id, range).await {
-        Ok((upload, download)) => {
+    Ok(match u.content(org_id, &upload, range).await {
+        Ok(download) => {
             let content_type = upload
                 .detected_type
                 .as_deref()
