@@ -146,7 +146,7 @@ async fn local_folder() {
     assert!(!storage.can_presign());
     exercise(&storage).await;
     // Nothing left on disk either: no staging files, no empty folders.
-    let files: Vec<_> = walk(&root);
+    let files: Vec<_> = keel_testing::files_under(&root);
     assert!(files.is_empty(), "{files:?}");
     let key = ObjectKey::new(["a"]);
     assert!(matches!(
@@ -156,19 +156,6 @@ async fn local_folder() {
         Err(StorageError::CannotPresign)
     ));
     std::fs::remove_dir_all(root).ok();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[tokio::test]

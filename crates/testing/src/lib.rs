@@ -17,6 +17,7 @@
 mod ai;
 mod app;
 mod errors;
+mod files;
 mod mailbox;
 mod net;
 mod process;
@@ -30,6 +31,7 @@ mod wait;
 pub use ai::{AI_ANSWER, AiRequest, AiRespond, FakeAi};
 pub use app::TestApp;
 pub use errors::{assert_error, error_body};
+pub use files::files_under;
 pub use mailbox::Mailbox;
 pub use net::free_port;
 pub use process::{KeelProcess, serve_process, serve_process_logging_to, work_process};

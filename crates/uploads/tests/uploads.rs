@@ -112,6 +112,18 @@ impl Setup {
         }
     }
 
+    /// Width and height of upload `id`'s thumbnail, served as a PNG.
+    async fn thumbnail_size(&self, id: &str) -> (u32, u32) {
+        let thumb = self
+            .get(&format!("{}/{id}/thumbnail", self.uploads()))
+            .await;
+        assert_eq!(thumb.status(), 200);
+        assert_eq!(thumb.headers()["content-type"], "image/png");
+        let bytes = thumb.bytes().await.expect("body");
+        let decoded = image::load_from_memory(&bytes).expect("a PNG thumbnail");
+        (decoded.width(), decoded.height())
+    }
+
     async fn rows(&self) -> i64 {
         self.app
             .count_rows(
@@ -123,21 +135,8 @@ impl Setup {
 
     /// Every file under the local storage folder (staging files included).
     fn files(&self) -> Vec<std::path::PathBuf> {
-        walk(&self.app.storage_root())
+        keel_testing::files_under(&self.app.storage_root())
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
 
 /// A valid PNG of `w`×`h` pixels.
