@@ -6,7 +6,8 @@ use crate::platform::Platform;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_accounts::{AccountEmail, AccountMailer, Accounts};
-use keel_events::Audience;
+use keel_events::{Actor, Audience, AuditRecord};
+use keel_exports::Exports;
 use keel_http::Role;
 use keel_notifications::{Directory, Mailer, Notifications, Recipient, Template};
 use keel_persistence::{AsyncPgConnection, DbResult};
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// The areas of the API-key scopes the mounted domains define (`<area>:read|write`).
-pub const SCOPE_AREAS: [&str; 3] = [
+pub const SCOPE_AREAS: [&str; 4] = [
     keel_accounts::SCOPE_AREA,
     keel_notifications::SCOPE_AREA,
     keel_uploads::SCOPE_AREA,
+    keel_exports::SCOPE_AREA,
 ];
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,7 @@ pub struct Domains {
     pub mailer: Mailer,
     pub notifications: Notifications,
     pub uploads: Uploads,
+    pub exports: Exports,
 }
 
 impl Domains {
@@ -62,11 +65,24 @@ impl Domains {
             Arc::new(notifications.clone()),
             keel_uploads::ai::AiProcessor::from_settings(&settings.ai)?,
         );
+        let exports = Exports::new(
+            settings.clone(),
+            keel_exports::Services {
+                pool: platform.pool.clone(),
+                reads: platform.reads(),
+                queue: platform.queue.clone(),
+                storage: platform.storage.clone(),
+                publisher: Arc::new(notifications.clone()),
+                audit: Arc::new(AuditTrail),
+            },
+            crate::sources::all(),
+        );
         Ok(Self {
             accounts,
             mailer,
             notifications,
             uploads,
+            exports,
         })
     }
 }
@@ -149,5 +165,32 @@ impl Directory for People {
                 .collect())
         }
         .boxed()
+    }
+}
+
+/// Domains' audit entries, in accounts' audit trail (`GET /orgs/{org_id}/audit-events`).
+#[derive(Debug)]
+struct AuditTrail;
+
+impl keel_events::AuditTrail for AuditTrail {
+    fn record<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        record: AuditRecord,
+    ) -> BoxFuture<'a, DbResult<()>> {
+        let (actor_user_id, actor_api_key_id) = match record.actor {
+            Actor::User(id) => (Some(id), None),
+            Actor::ApiKey(id) => (None, Some(id)),
+        };
+        let event = keel_accounts::repo::AuditEvent {
+            org_id: Some(record.org_id),
+            actor_user_id,
+            actor_api_key_id,
+            action: record.action,
+            target_id: record.target_id,
+            ip: None,
+            details: record.details,
+        };
+        keel_accounts::repo::audit(conn, event).boxed()
     }
 }

@@ -19,6 +19,7 @@ pub fn registry(domains: &Domains) -> anyhow::Result<Registry> {
     keel_notifications::jobs::register_events(&mut registry, domains.notifications.clone())?;
     keel_accounts::jobs::register(&mut registry, domains.accounts.clone())?;
     keel_uploads::jobs::register(&mut registry, domains.uploads.clone())?;
+    keel_exports::jobs::register(&mut registry, domains.exports.clone())?;
     registry.register(|ctx: JobContext, _: PurgeIdempotencyKeys| async move {
         let purged = keel_http::idempotency::purge_expired(&ctx.pool)
             .await

@@ -8,5 +8,6 @@ pub mod platform;
 pub mod routes;
 pub mod run;
 pub mod server;
+pub mod sources;
 
 pub use platform::Platform;

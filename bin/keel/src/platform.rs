@@ -13,6 +13,9 @@ use std::sync::Arc;
 pub struct Platform {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
+    /// The read replica's pool, when `database.replica_url` is set: heavy reads
+    /// (exports) go there, sparing the primary.
+    pub replica: Option<DbPool>,
     pub cache: Cache,
     pub queue: Queue,
     /// The Redis pool the cache uses, shared with domains that need Redis directly.
@@ -25,6 +28,12 @@ impl Platform {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let pool = DbPool::new(&settings.database)?;
+        let replica = settings
+            .database
+            .replica_url
+            .non_empty()
+            .map(|url| DbPool::with_url(&settings.database, url))
+            .transpose()?;
         let redis = keel_cache::redis_pool(&settings.redis)?;
         let cache = Cache::new(&settings.cache, &settings.redis, redis.clone())?;
         let queue = Queue::new(&settings, pool.clone())?;
@@ -32,10 +41,18 @@ impl Platform {
         Ok(Self {
             settings,
             pool,
+            replica,
             cache,
             queue,
             redis,
             storage,
         })
+    }
+}
+
+impl Platform {
+    /// The pool heavy reads use: the replica's when one is configured, else the primary's.
+    pub fn reads(&self) -> DbPool {
+        self.replica.clone().unwrap_or_else(|| self.pool.clone())
     }
 }

@@ -31,12 +31,15 @@ pub fn routes(domains: &Domains) -> Routes {
     let accounts = web::Data::new(domains.accounts.clone());
     let notifications = web::Data::new(domains.notifications.clone());
     let uploads = web::Data::new(domains.uploads.clone());
+    let exports = web::Data::new(domains.exports.clone());
     Arc::new(move |cfg: &mut ServiceConfig| {
         cfg.app_data(accounts.clone())
             .app_data(notifications.clone())
             .app_data(uploads.clone())
+            .app_data(exports.clone())
             // Scoped domains first: each costs the others one prefix test.
             .configure(keel_uploads::http::configure)
+            .configure(keel_exports::http::configure)
             .configure(keel_accounts::http::configure)
             .configure(keel_notifications::http::configure);
     })

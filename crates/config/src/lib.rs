@@ -5,6 +5,7 @@
 //! variables `KEEL__SECTION__KEY`. The result is validated once at start-up; any problem
 //! becomes a [`ConfigError`] whose message names the key.
 
+mod link_keys;
 mod list;
 mod media_types;
 mod proxies;
@@ -13,6 +14,7 @@ mod settings;
 pub mod testing;
 mod validate;
 
+pub use link_keys::{LinkKey, LinkKeys};
 pub use media_types::MediaTypes;
 pub use proxies::{ForwardedHeader, TrustedProxies};
 pub use secret::Secret;

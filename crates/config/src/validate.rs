@@ -214,6 +214,54 @@ impl Settings {
                 "must be at least webhooks.breaker_threshold",
             ));
         }
+        let e = &self.exports;
+        at_least("exports.retention_days", u64::from(e.retention_days), 1)?;
+        at_least("exports.link_expiry_secs", e.link_expiry_secs, 1)?;
+        if e.link_expiry_secs > 900 {
+            return Err(invalid(
+                "exports.link_expiry_secs",
+                "must be at most 900 (15 minutes)",
+            ));
+        }
+        at_least(
+            "exports.max_running_per_org",
+            u64::from(e.max_running_per_org),
+            1,
+        )?;
+        at_least(
+            "exports.max_per_org_per_day",
+            u64::from(e.max_per_org_per_day),
+            1,
+        )?;
+        at_least("exports.batch_rows", u64::from(e.batch_rows), 1)?;
+        if e.batch_rows > 50_000 {
+            return Err(invalid("exports.batch_rows", "must be at most 50000"));
+        }
+        at_least(
+            "exports.progress_every_rows",
+            u64::from(e.progress_every_rows),
+            1,
+        )?;
+        at_least("exports.max_transaction_secs", e.max_transaction_secs, 1)?;
+        if self.env == "production"
+            && e.link_keys
+                .all()
+                .iter()
+                .any(|k| k.secret.expose().starts_with(DEVELOPMENT_SECRET_PREFIX))
+        {
+            return Err(invalid(
+                "exports.link_keys",
+                "holds the development default; set KEEL__EXPORTS__LINK_KEYS",
+            ));
+        }
+        let replica = self.database.replica_url.expose();
+        if !replica.is_empty() {
+            scheme(
+                "database.replica_url",
+                replica,
+                &["postgres://", "postgresql://"],
+            )?;
+        }
         optional_token("admin.token", self.admin.token())?;
         Ok(())
     }

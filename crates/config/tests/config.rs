@@ -11,10 +11,15 @@ fn repo_config_dir() -> std::path::PathBuf {
 fn loader(env_name: &str) -> Loader {
     let loader = Loader::new(repo_config_dir(), env_name, HashMap::new());
     if env_name == "production" {
-        loader.with_var(
-            "KEEL__NOTIFICATIONS__UNSUBSCRIBE_SECRET",
-            "0123456789abcdef0123456789abcdef-prod",
-        )
+        loader
+            .with_var(
+                "KEEL__NOTIFICATIONS__UNSUBSCRIBE_SECRET",
+                "0123456789abcdef0123456789abcdef-prod",
+            )
+            .with_var(
+                "KEEL__EXPORTS__LINK_KEYS",
+                "k1:0123456789abcdef0123456789abcdef-prod",
+            )
     } else {
         loader
     }
@@ -29,6 +34,33 @@ fn production_refuses_the_development_unsubscribe_secret() {
         err.to_string().contains("notifications.unsubscribe_secret"),
         "{err}"
     );
+}
+
+#[test]
+fn production_refuses_the_development_link_key() {
+    let err = Loader::new(repo_config_dir(), "production", HashMap::new())
+        .with_var(
+            "KEEL__NOTIFICATIONS__UNSUBSCRIBE_SECRET",
+            "0123456789abcdef0123456789abcdef-prod",
+        )
+        .load()
+        .expect_err("the public development link key must not reach production");
+    assert!(err.to_string().contains("exports.link_keys"), "{err}");
+}
+
+#[test]
+fn link_keys_and_link_lifetimes_are_checked() {
+    for (key, value, named) in [
+        ("KEEL__EXPORTS__LINK_KEYS", "k1:short", "exports.link_keys"),
+        ("KEEL__EXPORTS__LINK_EXPIRY_SECS", "901", "exports.link_expiry_secs"),
+        ("KEEL__DATABASE__REPLICA_URL", "mysql://x", "database.replica_url"),
+    ] {
+        let err = loader("development")
+            .with_var(key, value)
+            .load()
+            .expect_err("refused");
+        assert!(err.to_string().contains(named), "{key}={value}: {err}");
+    }
 }
 
 #[test]

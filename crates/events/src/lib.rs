@@ -6,6 +6,9 @@
 //! writes on the caller's connection — inside its transaction — so an event exists if
 //! and only if the change it describes commits. What happens next (in-app
 //! notifications, emails, webhooks) runs later, in jobs, never in the request.
+//!
+//! The audit trail is the same kind of contract: [`AuditTrail`] records who did what,
+//! on the caller's connection, wherever the trail is kept.
 
 use futures::future::BoxFuture;
 use keel_persistence::{AsyncPgConnection, DbResult};
@@ -58,4 +61,36 @@ pub trait Publisher: Send + Sync + std::fmt::Debug + 'static {
         conn: &'a mut AsyncPgConnection,
         event: Event,
     ) -> BoxFuture<'a, DbResult<Enqueued>>;
+}
+
+/// Who did something worth an audit entry: a person (session) or an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    User(Uuid),
+    ApiKey(Uuid),
+}
+
+/// One entry of an organization's audit trail (`GET /orgs/{org_id}/audit-events`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub org_id: Uuid,
+    pub actor: Actor,
+    /// `"domain.verb"`, e.g. `"export.requested"`: stable, filtered on by auditors.
+    pub action: &'static str,
+    /// The object acted on (the export, the upload).
+    pub target_id: Option<Uuid>,
+    /// What else an auditor needs to read the entry. No secrets.
+    pub details: serde_json::Value,
+}
+
+/// Where domains write audit entries. Implemented over accounts' audit trail; wired by
+/// the binary. Like [`Publisher::publish`], it writes on the caller's connection, so the
+/// entry commits with the change it records.
+pub trait AuditTrail: Send + Sync + std::fmt::Debug + 'static {
+    fn record<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        record: AuditRecord,
+    ) -> BoxFuture<'a, DbResult<()>>;
 }

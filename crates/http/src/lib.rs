@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod caller;
 pub mod client_address;
+pub mod download;
 mod error;
 pub mod idempotency;
 pub mod json;

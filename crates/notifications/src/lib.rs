@@ -25,6 +25,7 @@
 
 mod directory;
 mod error;
+pub mod exported;
 pub mod fanout;
 pub mod http;
 pub mod inbox;

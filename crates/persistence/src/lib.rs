@@ -20,6 +20,7 @@
 //! invalidations and doorbells belong after it returns.
 
 mod error;
+pub mod keyset;
 mod migrate;
 mod pool;
 /// The table definitions, generated from the migrations by `just schema` (`diesel

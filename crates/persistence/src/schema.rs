@@ -90,6 +90,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    exports (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        requested_by_user -> Nullable<Uuid>,
+        requested_by_key -> Nullable<Uuid>,
+        source -> Text,
+        format -> Text,
+        compress -> Bool,
+        filters -> Jsonb,
+        state -> Text,
+        rows_written -> Int8,
+        estimated_rows -> Nullable<Int8>,
+        row_count -> Nullable<Int8>,
+        size_bytes -> Nullable<Int8>,
+        sha256 -> Nullable<Text>,
+        object_key -> Text,
+        file_name -> Text,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     http_idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -251,6 +279,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts_sessions,
     accounts_tokens,
     accounts_users,
+    exports,
     http_idempotency_keys,
     notifications_events,
     notifications_inbox,

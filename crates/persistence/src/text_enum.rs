@@ -45,6 +45,9 @@ macro_rules! text_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// Every stored word, in declaration order.
+            pub const WORDS: &'static [&'static str] = &[$($text),+];
+
             /// The stored and serialised word.
             pub fn as_str(self) -> &'static str {
                 match self {

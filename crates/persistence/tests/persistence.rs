@@ -19,6 +19,7 @@ fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
         acquire_timeout_ms: 200,
         connect_timeout_ms: 2000,
         statement_timeout_ms: 300,
+        replica_url: Secret::default(),
     }
 }
 
@@ -86,7 +87,8 @@ async fn the_schema_matches_the_migrated_database() {
         notifications_webhook_endpoints,
         notifications_webhook_deliveries,
         uploads,
-        uploads_usage
+        uploads_usage,
+        exports
     );
 }
 

@@ -47,6 +47,18 @@ pub enum ByteRange {
     Last(u64),
 }
 
+impl ByteRange {
+    /// This range of content `size` bytes long (RFC 9110): `None` when it starts past
+    /// the end (unsatisfiable: 416); one that ends past the end is cut to it.
+    pub fn within(self, size: u64) -> Option<ByteRange> {
+        match self {
+            ByteRange::From(start) | ByteRange::Bounded(start, _) if start >= size => None,
+            ByteRange::Bounded(start, end) => Some(ByteRange::Bounded(start, end.min(size))),
+            other => Some(other),
+        }
+    }
+}
+
 /// An object being read.
 pub struct Download {
     /// The object's whole size.
@@ -79,6 +91,13 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone, Default)]
 pub struct PresignConditions {
     pub content_type: Option<String>,
+    /// For a GET: the `Content-Type` and `Content-Disposition` the store answers with
+    /// (S3's `response-content-*` parameters, covered by the signature), so a download
+    /// has its type and file name whatever the object was stored with.
+    pub response_content_type: Option<String>,
+    pub response_content_disposition: Option<String>,
+    /// The URL's lifetime when shorter than [`Storage::presign_expiry`].
+    pub expires_in: Option<Duration>,
 }
 
 /// The object store. Cheap to clone.
@@ -229,8 +248,27 @@ impl Storage {
                 value,
             );
         }
+        let overrides = [
+            ("response-content-type", &conditions.response_content_type),
+            (
+                "response-content-disposition",
+                &conditions.response_content_disposition,
+            ),
+        ];
+        options = options.with_query(
+            overrides
+                .into_iter()
+                .filter_map(|(name, value)| value.as_deref().map(|v| (name, v))),
+        );
         Ok(signer
-            .signed_url_opts(method, key.path(), self.presign_expiry, &options)
+            .signed_url_opts(
+                method,
+                key.path(),
+                conditions
+                    .expires_in
+                    .map_or(self.presign_expiry, |d| d.min(self.presign_expiry)),
+                &options,
+            )
             .await?)
     }
 }

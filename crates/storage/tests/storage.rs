@@ -173,6 +173,7 @@ async fn presigned_put_and_get_work_without_credentials() {
     let body = b"hello, direct upload".to_vec();
     let conditions = PresignConditions {
         content_type: Some("text/plain".into()),
+        ..PresignConditions::default()
     };
     let put = storage
         .presign(Method::PUT, &key, &conditions)

@@ -72,6 +72,7 @@ impl Uploads {
                 &keys::incoming(org_id, id),
                 &PresignConditions {
                     content_type: Some(content_type.clone()),
+                    ..PresignConditions::default()
                 },
             )
             .await?;

@@ -45,31 +45,6 @@ fn truncate(name: &str) -> String {
     format!("{}{ext}", &name[..stem_end])
 }
 
-/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266): old
-/// clients read the ASCII fallback, everyone else the exact name. Quotes and
-/// backslashes never reach the quoted form.
-pub fn content_disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut encoded = String::with_capacity(name.len() * 3);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
 /// The file name in a request's `Content-Disposition` (`filename*=UTF-8''…` preferred
 /// over `filename="…"`), for raw uploads that name the file there; parsed by actix-web's
 /// own `ContentDisposition`.
@@ -105,7 +80,7 @@ mod tests {
 
     #[test]
     fn disposition_round_trips() {
-        let header = content_disposition("résumé \"final\".pdf");
+        let header = keel_http::download::content_disposition("résumé \"final\".pdf");
         assert!(header.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""));
         let parse = |text: &str| from_disposition(&HeaderValue::from_str(text).unwrap());
         assert_eq!(parse(&header).as_deref(), Some("résumé \"final\".pdf"));

@@ -388,13 +388,9 @@ impl Uploads {
         size: i64,
     ) -> Result<Download, UploadsError> {
         let size = u64::try_from(size).unwrap_or(0);
-        let range = match range {
-            Some(ByteRange::From(start) | ByteRange::Bounded(start, _)) if start >= size => {
-                return Err(UploadsError::Range { size });
-            }
-            Some(ByteRange::Bounded(start, end)) => Some(ByteRange::Bounded(start, end.min(size))),
-            other => other,
-        };
+        let range = range
+            .map(|r| r.within(size).ok_or(UploadsError::Range { size }))
+            .transpose()?;
         Ok(self.inner.storage.get(key, range).await?)
     }
 

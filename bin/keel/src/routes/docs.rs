@@ -58,6 +58,7 @@ pub fn openapi(api: &Routes, metrics: bool) -> utoipa::openapi::OpenApi {
     doc.merge(keel_accounts::http::AccountsApi::openapi());
     doc.merge(keel_notifications::http::NotificationsApi::openapi());
     doc.merge(keel_uploads::http::UploadsApi::openapi());
+    doc.merge(keel_exports::http::ExportsApi::openapi());
     keel_http::openapi::StandardAnswers.modify(&mut doc);
     scope_values(&mut doc);
     doc

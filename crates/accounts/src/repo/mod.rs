@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod audit;
+mod exported;
 mod memberships;
 mod orgs;
 mod retention;
@@ -12,6 +13,7 @@ mod users;
 
 pub use api_keys::*;
 pub use audit::*;
+pub use exported::*;
 pub use memberships::*;
 pub use orgs::*;
 pub use retention::*;

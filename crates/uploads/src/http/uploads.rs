@@ -260,17 +260,21 @@ pub async fn get_upload_content(
         Err(e) => return Ok(content::error(e)),
     };
     let etag = content::etag(&upload);
-    if upload.state == UploadState::Ready && content::not_modified(&req, etag.as_deref()) {
-        return Ok(content::unchanged(etag.as_deref().unwrap_or_default()));
+    if upload.state == UploadState::Ready
+        && keel_http::download::not_modified(&req, etag.as_deref())
+    {
+        return Ok(keel_http::download::unchanged(
+            etag.as_deref().unwrap_or_default(),
+        ));
     }
-    let range = content::requested_range(&req);
+    let range = keel_http::download::requested_range(&req);
     Ok(match u.content(org_id, &upload, range).await {
         Ok(download) => {
             let content_type = upload
                 .detected_type
                 .as_deref()
                 .unwrap_or("application/octet-stream");
-            content::respond(
+            keel_http::download::respond(
                 download,
                 content_type,
                 &upload.file_name,
@@ -296,7 +300,13 @@ pub async fn get_upload_thumbnail(
     let org_id = org_access(&caller.0, org_id, Access::Read)?;
     let (upload, download) = u.thumbnail(org_id, id).await?;
     let name = format!("{}.thumbnail.png", upload.file_name);
-    Ok(content::respond(download, "image/png", &name, None, false))
+    Ok(keel_http::download::respond(
+        download,
+        "image/png",
+        &name,
+        None,
+        false,
+    ))
 }
 
 /// Deletes the upload: it is gone from the API at once, its bytes shortly after. The

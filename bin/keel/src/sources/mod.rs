@@ -1,0 +1,45 @@
+//! The export sources this binary offers: datasets of the other domains, read through
+//! each domain's own queries (`exported` modules) and shaped here into
+//! [`keel_exports::DataSource`]s. A domain that wants its data exportable adds a query
+//! there and a source here; the exports crate does not change.
+
+mod audit_events;
+mod members;
+mod uploads;
+mod webhook_deliveries;
+
+use chrono::{DateTime, Utc};
+use keel_exports::{Key, Scope, Sources};
+use keel_persistence::keyset::Window;
+use uuid::Uuid;
+
+/// Every source.
+pub fn all() -> Sources {
+    Sources::new()
+        .with(members::Members)
+        .with(audit_events::AuditEvents)
+        .with(webhook_deliveries::WebhookDeliveries)
+        .with(uploads::UploadsMetadata)
+}
+
+/// The domain queries' view of a page of `scope`.
+fn window(scope: &Scope, after: Option<Key>, limit: i64) -> Window {
+    Window {
+        org_id: scope.org_id(),
+        from: scope.created_from(),
+        before: scope.created_before(),
+        after: after.map(|k| (k.at, k.id)),
+        limit,
+    }
+}
+
+/// A row's key from its creation time and id.
+fn key(at: DateTime<Utc>, id: Uuid) -> Key {
+    Key { at, id }
+}
+
+/// A filter's value as the type it names. Filters are checked against the source's
+/// `values` when the export is requested, so a stored one always parses.
+fn parsed<T: std::str::FromStr>(scope: &Scope, name: &str) -> Option<T> {
+    scope.filter(name).and_then(|text| text.parse().ok())
+}

@@ -1,0 +1,48 @@
+//! The exports domain's jobs and their registration.
+
+use crate::Exports;
+use crate::retention::Retention;
+use keel_queue::{Job, JobContext, JobError, Registry, RegistryError};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Produce one export's file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generate {
+    pub export_id: Uuid,
+}
+
+impl Job for Generate {
+    const NAME: &'static str = "exports.generate";
+    /// A run that dies starts the file again; three tries ride out a restart or a
+    /// store's hiccup without looping on an export that cannot be produced.
+    const MAX_ATTEMPTS: Option<u32> = Some(3);
+    /// A million rows take seconds; a hundred million, minutes. An hour bounds a stuck
+    /// run (its lease, and so a killed worker's takeover, is this plus a margin).
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(3600));
+}
+
+/// Attaches the exports jobs to the worker registry.
+pub fn register(registry: &mut Registry, exports: Exports) -> Result<(), RegistryError> {
+    let generator = exports.clone();
+    registry.register(move |ctx: JobContext, job: Generate| {
+        let e = generator.clone();
+        async move { e.generate(&ctx, job.export_id).await }
+    })?;
+    registry.register(move |_ctx: JobContext, _: Retention| {
+        let e = exports.clone();
+        async move {
+            let removed = e.apply_retention().await.map_err(JobError::from)?;
+            tracing::info!(
+                expired = removed.expired,
+                stale = removed.stale,
+                "exports retention applied"
+            );
+            Ok(())
+        }
+    })?;
+    // Daily, at a quiet minute; one tick runs once across all worker processes.
+    registry.periodic::<Retention, _>("0 41 3 * * *", || Retention)?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! The exports domain's tables.
+
+pub mod exports;

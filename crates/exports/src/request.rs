@@ -1,0 +1,170 @@
+//! A request for an export, checked against the sources: the source exists, the format
+//! is known, every filter is one the source takes with a value it accepts.
+
+use crate::ExportsError;
+use crate::model::ExportFormat;
+use crate::source::{DataSource, Scope, Sources};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The body of `POST .../exports`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExport {
+    /// What to export: a source's name (`GET .../exports/sources`).
+    pub source: String,
+    /// `csv` (default) or `ndjson`.
+    #[serde(default)]
+    pub format: Option<ExportFormat>,
+    /// `created_after` / `created_before` (RFC 3339, on the rows' creation time) and the
+    /// source's own filters, each a text.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub filters: Map<String, Value>,
+    /// Gzip the file (`.gz`, served as `application/gzip`).
+    #[serde(default)]
+    pub compress: bool,
+}
+
+/// The time-range filters every source takes.
+pub const CREATED_AFTER: &str = "created_after";
+pub const CREATED_BEFORE: &str = "created_before";
+
+/// Longest value of a text filter.
+const MAX_FILTER_CHARS: usize = 200;
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub struct Validated {
+    pub source: &'static str,
+    pub format: ExportFormat,
+    pub compress: bool,
+    /// The filters, normalised (timestamps in RFC 3339 UTC).
+    pub filters: Value,
+}
+
+impl Validated {
+    pub fn check(sources: &Sources, input: NewExport) -> Result<Self, ExportsError> {
+        let source = sources.get(&input.source).ok_or_else(|| {
+            ExportsError::invalid(
+                "source",
+                format!(
+                    "unknown source `{}`; one of: {}",
+                    input.source,
+                    sources.names().join(", ")
+                ),
+            )
+        })?;
+        let filters = check_filters(source.as_ref(), input.filters)?;
+        Ok(Self {
+            source: source.name(),
+            format: input.format.unwrap_or(ExportFormat::Csv),
+            compress: input.compress,
+            filters,
+        })
+    }
+
+    /// `members-20261201-142530.csv.gz`
+    pub fn file_name(&self, at: DateTime<Utc>) -> String {
+        let gz = if self.compress { ".gz" } else { "" };
+        format!(
+            "{}-{}.{}{gz}",
+            self.source,
+            at.format("%Y%m%d-%H%M%S"),
+            self.format.extension()
+        )
+    }
+}
+
+fn check_filters(
+    source: &dyn DataSource,
+    given: Map<String, Value>,
+) -> Result<Value, ExportsError> {
+    let mut normal = Map::new();
+    let mut range = (None, None);
+    for (name, value) in given {
+        let field = format!("filters.{name}");
+        if name == CREATED_AFTER || name == CREATED_BEFORE {
+            let at = value
+                .as_str()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .ok_or_else(|| {
+                    ExportsError::invalid(
+                        &field,
+                        "must be an RFC 3339 timestamp, e.g. 2026-12-01T00:00:00Z",
+                    )
+                })?
+                .with_timezone(&Utc);
+            if name == CREATED_AFTER {
+                range.0 = Some(at);
+            } else {
+                range.1 = Some(at);
+            }
+            normal.insert(name, Value::String(at.to_rfc3339()));
+            continue;
+        }
+        let Some(spec) = source.filters().iter().find(|f| f.name == name) else {
+            let mut known = vec![CREATED_AFTER, CREATED_BEFORE];
+            known.extend(source.filters().iter().map(|f| f.name));
+            return Err(ExportsError::invalid(
+                &field,
+                format!(
+                    "`{}` takes no filter `{name}`; it takes: {}",
+                    source.name(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        let Some(text) = value
+            .as_str()
+            .filter(|t| !t.is_empty() && t.chars().count() <= MAX_FILTER_CHARS)
+        else {
+            return Err(ExportsError::invalid(
+                &field,
+                format!("must be a text of 1 to {MAX_FILTER_CHARS} characters"),
+            ));
+        };
+        if let Some(values) = spec.values
+            && !values.contains(&text)
+        {
+            return Err(ExportsError::invalid(
+                &field,
+                format!("must be one of: {}", values.join(", ")),
+            ));
+        }
+        normal.insert(name, Value::String(text.to_owned()));
+    }
+    if let (Some(after), Some(before)) = range
+        && after >= before
+    {
+        return Err(ExportsError::invalid(
+            format!("filters.{CREATED_BEFORE}"),
+            "must be later than created_after",
+        ));
+    }
+    Ok(Value::Object(normal))
+}
+
+/// The scope of a stored export: its organization, its filters, and the moment it was
+/// requested as the upper bound of what it reads.
+pub fn scope_of(org_id: Uuid, filters: &Value, requested_at: DateTime<Utc>) -> Scope {
+    let time = |name: &str| {
+        filters
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let before = time(CREATED_BEFORE).map_or(requested_at, |at| at.min(requested_at));
+    let own: BTreeMap<String, String> = filters
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| *name != CREATED_AFTER && *name != CREATED_BEFORE)
+        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+        .collect();
+    Scope::new(org_id, time(CREATED_AFTER), before, own)
+}

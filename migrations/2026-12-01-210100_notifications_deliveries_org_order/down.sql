@@ -1,0 +1,1 @@
+DROP INDEX notifications_webhook_deliveries_org_order;
