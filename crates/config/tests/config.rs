@@ -52,8 +52,16 @@ fn production_refuses_the_development_link_key() {
 fn link_keys_and_link_lifetimes_are_checked() {
     for (key, value, named) in [
         ("KEEL__EXPORTS__LINK_KEYS", "k1:short", "exports.link_keys"),
-        ("KEEL__EXPORTS__LINK_EXPIRY_SECS", "901", "exports.link_expiry_secs"),
-        ("KEEL__DATABASE__REPLICA_URL", "mysql://x", "database.replica_url"),
+        (
+            "KEEL__EXPORTS__LINK_EXPIRY_SECS",
+            "901",
+            "exports.link_expiry_secs",
+        ),
+        (
+            "KEEL__DATABASE__REPLICA_URL",
+            "mysql://x",
+            "database.replica_url",
+        ),
     ] {
         let err = loader("development")
             .with_var(key, value)

@@ -118,8 +118,15 @@ impl Exports {
         let mut sink = Sink::new(writer, row.format, source.columns(), row.compress);
         let mut control = self.inner.pool.get().await?;
         let mut reads = self.inner.reads.get().await?;
+        // Counted outside the snapshot: a count that runs into the statement timeout
+        // (a huge organization) costs the progress percentage, not the export.
+        match source.estimate(&mut reads, &scope).await {
+            Ok(rows) => repo::set_estimate(&mut control, row.id, rows).await?,
+            Err(e) => {
+                tracing::warn!(error = %e, "export rows not counted; progress shows no percentage")
+            }
+        }
         let mut after: Option<Key> = None;
-        let mut estimated = false;
         let mut next_progress = every;
         loop {
             let window = reads
@@ -127,11 +134,6 @@ impl Exports {
                 .repeatable_read()
                 .read_only()
                 .run(async |conn| {
-                    if !estimated {
-                        let rows = source.estimate(conn, &scope).await?;
-                        repo::set_estimate(&mut control, row.id, rows).await?;
-                        estimated = true;
-                    }
                     let opened = Instant::now();
                     loop {
                         let page = source.page(conn, &scope, after, batch).await?;

@@ -18,9 +18,10 @@ impl Job for Generate {
     /// A run that dies starts the file again; three tries ride out a restart or a
     /// store's hiccup without looping on an export that cannot be produced.
     const MAX_ATTEMPTS: Option<u32> = Some(3);
-    /// A million rows take seconds; a hundred million, minutes. An hour bounds a stuck
-    /// run (its lease, and so a killed worker's takeover, is this plus a margin).
-    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(3600));
+    /// A million rows take seconds; tens of millions, minutes. Half an hour bounds a
+    /// stuck run, and is how long a killed worker's export waits before another worker
+    /// takes it over (the lease is this plus a margin).
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30 * 60));
 }
 
 /// Attaches the exports jobs to the worker registry.

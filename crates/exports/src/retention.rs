@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 /// Rows handled per transaction.
 const BATCH: i64 = 500;
 
-/// An active export untouched this long has lost its job: progress is written at least
-/// every few seconds while one runs, and a run's time limit is an hour.
+/// An active export untouched this long has lost its job for good: progress is written
+/// every few seconds while one runs, a run's time limit is half an hour, and its three
+/// attempts (with their leases and backoff) are over well within this.
 const STALE_AFTER_HOURS: i64 = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -55,7 +55,10 @@ async fn an_export_survives_a_killed_worker_with_one_whole_file() {
         if export["progress"]["rows_written"].as_i64().unwrap_or(0) > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the export never started: {export}");
+        assert!(
+            Instant::now() < deadline,
+            "the export never started: {export}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     worker.kill();

@@ -174,3 +174,42 @@ async fn every_source_exports_its_organization_only() {
             .starts_with("id,created_at,file_name,")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_replica_configured_the_rows_are_read_from_it() {
+    // The "replica" is another database of the same schema, holding rows the primary
+    // does not: the file can only have them if the job read there.
+    let replica = keel_persistence::testing::TestDatabase::new()
+        .await
+        .expect("replica database");
+    let s = setup(&[("KEEL__DATABASE__REPLICA_URL", replica.url())]).await;
+    let settings = &s.app.platform.settings.database;
+    let pool = keel_persistence::DbPool::with_url(settings, replica.url()).expect("pool");
+    let mut conn = pool.get().await.expect("replica connection");
+    use diesel_async::RunQueryDsl as _;
+    diesel::sql_query("INSERT INTO accounts_organizations (id, name) VALUES ($1, 'Replicated')")
+        .bind::<diesel::sql_types::Uuid, _>(s.owner.org_id)
+        .execute(&mut conn)
+        .await
+        .expect("the organization on the replica");
+    diesel::sql_query(format!(
+        "INSERT INTO accounts_audit_events (id, org_id, action, details, created_at) \
+         SELECT gen_random_uuid(), $1, 'test.row', jsonb_build_object('i', g), \
+                '{SEED_DAY}'::timestamptz + g * interval '1 millisecond' \
+         FROM generate_series(1, 7) g"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(s.owner.org_id)
+    .execute(&mut conn)
+    .await
+    .expect("seed the replica");
+    let done = s.exported(seeded("ndjson", false)).await;
+    assert_eq!(done["row_count"], 7, "{done}");
+    let on_primary = s
+        .app
+        .count_rows(
+            "SELECT count(*) AS n FROM accounts_audit_events WHERE org_id = $1 AND action = 'test.row'",
+            Some(s.owner.org_id),
+        )
+        .await;
+    assert_eq!(on_primary, 0);
+}
