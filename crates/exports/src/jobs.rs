@@ -24,12 +24,37 @@ impl Job for Generate {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30 * 60));
 }
 
+/// Remove the file of a deleted export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteFiles {
+    pub org_id: Uuid,
+    pub export_id: Uuid,
+}
+
+impl Job for DeleteFiles {
+    const NAME: &'static str = "exports.delete_files";
+}
+
 /// Attaches the exports jobs to the worker registry.
 pub fn register(registry: &mut Registry, exports: Exports) -> Result<(), RegistryError> {
     let generator = exports.clone();
     registry.register(move |ctx: JobContext, job: Generate| {
         let e = generator.clone();
         async move { e.generate(&ctx, job.export_id).await }
+    })?;
+    let deleter = exports.clone();
+    registry.register(move |_ctx: JobContext, job: DeleteFiles| {
+        let e = deleter.clone();
+        async move {
+            let folder = crate::keys::folder(job.org_id, job.export_id);
+            let removed = e
+                .storage()
+                .delete_prefix(&folder)
+                .await
+                .map_err(JobError::retry)?;
+            tracing::info!(export.id = %job.export_id, objects = removed, "export files deleted");
+            Ok(())
+        }
     })?;
     registry.register(move |_ctx: JobContext, _: Retention| {
         let e = exports.clone();

@@ -1,7 +1,7 @@
 //! The exports service: requesting, reading, cancelling and downloading exports.
 //! Handlers and jobs call it; it owns the transactions.
 
-use crate::jobs::Generate;
+use crate::jobs::{DeleteFiles, Generate};
 use crate::link::{LinkSigner, Signature};
 use crate::model::{Export, ExportState};
 use crate::repo::exports::{self as repo, Row};
@@ -241,6 +241,30 @@ impl Exports {
             ExportState::Canceled => Ok(export),
             other => Err(ExportsError::State(other)),
         }
+    }
+
+    /// Deletes an export before its retention: the record at once, the file by the
+    /// `exports.delete_files` job after the commit. A running export stops at its next
+    /// page (it finds itself gone) and keeps nothing.
+    pub async fn delete(&self, org_id: Uuid, id: Uuid, actor: Actor) -> Result<(), ExportsError> {
+        let mut conn = self.inner.pool.get().await?;
+        let job = conn
+            .transaction(async |conn| {
+                let row = repo::delete(conn, org_id, id)
+                    .await?
+                    .ok_or(ExportsError::NotFound)?;
+                let details = json!({ "file_name": row.file_name, "state": row.state });
+                self.audit(conn, org_id, actor, "export.deleted", id, details)
+                    .await?;
+                let files = DeleteFiles {
+                    org_id,
+                    export_id: id,
+                };
+                Ok::<_, ExportsError>(self.inner.queue.enqueue(conn, &files).await?)
+            })
+            .await?;
+        self.inner.queue.ring([job]).await;
+        Ok(())
     }
 
     /// When an export ending now is deleted.

@@ -124,6 +124,18 @@ impl Notifications {
         Ok(())
     }
 
+    /// An event's link as an email needs it: a path within Keel (`/api/v1/...`, what
+    /// domains publish, and what the in-app notification keeps) joined to
+    /// `mail.public_url`; a full URL as it is.
+    fn absolute(&self, link: &str) -> String {
+        if link.starts_with('/') {
+            let base = self.inner.settings.mail.public_url.trim_end_matches('/');
+            format!("{base}{link}")
+        } else {
+            link.to_owned()
+        }
+    }
+
     async fn enqueue_email(
         &self,
         conn: &mut AsyncPgConnection,
@@ -136,7 +148,7 @@ impl Notifications {
             "name": r.name,
             "title": event.title,
             "body": event.body,
-            "link": event.link.clone().unwrap_or_default(),
+            "link": event.link.as_deref().map(|link| self.absolute(link)).unwrap_or_default(),
             "unsubscribe_link": unsubscribe_link,
         });
         self.inner

@@ -1,10 +1,10 @@
-//! `/orgs/{org_id}/exports`: request, list, read, cancel; and the sources on offer.
+//! `/orgs/{org_id}/exports`: request, list, read, cancel, delete; and the sources on offer.
 
 use super::{actor, org_access};
 use crate::source::{Column, FilterSpec};
 use crate::{Export, Exports, NewExport};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use keel_http::{
     Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
 };
@@ -17,7 +17,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_exports)
         .service(list_export_sources)
         .service(get_export)
-        .service(cancel_export);
+        .service(cancel_export)
+        .service(delete_export);
 }
 
 /// Requests an export. The answer is the export in state `queued` (202, with its
@@ -124,4 +125,20 @@ pub async fn cancel_export(
     let (org_id, id) = path.into_inner();
     let org_id = org_access(&caller.0, org_id, Access::Write)?;
     Ok(HttpResponse::Ok().json(e.cancel(org_id, id, actor(&caller.0)).await?))
+}
+
+/// Deletes an export before its retention: it is gone from the API at once, its file
+/// shortly after; a running export stops. In the audit trail as `export.deleted`.
+#[utoipa::path(tag = "exports", params(("org_id" = Uuid, Path, description = "The organization"), ("id" = Uuid, Path, description = "The export")), security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[delete("/{id}")]
+pub async fn delete_export(
+    e: web::Data<Exports>,
+    caller: Authenticated,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, id) = path.into_inner();
+    let org_id = org_access(&caller.0, org_id, Access::Write)?;
+    e.delete(org_id, id, actor(&caller.0)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

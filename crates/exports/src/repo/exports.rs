@@ -300,6 +300,16 @@ pub async fn end(
         .map_err(Into::into)
 }
 
+/// Deletes one of the organization's exports; returns the row as it was.
+pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbResult<Option<Row>> {
+    diesel::delete(e::table.filter(e::org_id.eq(org_id).and(e::id.eq(id))))
+        .returning(Row::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
 /// Deletes up to `limit` exports past their expiry (rows another run holds are skipped);
 /// returns them, for their files to be removed. Call it inside a transaction.
 pub async fn delete_expired(conn: &mut AsyncPgConnection, limit: i64) -> DbResult<Vec<Row>> {

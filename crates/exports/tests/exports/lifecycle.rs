@@ -86,8 +86,9 @@ async fn a_cancel_mid_run_stops_the_job_and_leaves_no_object() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn completion_reaches_the_inbox_and_a_webhook() {
-    let s = setup(&[]).await;
+async fn completion_reaches_the_inbox_an_email_and_a_webhook() {
+    let mailbox = keel_testing::Mailbox::new();
+    let s = setup(&[mailbox.setting()]).await;
     let receiver = Receiver::start(Vec::new());
     let res = s
         .app
@@ -196,4 +197,42 @@ async fn past_its_retention_an_export_expires_and_is_removed() {
         )
         .await;
     assert_error(res, 404, "not_found", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_export_is_gone_with_its_file() {
+    let s = setup(&[]).await;
+    let done = s.exported(json!({"source": "members"})).await;
+    let id = done["id"].as_str().expect("id");
+    assert_eq!(s.files().len(), 1);
+    let path = format!("{}/{id}", s.exports());
+    let res = s
+        .app
+        .authed(&s.owner.token, reqwest::Method::DELETE, &path)
+        .await;
+    assert_eq!(res.status(), 204);
+    let gone = s
+        .app
+        .authed(&s.owner.token, reqwest::Method::GET, &path)
+        .await;
+    assert_error(gone, 404, "not_found", None).await;
+    eventually(
+        "the file to be deleted",
+        Duration::from_secs(30),
+        || async { s.files().is_empty() },
+    )
+    .await;
+    let audited = s
+        .app
+        .count_rows(
+            "SELECT count(*) AS n FROM accounts_audit_events WHERE action = 'export.deleted' AND org_id = $1",
+            Some(s.owner.org_id),
+        )
+        .await;
+    assert_eq!(audited, 1);
+    let again = s
+        .app
+        .authed(&s.owner.token, reqwest::Method::DELETE, &path)
+        .await;
+    assert_error(again, 404, "not_found", None).await;
 }
