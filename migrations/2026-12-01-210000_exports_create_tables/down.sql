@@ -1,1 +1,2 @@
+DROP TABLE exports_requests;
 DROP TABLE exports;

@@ -23,10 +23,18 @@ CREATE TABLE exports (
     row_count         bigint,
     size_bytes        bigint,
     sha256            text,
-    object_key        text        NOT NULL,
+    -- The finished file's key ({org_id}/exports/{id}/{attempt}/{file_name}): each run
+    -- writes under its own attempt, so a stale run can never touch the file another
+    -- run recorded.
+    object_key        text,
     file_name         text        NOT NULL,
+    -- With a read replica: the primary's WAL position when the export was requested.
+    -- The job waits until the replica has replayed it, so the replica holds every row
+    -- the export must contain.
+    replica_lsn       pg_lsn,
     error             text,
-    -- Job runs that started on it (a retry after a crash starts the file again).
+    -- Job runs that started on it (a retry after a crash starts the file again); also
+    -- the fence a run's writes are conditioned on.
     attempts          integer     NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
@@ -38,8 +46,16 @@ CREATE TABLE exports (
 );
 -- The list, newest first.
 CREATE INDEX exports_list ON exports (org_id, id DESC);
--- The per-organization limits: exports still to be produced, and those of the last day.
+-- The per-organization limit of exports still to be produced.
 CREATE INDEX exports_active ON exports (org_id) WHERE state IN ('queued', 'running');
-CREATE INDEX exports_recent ON exports (org_id, created_at);
 -- The retention job's finished exports past their expiry.
 CREATE INDEX exports_expiry ON exports (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Every export requested, for the daily limit: kept when the export itself is deleted (so
+-- deleting exports does not give the day's allowance back), purged after two days.
+CREATE TABLE exports_requests (
+    export_id  uuid PRIMARY KEY,
+    org_id     uuid        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX exports_requests_recent ON exports_requests (org_id, created_at);

@@ -1,1 +1,1 @@
-DROP INDEX notifications_webhook_deliveries_org_order;
+DROP INDEX CONCURRENTLY IF EXISTS notifications_webhook_deliveries_org_order;

@@ -1,1 +1,1 @@
-DROP INDEX uploads_created_order;
+DROP INDEX CONCURRENTLY IF EXISTS uploads_created_order;

@@ -69,7 +69,7 @@ impl Domains {
             settings.clone(),
             keel_exports::Services {
                 pool: platform.pool.clone(),
-                reads: platform.reads(),
+                replica: platform.replica.clone(),
                 queue: platform.queue.clone(),
                 storage: platform.storage.clone(),
                 publisher: Arc::new(notifications.clone()),

@@ -49,10 +49,3 @@ impl Platform {
         })
     }
 }
-
-impl Platform {
-    /// The pool heavy reads use: the replica's when one is configured, else the primary's.
-    pub fn reads(&self) -> DbPool {
-        self.replica.clone().unwrap_or_else(|| self.pool.clone())
-    }
-}

@@ -442,6 +442,8 @@ pub struct ExportsSettings {
     pub progress_every_rows: u32,
     /// Longest a read transaction stays open; a longer export continues in a new one.
     pub max_transaction_secs: u64,
+    /// Exports produced at once per worker process.
+    pub concurrency: usize,
 }
 
 impl ExportsSettings {

@@ -243,6 +243,7 @@ impl Settings {
             1,
         )?;
         at_least("exports.max_transaction_secs", e.max_transaction_secs, 1)?;
+        at_least("exports.concurrency", e.concurrency as u64, 1)?;
         if self.env == "production"
             && e.link_keys
                 .all()

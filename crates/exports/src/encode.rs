@@ -3,12 +3,12 @@
 //! CSV: a header row, every field quoted when it holds a comma, a quote, CR or LF
 //! (quotes doubled), CRLF between records, UTF-8 without a byte-order mark. A text cell
 //! that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or
-//! CR) is prefixed with `'` — OWASP's advice against CSV injection; numbers are never
-//! touched (`-5` stays a number). NDJSON: one JSON object per line, keyed by column name.
+//! CR) is prefixed with `'` — OWASP's advice against CSV injection — and a field holding
+//! `;` is quoted; numbers are never touched (`-5` stays a number). NDJSON: one JSON object per line, keyed by column name.
 
 use crate::model::ExportFormat;
 use crate::source::{Cell, Column};
-use chrono::SecondsFormat;
+use chrono::{DateTime, Utc};
 use std::io::Write as _;
 
 /// Writes the header (CSV only) into `out`.
@@ -44,9 +44,7 @@ fn csv_row(cells: &[Cell], out: &mut Vec<u8>) {
                 let _ = write!(out, "{n}");
             }
             Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Cell::Time(at) => {
-                out.extend_from_slice(at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
-            }
+            Cell::Time(at) => timestamp(at, out),
             Cell::Uuid(id) => {
                 let _ = write!(out, "{id}");
             }
@@ -68,9 +66,11 @@ fn csv_text(value: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// A field, quoted when RFC 4180 requires it.
+/// A field, quoted when RFC 4180 requires it — and when it holds a `;`: spreadsheets
+/// in locales that separate fields with semicolons would split it there, and a formula
+/// could start the next cell.
 fn csv_field(value: &str, out: &mut Vec<u8>) {
-    if value.contains([',', '"', '\r', '\n']) {
+    if value.contains([',', '"', '\r', '\n', ';']) {
         out.push(b'"');
         escape_quotes(value, out);
         out.push(b'"');
@@ -104,7 +104,9 @@ fn ndjson_row(columns: &[Column], cells: &[Cell], out: &mut Vec<u8>) {
             }
             Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Cell::Time(at) => {
-                json_string(&at.to_rfc3339_opts(SecondsFormat::Micros, true), out);
+                out.push(b'"');
+                timestamp(at, out);
+                out.push(b'"');
             }
             Cell::Uuid(id) => {
                 let _ = write!(out, "\"{id}\"");
@@ -115,6 +117,11 @@ fn ndjson_row(columns: &[Column], cells: &[Cell], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// RFC 3339 in UTC with microseconds (`2026-12-01T17:39:46.611971Z`), written in place.
+fn timestamp(at: &DateTime<Utc>, out: &mut Vec<u8>) {
+    let _ = write!(out, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
 }
 
 fn json_string(value: &str, out: &mut Vec<u8>) {

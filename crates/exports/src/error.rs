@@ -33,6 +33,9 @@ pub enum ExportsError {
     /// 503: object storage is unreachable or refused.
     #[error(transparent)]
     Storage(StorageError),
+    /// 500: a download link could not be signed (a key the MAC refuses: a bug).
+    #[error("signing a download link: {0}")]
+    Signing(hmac::digest::InvalidLength),
     /// 503/500, by the database error's class.
     #[error(transparent)]
     Db(keel_persistence::DbError),
@@ -95,6 +98,7 @@ impl From<ExportsError> for keel_http::ApiError {
                 tracing::warn!(error = %e, "object storage failed");
                 ApiError::unavailable("file storage is unavailable; retry shortly", 5)
             }
+            e @ ExportsError::Signing(_) => ApiError::internal(&e),
             ExportsError::Db(db) => db.into(),
         }
     }

@@ -42,6 +42,9 @@ pub fn register(registry: &mut Registry, exports: Exports) -> Result<(), Registr
         let e = generator.clone();
         async move { e.generate(&ctx, job.export_id).await }
     })?;
+    // Each run holds a read connection and a core's worth of encoding: a few at a time
+    // per process leave the pool and the CPU to everything else.
+    registry.concurrency::<Generate>(exports.inner.settings.exports.concurrency)?;
     let deleter = exports.clone();
     registry.register(move |_ctx: JobContext, job: DeleteFiles| {
         let e = deleter.clone();
@@ -63,12 +66,13 @@ pub fn register(registry: &mut Registry, exports: Exports) -> Result<(), Registr
             tracing::info!(
                 expired = removed.expired,
                 stale = removed.stale,
+                requests = removed.requests,
                 "exports retention applied"
             );
             Ok(())
         }
     })?;
-    // Daily, at a quiet minute; one tick runs once across all worker processes.
-    registry.periodic::<Retention, _>("0 41 3 * * *", || Retention)?;
+    // Hourly, at a quiet minute; one tick runs once across all worker processes.
+    registry.periodic::<Retention, _>("0 41 * * * *", || Retention)?;
     Ok(())
 }

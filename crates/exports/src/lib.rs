@@ -25,6 +25,7 @@ pub mod keys;
 pub mod limits;
 pub mod link;
 pub mod model;
+mod replica;
 pub mod repo;
 pub mod request;
 pub mod retention;

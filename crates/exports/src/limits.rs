@@ -1,10 +1,11 @@
 //! The per-organization limits on exports: how many may be queued or running at once
 //! (`exports.max_running_per_org`), and how many may be requested per 24 hours
-//! (`exports.max_per_org_per_day`). Checked under a transaction-scoped advisory lock on
+//! (`exports.max_per_org_per_day`, counted in `exports_requests`, which deleting an
+//! export does not empty). Checked under a transaction-scoped advisory lock on
 //! the organization, so two requests at once cannot both take the last place.
 
 use crate::ExportsError;
-use crate::repo::exports as repo;
+use crate::repo::{exports as repo, requests};
 use chrono::{Duration, Utc};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -36,7 +37,7 @@ pub async fn check(
         });
     }
     let day = Duration::hours(24);
-    let (today, oldest) = repo::requested_since(conn, org_id, Utc::now() - day).await?;
+    let (today, oldest) = requests::since(conn, org_id, Utc::now() - day).await?;
     if today >= i64::from(settings.max_per_org_per_day) {
         let frees_at = oldest.map_or_else(Utc::now, |at| at + day);
         let wait = (frees_at - Utc::now()).num_seconds().max(1);

@@ -8,6 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use hmac::digest::InvalidLength;
 use hmac::{Hmac, Mac};
 use keel_config::LinkKeys;
 use serde::Deserialize;
@@ -69,17 +70,22 @@ impl LinkSigner {
     }
 
     /// Signs a link to `export_id` of `org_id` valid until `expires`.
-    pub fn sign(&self, export_id: Uuid, org_id: Uuid, expires: DateTime<Utc>) -> Signature {
+    pub fn sign(
+        &self,
+        export_id: Uuid,
+        org_id: Uuid,
+        expires: DateTime<Utc>,
+    ) -> Result<Signature, InvalidLength> {
         let key = self.keys.current();
         let expires = expires.timestamp();
-        let tag = mac(key.secret.expose(), export_id, org_id, expires, &key.id)
+        let tag = mac(key.secret.expose(), export_id, org_id, expires, &key.id)?
             .finalize()
             .into_bytes();
-        Signature {
+        Ok(Signature {
             expires,
             key: key.id.clone(),
             signature: URL_SAFE_NO_PAD.encode(tag),
-        }
+        })
     }
 
     /// Checks `signature` for a link to `export_id` of `org_id` at `now`.
@@ -101,6 +107,7 @@ impl LinkSigner {
             signature.expires,
             &key.id,
         )
+        .map_err(|_| Refused::Forged)?
         .verify_slice(&tag)
         .map_err(|_| Refused::Forged)?;
         // Checked after the signature, so a forged expiry reads as forged.
@@ -111,14 +118,20 @@ impl LinkSigner {
     }
 }
 
-fn mac(secret: &str, export_id: Uuid, org_id: Uuid, expires: i64, key_id: &str) -> HmacSha256 {
-    // Any length is a valid HMAC key.
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+/// The MAC over what a link grants. (HMAC takes keys of any length: the error is the
+/// trait's, never met.)
+fn mac(
+    secret: &str,
+    export_id: Uuid,
+    org_id: Uuid,
+    expires: i64,
+    key_id: &str,
+) -> Result<HmacSha256, InvalidLength> {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes())?;
     mac.update(
         format!("keel.export-download\n{export_id}\n{org_id}\n{expires}\n{key_id}").as_bytes(),
     );
-    mac
+    Ok(mac)
 }
 
 #[cfg(test)]
@@ -136,7 +149,9 @@ mod tests {
     fn a_signed_link_verifies_until_it_expires() {
         let signer = LinkSigner::new(keys(A));
         let (export, org, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
-        let sig = signer.sign(export, org, now + chrono::Duration::minutes(15));
+        let sig = signer
+            .sign(export, org, now + chrono::Duration::minutes(15))
+            .unwrap();
         assert_eq!(signer.verify(export, org, &sig, now), Ok(()));
         let later = now + chrono::Duration::minutes(16);
         assert_eq!(
@@ -149,7 +164,9 @@ mod tests {
     fn any_change_is_refused() {
         let signer = LinkSigner::new(keys(A));
         let (export, org, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
-        let sig = signer.sign(export, org, now + chrono::Duration::minutes(5));
+        let sig = signer
+            .sign(export, org, now + chrono::Duration::minutes(5))
+            .unwrap();
         let other = Uuid::now_v7();
         assert_eq!(signer.verify(other, org, &sig, now), Err(Refused::Forged));
         assert_eq!(
@@ -177,10 +194,12 @@ mod tests {
     #[test]
     fn rotation_keeps_old_links_until_their_key_is_dropped() {
         let (export, org, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
-        let old = LinkSigner::new(keys(A)).sign(export, org, now + chrono::Duration::minutes(5));
+        let old = LinkSigner::new(keys(A))
+            .sign(export, org, now + chrono::Duration::minutes(5))
+            .unwrap();
         let rotated = LinkSigner::new(keys(&format!("{B},{A}")));
         assert_eq!(rotated.verify(export, org, &old, now), Ok(()));
-        assert_eq!(rotated.sign(export, org, now).key, "b");
+        assert_eq!(rotated.sign(export, org, now).unwrap().key, "b");
         let dropped = LinkSigner::new(keys(B));
         assert_eq!(
             dropped.verify(export, org, &old, now),

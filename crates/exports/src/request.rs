@@ -4,7 +4,7 @@
 use crate::ExportsError;
 use crate::model::ExportFormat;
 use crate::source::{DataSource, Scope, Sources};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -91,13 +91,15 @@ fn check_filters(
             let at = value
                 .as_str()
                 .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.with_timezone(&Utc))
+                // Years past these do not survive RFC 3339 (a signed or five-digit year).
+                .filter(|at| (1..=9999).contains(&at.year()))
                 .ok_or_else(|| {
                     ExportsError::invalid(
                         &field,
-                        "must be an RFC 3339 timestamp, e.g. 2026-12-01T00:00:00Z",
+                        "must be an RFC 3339 timestamp between the years 1 and 9999, e.g. 2026-12-01T00:00:00Z",
                     )
-                })?
-                .with_timezone(&Utc);
+                })?;
             if name == CREATED_AFTER {
                 range.0 = Some(at);
             } else {
@@ -149,22 +151,35 @@ fn check_filters(
 }
 
 /// The scope of a stored export: its organization, its filters, and the moment it was
-/// requested as the upper bound of what it reads.
-pub fn scope_of(org_id: Uuid, filters: &Value, requested_at: DateTime<Utc>) -> Scope {
-    let time = |name: &str| {
-        filters
-            .get(name)
-            .and_then(Value::as_str)
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|at| at.with_timezone(&Utc))
+/// requested as the upper bound of what it reads. A stored filter that does not read
+/// back (never, unless the row was changed by hand) fails the export rather than being
+/// dropped: a filter silently ignored would export more than was asked for.
+pub fn scope_of(
+    org_id: Uuid,
+    filters: &Value,
+    requested_at: DateTime<Utc>,
+) -> Result<Scope, String> {
+    let Some(filters) = filters.as_object() else {
+        return Err("the export's filters are not an object".to_owned());
     };
-    let before = time(CREATED_BEFORE).map_or(requested_at, |at| at.min(requested_at));
-    let own: BTreeMap<String, String> = filters
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| *name != CREATED_AFTER && *name != CREATED_BEFORE)
-        .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
-        .collect();
-    Scope::new(org_id, time(CREATED_AFTER), before, own)
+    let mut range = (None, None);
+    let mut own = BTreeMap::new();
+    for (name, value) in filters {
+        let unreadable = || format!("the export's filter `{name}` cannot be read");
+        let text = value.as_str().ok_or_else(unreadable)?;
+        if name == CREATED_AFTER || name == CREATED_BEFORE {
+            let at = DateTime::parse_from_rfc3339(text)
+                .map_err(|_| unreadable())?
+                .with_timezone(&Utc);
+            if name == CREATED_AFTER {
+                range.0 = Some(at);
+            } else {
+                range.1 = Some(at);
+            }
+        } else {
+            own.insert(name.clone(), text.to_owned());
+        }
+    }
+    let before = range.1.map_or(requested_at, |at| at.min(requested_at));
+    Ok(Scope::new(org_id, range.0, before, own))
 }

@@ -1,20 +1,20 @@
-//! The daily `exports.retention` job: exports past their expiry lose their file and
-//! their row (`exports.retention_days` after they finished), and exports whose job died
-//! for good without recording an end are marked failed.
+//! The hourly `exports.retention` job: exports past their expiry lose their files, then
+//! their rows (`exports.retention_days` after they finished); exports whose job died for
+//! good without recording an end are marked failed; the request log behind the daily
+//! limit forgets what is older than two days.
 
-use crate::repo::exports as repo;
+use crate::repo::{exports as repo, requests};
 use crate::{Exports, ExportsError, keys};
 use chrono::Utc;
-use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 
-/// Rows handled per transaction.
+/// Rows handled per run and kind; the next run takes the rest.
 const BATCH: i64 = 500;
 
-/// An active export untouched this long has lost its job for good: progress is written
-/// every few seconds while one runs, a run's time limit is half an hour, and its three
-/// attempts (with their leases and backoff) are over well within this.
-const STALE_AFTER_HOURS: i64 = 3;
+/// A running export untouched this long has lost its job: a run writes its progress
+/// every few seconds and ends itself within its half-hour limit, and the queue takes a
+/// dead worker's job over after that limit.
+const STALE_AFTER_MINUTES: i64 = 60;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Retention;
@@ -28,39 +28,37 @@ impl keel_queue::Job for Retention {
 pub struct Removed {
     pub expired: usize,
     pub stale: usize,
+    pub requests: usize,
 }
 
 impl Exports {
-    /// Runs the retention once. Files go first, then the row: a file whose removal
-    /// fails keeps its row (and is tried again next run).
+    /// Runs the retention once. Each expired export is handled on its own, files first:
+    /// one whose files cannot be removed keeps its row (and is tried again next run)
+    /// without holding the others back, and no transaction stays open across the store.
     pub async fn apply_retention(&self) -> Result<Removed, ExportsError> {
         let mut removed = Removed::default();
         let mut conn = self.inner.pool.get().await?;
-        loop {
-            let storage = &self.inner.storage;
-            let batch = conn
-                .transaction(async |conn| {
-                    let rows = repo::delete_expired(conn, BATCH).await?;
-                    for row in &rows {
-                        // Rolls every delete of the batch back: they are retried.
-                        storage
-                            .delete_prefix(&keys::folder(row.org_id, row.id))
-                            .await?;
-                    }
-                    Ok::<_, ExportsError>(rows.len())
-                })
-                .await?;
-            removed.expired += batch;
-            if batch < BATCH as usize {
-                break;
+        for row in repo::expired(&mut conn, BATCH).await? {
+            let folder = keys::folder(row.org_id, row.id);
+            if let Err(e) = self.inner.storage.delete_prefix(&folder).await {
+                tracing::warn!(export.id = %row.id, error = %e, "expired export's files not removed; retried next run");
+                continue;
+            }
+            if repo::delete_expired(&mut conn, row.id).await? {
+                removed.expired += 1;
             }
         }
-        let before = Utc::now() - chrono::Duration::hours(STALE_AFTER_HOURS);
+        let now = Utc::now();
+        removed.requests = requests::purge(&mut conn, now - chrono::Duration::days(2)).await?;
+        let before = now - chrono::Duration::minutes(STALE_AFTER_MINUTES);
         let stale = repo::stale(&mut conn, before, BATCH).await?;
         drop(conn);
         for id in &stale {
-            self.give_up(*id, "the export's job stopped without finishing it")
-                .await?;
+            self.give_up(
+                *id,
+                "the export's job stopped without finishing it; request it again",
+            )
+            .await?;
         }
         removed.stale = stale.len();
         Ok(removed)

@@ -1,13 +1,14 @@
 //! The exports service: requesting, reading, cancelling and downloading exports.
 //! Handlers and jobs call it; it owns the transactions.
 
+use crate::ExportsError;
 use crate::jobs::{DeleteFiles, Generate};
 use crate::link::{LinkSigner, Signature};
 use crate::model::{Export, ExportState};
 use crate::repo::exports::{self as repo, Row};
+use crate::repo::requests;
 use crate::request::{NewExport, Validated};
 use crate::source::Sources;
-use crate::{ExportsError, keys};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use keel_config::Settings;
@@ -15,7 +16,7 @@ use keel_events::{Actor, AuditRecord, AuditTrail, Publisher};
 use keel_http::{Page, Paginated, Reply};
 use keel_persistence::DbPool;
 use keel_queue::{Enqueued, Queue};
-use keel_storage::{ByteRange, Download, Method, PresignConditions, Storage};
+use keel_storage::{ByteRange, Download, Method, ObjectKey, PresignConditions, Storage};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -31,8 +32,8 @@ pub(crate) struct Inner {
     pub settings: Arc<Settings>,
     /// The primary: export rows, progress, jobs, events.
     pub pool: DbPool,
-    /// Where the rows exported are read: the replica when one is configured.
-    pub reads: DbPool,
+    /// The read replica the rows are read from, when one is configured.
+    pub replica: Option<DbPool>,
     pub queue: Queue,
     pub storage: Storage,
     pub publisher: Arc<dyn Publisher>,
@@ -53,8 +54,8 @@ pub struct DownloadLink {
 #[derive(Debug)]
 pub struct Services {
     pub pool: DbPool,
-    /// The pool rows are read from: a replica's, or the primary's again.
-    pub reads: DbPool,
+    /// A read replica's pool: exports read their rows there when given.
+    pub replica: Option<DbPool>,
     pub queue: Queue,
     pub storage: Storage,
     pub publisher: Arc<dyn Publisher>,
@@ -68,7 +69,7 @@ impl Exports {
             inner: Arc::new(Inner {
                 settings,
                 pool: services.pool,
-                reads: services.reads,
+                replica: services.replica,
                 queue: services.queue,
                 storage: services.storage,
                 publisher: services.publisher,
@@ -121,9 +122,11 @@ impl Exports {
         let valid = Validated::check(&self.inner.sources, input)?;
         crate::limits::check(conn, &self.inner.settings.exports, org_id).await?;
         let id = Uuid::now_v7();
-        let now = Utc::now();
-        let file_name = valid.file_name(now);
-        let object_key = keys::file(org_id, id, &file_name);
+        let file_name = valid.file_name(Utc::now());
+        let replica_lsn = match self.inner.replica {
+            Some(_) => Some(crate::replica::primary_position(conn).await?),
+            None => None,
+        };
         let (user, key) = match actor {
             Actor::User(user) => (Some(user), None),
             Actor::ApiKey(key) => (None, Some(key)),
@@ -140,12 +143,12 @@ impl Exports {
                 compress: valid.compress,
                 filters: &valid.filters,
                 state: ExportState::Queued,
-                object_key: object_key.as_str(),
                 file_name: &file_name,
-                created_at: now,
+                replica_lsn,
             },
         )
         .await?;
+        requests::record(conn, id, org_id).await?;
         let job = self
             .inner
             .queue
@@ -283,10 +286,15 @@ impl Exports {
         actor: Actor,
     ) -> Result<DownloadLink, ExportsError> {
         let row = self.row(org_id, id).await?;
-        downloadable(&row)?;
-        let expiry = self.inner.settings.exports.link_expiry();
+        let key = downloadable(&row)?;
+        let storage = &self.inner.storage;
+        let mut expiry = self.inner.settings.exports.link_expiry();
+        if storage.can_presign() {
+            // The store will not sign for longer than its own limit.
+            expiry = expiry.min(storage.presign_expiry());
+        }
         let expires_at = Utc::now() + chrono::Duration::from_std(expiry).unwrap_or_default();
-        let url = if self.inner.storage.can_presign() {
+        let url = if storage.can_presign() {
             let conditions = PresignConditions {
                 response_content_type: Some(row.format.content_type(row.compress).to_owned()),
                 response_content_disposition: Some(keel_http::download::content_disposition(
@@ -295,14 +303,16 @@ impl Exports {
                 expires_in: Some(expiry),
                 ..PresignConditions::default()
             };
-            let key = keys::file(org_id, id, &row.file_name);
-            self.inner
-                .storage
+            storage
                 .presign(Method::GET, &key, &conditions)
                 .await?
                 .to_string()
         } else {
-            let signature = self.inner.links.sign(id, org_id, expires_at);
+            let signature = self
+                .inner
+                .links
+                .sign(id, org_id, expires_at)
+                .map_err(ExportsError::Signing)?;
             format!(
                 "/api/v1/orgs/{org_id}/exports/{id}/file?{}",
                 signature.query()
@@ -328,22 +338,21 @@ impl Exports {
             .verify(id, org_id, signature, Utc::now())
             .map_err(|refused| ExportsError::BadLink(refused.message()))?;
         let row = self.row(org_id, id).await?;
-        downloadable(&row)?;
+        let key = downloadable(&row)?;
         let size = u64::try_from(row.size_bytes.unwrap_or_default()).unwrap_or_default();
         let range = range
             .map(|r| r.within(size).ok_or(ExportsError::Range { size }))
             .transpose()?;
-        let key = keys::file(org_id, id, &row.file_name);
         let download = self.inner.storage.get(&key, range).await?;
         Ok((row.into_export(), download))
     }
 }
 
-/// Only a succeeded export has a file to download.
-fn downloadable(row: &Row) -> Result<(), ExportsError> {
-    match row.state_at(Utc::now()) {
-        ExportState::Succeeded => Ok(()),
-        ExportState::Expired => Err(ExportsError::Expired),
-        other => Err(ExportsError::State(other)),
+/// Only a succeeded export has a file to download: its key.
+fn downloadable(row: &Row) -> Result<ObjectKey, ExportsError> {
+    match (row.state_at(Utc::now()), &row.object_key) {
+        (ExportState::Succeeded, Some(key)) => Ok(ObjectKey::stored(key)?),
+        (ExportState::Expired, _) => Err(ExportsError::Expired),
+        (other, _) => Err(ExportsError::State(other)),
     }
 }

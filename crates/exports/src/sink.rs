@@ -15,6 +15,8 @@ use std::io::Write as _;
 
 /// Bytes gathered before they are handed to the writer.
 const FLUSH_BYTES: usize = 1 << 20;
+/// The encoding buffer: a flush's worth and a page's overshoot.
+const BUFFER_BYTES: usize = FLUSH_BYTES + (256 << 10);
 
 /// The finished file.
 #[derive(Debug, Clone)]
@@ -53,7 +55,7 @@ impl Sink {
         columns: &'static [Column],
         compress: bool,
     ) -> Self {
-        let mut encoded = Vec::with_capacity(FLUSH_BYTES + 64 * 1024);
+        let mut encoded = Vec::with_capacity(BUFFER_BYTES);
         encode::header(format, columns, &mut encoded);
         Self {
             format,
@@ -89,7 +91,8 @@ impl Sink {
     /// ends the gzip stream.
     async fn flush(&mut self, last: bool) -> StorageResult<()> {
         let out = match &mut self.gzip {
-            None => std::mem::take(&mut self.encoded),
+            // A fresh buffer of the same size: the next mebibyte need not regrow it.
+            None => std::mem::replace(&mut self.encoded, Vec::with_capacity(BUFFER_BYTES)),
             Some(gzip) => {
                 // Writing to a Vec cannot fail.
                 let _ = gzip.write_all(&self.encoded);

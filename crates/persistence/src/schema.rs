@@ -105,8 +105,9 @@ diesel::table! {
         row_count -> Nullable<Int8>,
         size_bytes -> Nullable<Int8>,
         sha256 -> Nullable<Text>,
-        object_key -> Text,
+        object_key -> Nullable<Text>,
         file_name -> Text,
+        replica_lsn -> Nullable<PgLsn>,
         error -> Nullable<Text>,
         attempts -> Int4,
         created_at -> Timestamptz,
@@ -114,6 +115,14 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    exports_requests (export_id) {
+        export_id -> Uuid,
+        org_id -> Uuid,
+        created_at -> Timestamptz,
     }
 }
 
@@ -280,6 +289,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts_tokens,
     accounts_users,
     exports,
+    exports_requests,
     http_idempotency_keys,
     notifications_events,
     notifications_inbox,

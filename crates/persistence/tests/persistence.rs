@@ -88,7 +88,8 @@ async fn the_schema_matches_the_migrated_database() {
         notifications_webhook_deliveries,
         uploads,
         uploads_usage,
-        exports
+        exports,
+        exports_requests
     );
 }
 

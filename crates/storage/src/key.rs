@@ -26,6 +26,13 @@ impl ObjectKey {
         })))
     }
 
+    /// A key Keel stored (a row's record of [`ObjectKey::as_str`]).
+    pub fn stored(text: &str) -> Result<Self, crate::StorageError> {
+        Path::parse(text)
+            .map(ObjectKey)
+            .map_err(|e| crate::StorageError::Invalid(format!("stored key {text:?}: {e}")))
+    }
+
     /// A key as the store listed it.
     pub fn from_listed(path: Path) -> Self {
         ObjectKey(path)

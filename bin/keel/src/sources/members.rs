@@ -52,7 +52,7 @@ impl DataSource for Members {
     ) -> BoxFuture<'a, DbResult<i64>> {
         async move {
             let w = window(scope, None, 0);
-            keel_accounts::repo::count_members(conn, &w, parsed(scope, "role")).await
+            keel_accounts::repo::count_members(conn, &w, parsed(scope, "role")?).await
         }
         .boxed()
     }
@@ -67,7 +67,7 @@ impl DataSource for Members {
         async move {
             let w = window(scope, after, limit);
             let members =
-                keel_accounts::repo::members_page(conn, &w, parsed(scope, "role")).await?;
+                keel_accounts::repo::members_page(conn, &w, parsed(scope, "role")?).await?;
             Ok(members
                 .into_iter()
                 .map(|m| {

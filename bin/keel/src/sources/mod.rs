@@ -11,6 +11,7 @@ mod webhook_deliveries;
 use chrono::{DateTime, Utc};
 use keel_exports::{Key, Scope, Sources};
 use keel_persistence::keyset::Window;
+use keel_persistence::{DbError, DbResult};
 use uuid::Uuid;
 
 /// Every source.
@@ -39,7 +40,19 @@ fn key(at: DateTime<Utc>, id: Uuid) -> Key {
 }
 
 /// A filter's value as the type it names. Filters are checked against the source's
-/// `values` when the export is requested, so a stored one always parses.
-fn parsed<T: std::str::FromStr>(scope: &Scope, name: &str) -> Option<T> {
-    scope.filter(name).and_then(|text| text.parse().ok())
+/// `values` when the export is requested, so a stored one parses; one that does not
+/// fails the page (and so the export) instead of being dropped, which would export
+/// more than was asked for.
+fn parsed<T: std::str::FromStr>(scope: &Scope, name: &str) -> DbResult<Option<T>> {
+    scope
+        .filter(name)
+        .map(|text| {
+            text.parse().map_err(|_| {
+                DbError::internal(
+                    "reading an export filter",
+                    std::io::Error::other(format!("`{name}` = {text:?} is not a value it takes")),
+                )
+            })
+        })
+        .transpose()
 }

@@ -80,7 +80,7 @@ impl DataSource for UploadsMetadata {
     ) -> BoxFuture<'a, DbResult<i64>> {
         async move {
             let w = window(scope, None, 0);
-            exported::count_uploads(conn, &w, parsed(scope, "state")).await
+            exported::count_uploads(conn, &w, parsed(scope, "state")?).await
         }
         .boxed()
     }
@@ -94,7 +94,7 @@ impl DataSource for UploadsMetadata {
     ) -> BoxFuture<'a, DbResult<Vec<Row>>> {
         async move {
             let w = window(scope, after, limit);
-            let uploads = exported::uploads_page(conn, &w, parsed(scope, "state")).await?;
+            let uploads = exported::uploads_page(conn, &w, parsed(scope, "state")?).await?;
             Ok(uploads
                 .into_iter()
                 .map(|u| {

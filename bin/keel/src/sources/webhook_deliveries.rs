@@ -53,11 +53,11 @@ const FILTERS: &[FilterSpec] = &[
     },
 ];
 
-fn filter(scope: &Scope) -> DeliveryFilter<'_> {
-    DeliveryFilter {
-        status: parsed(scope, "status"),
+fn filter(scope: &Scope) -> DbResult<DeliveryFilter<'_>> {
+    Ok(DeliveryFilter {
+        status: parsed(scope, "status")?,
         event_type: scope.filter("event_type"),
-    }
+    })
 }
 
 impl DataSource for WebhookDeliveries {
@@ -84,7 +84,7 @@ impl DataSource for WebhookDeliveries {
     ) -> BoxFuture<'a, DbResult<i64>> {
         async move {
             let w = window(scope, None, 0);
-            keel_notifications::exported::count_deliveries(conn, &w, filter(scope)).await
+            keel_notifications::exported::count_deliveries(conn, &w, filter(scope)?).await
         }
         .boxed()
     }
@@ -99,7 +99,7 @@ impl DataSource for WebhookDeliveries {
         async move {
             let w = window(scope, after, limit);
             let deliveries =
-                keel_notifications::exported::deliveries_page(conn, &w, filter(scope)).await?;
+                keel_notifications::exported::deliveries_page(conn, &w, filter(scope)?).await?;
             Ok(deliveries
                 .into_iter()
                 .map(|d| {

@@ -48,9 +48,8 @@ fn location(org_id: Uuid, id: Uuid) -> String {
 
 /// Who the caller is, for the audit trail and the export's requester.
 fn actor(caller: &Caller) -> Actor {
-    match (caller.user_id(), caller.api_key_id()) {
-        (Some(user), _) => Actor::User(user),
-        (None, Some(key)) => Actor::ApiKey(key),
-        (None, None) => Actor::ApiKey(caller.credential_id()),
+    match caller {
+        Caller::User(user) => Actor::User(user.user_id),
+        Caller::ApiKey(key) => Actor::ApiKey(key.key_id),
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::model::{Export, ExportFormat, ExportState, Progress};
 use chrono::{DateTime, Utc};
+use diesel::pg::data_types::PgLsn;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_persistence::DbResult;
@@ -26,8 +27,9 @@ pub struct Row {
     pub row_count: Option<i64>,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
-    pub object_key: String,
+    pub object_key: Option<String>,
     pub file_name: String,
+    pub replica_lsn: Option<PgLsn>,
     pub error: Option<String>,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -97,9 +99,8 @@ pub struct NewRow<'a> {
     pub compress: bool,
     pub filters: &'a serde_json::Value,
     pub state: ExportState,
-    pub object_key: &'a str,
     pub file_name: &'a str,
-    pub created_at: DateTime<Utc>,
+    pub replica_lsn: Option<PgLsn>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, row: &NewRow<'_>) -> DbResult<Row> {
@@ -115,6 +116,17 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &NewRow<'_>) -> DbResult<
 pub async fn get(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbResult<Option<Row>> {
     e::table
         .filter(e::org_id.eq(org_id).and(e::id.eq(id)))
+        .select(Row::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
+}
+
+/// A row by id alone, for the job (which acts for no caller).
+pub async fn by_id(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<Row>> {
+    e::table
+        .filter(e::id.eq(id))
         .select(Row::as_select())
         .first(conn)
         .await
@@ -148,22 +160,6 @@ pub async fn count_active(conn: &mut AsyncPgConnection, org_id: Uuid) -> DbResul
         .filter(e::org_id.eq(org_id))
         .filter(e::state.eq_any([ExportState::Queued, ExportState::Running]))
         .count()
-        .get_result(conn)
-        .await
-        .map_err(Into::into)
-}
-
-/// The organization's exports requested since `since`: how many, and when the oldest
-/// of them was (`exports_recent`).
-pub async fn requested_since(
-    conn: &mut AsyncPgConnection,
-    org_id: Uuid,
-    since: DateTime<Utc>,
-) -> DbResult<(i64, Option<DateTime<Utc>>)> {
-    e::table
-        .filter(e::org_id.eq(org_id))
-        .filter(e::created_at.gt(since))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(e::created_at)))
         .get_result(conn)
         .await
         .map_err(Into::into)
@@ -206,66 +202,83 @@ pub async fn set_estimate(conn: &mut AsyncPgConnection, id: Uuid, rows: i64) -> 
     Ok(())
 }
 
-/// Writes progress; `false` when the export is no longer running (it was canceled).
-pub async fn progress(conn: &mut AsyncPgConnection, id: Uuid, rows: i64) -> DbResult<bool> {
-    let updated = diesel::update(
-        e::table
-            .filter(e::id.eq(id))
-            .filter(e::state.eq(ExportState::Running)),
-    )
-    .set((e::rows_written.eq(rows), e::updated_at.eq(diesel::dsl::now)))
-    .execute(conn)
-    .await?;
+/// `id = $1 AND state = 'running' AND attempts = $2`.
+type Held = diesel::dsl::And<
+    diesel::dsl::And<diesel::dsl::Eq<e::id, Uuid>, diesel::dsl::Eq<e::state, ExportState>>,
+    diesel::dsl::Eq<e::attempts, i32>,
+>;
+
+/// The run that holds the export: it is running under this attempt. Every write of a
+/// run is conditioned on it, so a stale run (its lease taken over) changes nothing.
+fn held(id: Uuid, attempt: i32) -> Held {
+    e::id
+        .eq(id)
+        .and(e::state.eq(ExportState::Running))
+        .and(e::attempts.eq(attempt))
+}
+
+/// Writes progress; `false` when the run no longer holds the export (it was canceled,
+/// deleted, or taken over).
+pub async fn progress(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    attempt: i32,
+    rows: i64,
+) -> DbResult<bool> {
+    let updated = diesel::update(e::table.filter(held(id, attempt)))
+        .set((e::rows_written.eq(rows), e::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await?;
     Ok(updated == 1)
 }
 
-/// Whether the export is still running (the job's cancellation check between batches).
-pub async fn is_running(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<bool> {
-    let state: Option<ExportState> = e::table
-        .filter(e::id.eq(id))
-        .select(e::state)
+/// Whether the run still holds the export (the job's cancellation check between pages).
+pub async fn holds(conn: &mut AsyncPgConnection, id: Uuid, attempt: i32) -> DbResult<bool> {
+    let found: Option<Uuid> = e::table
+        .filter(held(id, attempt))
+        .select(e::id)
         .first(conn)
         .await
         .optional()?;
-    Ok(state == Some(ExportState::Running))
+    Ok(found.is_some())
 }
 
 /// The finished file.
 #[derive(Debug, Clone)]
-pub struct File {
+pub struct File<'a> {
+    pub key: &'a str,
     pub rows: i64,
     pub size_bytes: i64,
     pub sha256: String,
 }
 
-/// `running` → `succeeded`; `None` when it is no longer running (canceled meanwhile).
+/// `running` → `succeeded`; `None` when the run no longer holds the export (canceled,
+/// deleted or taken over meanwhile).
 pub async fn succeed(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    file: &File,
+    attempt: i32,
+    file: &File<'_>,
     expires_at: DateTime<Utc>,
 ) -> DbResult<Option<Row>> {
-    diesel::update(
-        e::table
-            .filter(e::id.eq(id))
-            .filter(e::state.eq(ExportState::Running)),
-    )
-    .set((
-        e::state.eq(ExportState::Succeeded),
-        e::rows_written.eq(file.rows),
-        e::row_count.eq(file.rows),
-        e::size_bytes.eq(file.size_bytes),
-        e::sha256.eq(&file.sha256),
-        e::error.eq(None::<String>),
-        e::finished_at.eq(diesel::dsl::now),
-        e::updated_at.eq(diesel::dsl::now),
-        e::expires_at.eq(expires_at),
-    ))
-    .returning(Row::as_returning())
-    .get_result(conn)
-    .await
-    .optional()
-    .map_err(Into::into)
+    diesel::update(e::table.filter(held(id, attempt)))
+        .set((
+            e::object_key.eq(file.key),
+            e::state.eq(ExportState::Succeeded),
+            e::rows_written.eq(file.rows),
+            e::row_count.eq(file.rows),
+            e::size_bytes.eq(file.size_bytes),
+            e::sha256.eq(&file.sha256),
+            e::error.eq(None::<String>),
+            e::finished_at.eq(diesel::dsl::now),
+            e::updated_at.eq(diesel::dsl::now),
+            e::expires_at.eq(expires_at),
+        ))
+        .returning(Row::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(Into::into)
 }
 
 /// An active export ends without a file: `failed` (with `error`) or `canceled`; `None`
@@ -310,33 +323,39 @@ pub async fn delete(conn: &mut AsyncPgConnection, org_id: Uuid, id: Uuid) -> DbR
         .map_err(Into::into)
 }
 
-/// Deletes up to `limit` exports past their expiry (rows another run holds are skipped);
-/// returns them, for their files to be removed. Call it inside a transaction.
-pub async fn delete_expired(conn: &mut AsyncPgConnection, limit: i64) -> DbResult<Vec<Row>> {
-    let expired: Vec<Uuid> = e::table
+/// Up to `limit` exports past their expiry, for the retention to remove.
+pub async fn expired(conn: &mut AsyncPgConnection, limit: i64) -> DbResult<Vec<Row>> {
+    e::table
         .filter(e::expires_at.lt(diesel::dsl::now))
-        .select(e::id)
+        .select(Row::as_select())
         .limit(limit)
-        .for_update()
-        .skip_locked()
-        .load(conn)
-        .await?;
-    diesel::delete(e::table.filter(e::id.eq_any(expired)))
-        .returning(Row::as_returning())
         .load(conn)
         .await
         .map_err(Into::into)
 }
 
-/// Active exports untouched since `before`: their job died for good without recording
-/// an end (its last attempt's worker was lost).
+/// Deletes an export whose file is gone; `false` when it was already deleted.
+pub async fn delete_expired(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<bool> {
+    let deleted = diesel::delete(
+        e::table
+            .filter(e::id.eq(id))
+            .filter(e::expires_at.lt(diesel::dsl::now)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(deleted == 1)
+}
+
+/// Running exports untouched since `before`: their job died for good without recording
+/// an end (its last attempt's worker was lost). Queued ones are left to the queue: a
+/// backlog is not a death.
 pub async fn stale(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
     limit: i64,
 ) -> DbResult<Vec<Uuid>> {
     e::table
-        .filter(e::state.eq_any([ExportState::Queued, ExportState::Running]))
+        .filter(e::state.eq(ExportState::Running))
         .filter(e::updated_at.lt(before))
         .select(e::id)
         .limit(limit)

@@ -1,3 +1,4 @@
 //! The exports domain's tables.
 
 pub mod exports;
+pub mod requests;

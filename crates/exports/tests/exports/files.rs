@@ -213,3 +213,42 @@ async fn with_a_replica_configured_the_rows_are_read_from_it() {
         .await;
     assert_eq!(on_primary, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_across_many_read_transactions_and_equal_timestamps_lose_no_row() {
+    // Small pages, one-second read transactions, and rows sharing their creation time
+    // in runs of 1000: page boundaries fall inside runs of equal timestamps, and the
+    // export (thousands of pages: seconds) spans several read transactions.
+    let s = setup(&[
+        ("KEEL__EXPORTS__BATCH_ROWS", "37"),
+        ("KEEL__EXPORTS__MAX_TRANSACTION_SECS", "1"),
+    ])
+    .await;
+    s.app
+        .run_sql(
+            &format!(
+                "INSERT INTO accounts_audit_events (id, org_id, action, details, created_at) \
+                 SELECT gen_random_uuid(), $1, 'test.row', jsonb_build_object('i', g), \
+                        '{SEED_DAY}'::timestamptz + (g / 1000) * interval '1 second' \
+                 FROM generate_series(1, 120000) g"
+            ),
+            Some(s.owner.org_id),
+        )
+        .await;
+    let expected = seeded_rows(&s).await;
+    let done = s.exported(seeded("ndjson", false)).await;
+    let file = s.file(done["id"].as_str().expect("id")).await;
+    let rows: Vec<(String, i64)> = file
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let row: Value = serde_json::from_slice(line).expect("a JSON line");
+            (
+                row["id"].as_str().expect("id").to_owned(),
+                row["details"]["i"].as_i64().expect("i"),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 120_000);
+    assert!(rows == expected, "the rows differ from the table's");
+}

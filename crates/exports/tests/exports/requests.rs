@@ -103,6 +103,11 @@ async fn bad_requests_name_the_field_and_leave_nothing() {
             "filters.created_before",
         ),
         (json!({"source": "members", "colour": "red"}), "colour"),
+        // Year 0 in UTC: a timestamp RFC 3339 cannot write back.
+        (
+            json!({"source": "members", "filters": {"created_before": "0000-01-01T00:00:00+01:00"}}),
+            "filters.created_before",
+        ),
     ] {
         let res = s.request(body.clone()).await;
         let error = error_body(res, 422, "validation_failed").await;
@@ -244,18 +249,17 @@ async fn the_organization_limits_answer_429_with_retry_after() {
         )
         .await;
     assert_eq!(cancel.status(), 200);
+    // Deleting an export frees its running place but not the day's allowance.
     let second = s.requested(json!({"source": "members"})).await;
-    s.app
+    let deleted = s
+        .app
         .authed(
             &s.owner.token,
-            reqwest::Method::POST,
-            &format!(
-                "{}/{}/cancel",
-                s.exports(),
-                second["id"].as_str().expect("id")
-            ),
+            reqwest::Method::DELETE,
+            &format!("{}/{}", s.exports(), second["id"].as_str().expect("id")),
         )
         .await;
+    assert_eq!(deleted.status(), 204);
     let res = s.request(json!({"source": "members"})).await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
