@@ -236,3 +236,46 @@ async fn a_deleted_export_is_gone_with_its_file() {
         .await;
     assert_error(again, 404, "not_found", None).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_export_whose_job_died_is_failed_by_the_retention_job() {
+    let s = idle(&[]).await;
+    let created = s.requested(json!({"source": "members"})).await;
+    let id = created["id"].as_str().expect("id");
+    let uuid: Uuid = id.parse().expect("uuid");
+    // Its worker died on the last attempt an hour and more ago; a queued one waits on.
+    s.app
+        .run_sql(
+            "UPDATE exports SET state = 'running', attempts = 3, \
+             updated_at = now() - interval '61 minutes' WHERE id = $1",
+            Some(uuid),
+        )
+        .await;
+    let queued = s.requested(json!({"source": "uploads"})).await;
+    s.app
+        .run_sql(
+            "UPDATE exports SET updated_at = now() - interval '5 hours' WHERE id = $1",
+            Some(queued["id"].as_str().expect("id").parse().expect("uuid")),
+        )
+        .await;
+    let removed = s
+        .app
+        .domains
+        .exports
+        .apply_retention()
+        .await
+        .expect("retention");
+    assert_eq!(removed.stale, 1);
+    let failed = s.get(id).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .expect("error")
+            .contains("request it again")
+    );
+    assert_eq!(
+        s.get(queued["id"].as_str().expect("id")).await["state"],
+        "queued"
+    );
+}
