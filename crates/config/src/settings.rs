@@ -444,6 +444,8 @@ pub struct ExportsSettings {
     pub max_transaction_secs: u64,
     /// Exports produced at once per worker process.
     pub concurrency: usize,
+    /// Rows an export writes per second at most (0: as fast as it can).
+    pub max_rows_per_second: u32,
 }
 
 impl ExportsSettings {

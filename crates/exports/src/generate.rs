@@ -227,9 +227,17 @@ impl Exports {
         let writer = self.inner.storage.writer(key.clone()).await?;
         let mut sink = Sink::new(writer, row.format, source.columns(), row.compress);
         let mut reads = reads.get().await?;
-        // Counted outside the snapshot: a count that runs into the statement timeout
-        // (a huge organization) costs the progress percentage, not the export.
-        match source.estimate(&mut reads, scope).await {
+        // Counted in a transaction of its own: a count that runs into the time limit (a
+        // huge organization) costs the progress percentage, not the export.
+        let counted = reads
+            .build_transaction()
+            .read_only()
+            .run(async |conn| {
+                bound_transaction(conn, max_transaction).await?;
+                Ok::<_, Failure>(source.estimate(conn, scope).await?)
+            })
+            .await;
+        match counted {
             Ok(rows) => {
                 let mut conn = self.inner.pool.get().await?;
                 repo::set_estimate(&mut conn, row.id, rows).await?;
@@ -240,6 +248,7 @@ impl Exports {
         }
         let mut after: Option<Key> = None;
         let mut next_progress = every;
+        let pace = Pace::new(settings.max_rows_per_second);
         loop {
             let window = reads
                 .build_transaction()
@@ -249,6 +258,7 @@ impl Exports {
                     bound_transaction(conn, max_transaction).await?;
                     let opened = Instant::now();
                     loop {
+                        pace.wait(sink.rows()).await;
                         let page = source.page(conn, scope, after, batch).await?;
                         let end = (page.len() as i64) < batch;
                         if let Some((last, _)) = page.last() {
@@ -424,9 +434,11 @@ impl Exports {
     }
 }
 
-/// Bounds the read transaction on the server too: a statement, or an idle moment (the
+/// Bounds a read transaction on the server too: a statement, or an idle moment (the
 /// writer waiting on a slow store), past `limit` ends it, so no stall keeps a snapshot
-/// open — on the primary that holds back vacuum, on a replica it holds back replay.
+/// open — on the primary that holds back vacuum, on a replica it holds back replay. And
+/// no parallel workers: a background export should take one core of the database, not
+/// three (a parallel count of a million rows did, and the API's latency showed it).
 async fn bound_transaction(
     conn: &mut AsyncPgConnection,
     limit: Duration,
@@ -434,12 +446,41 @@ async fn bound_transaction(
     let ms = format!("{}ms", limit.as_millis());
     diesel::sql_query(
         "SELECT set_config('statement_timeout', $1, true), \
-                set_config('idle_in_transaction_session_timeout', $1, true)",
+                set_config('idle_in_transaction_session_timeout', $1, true), \
+                set_config('max_parallel_workers_per_gather', '0', true)",
     )
     .bind::<Text, _>(ms)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Keeps a run under `exports.max_rows_per_second` (0: no limit): before each page it
+/// waits until the rows written so far are no longer ahead of that rate. An export is
+/// background work; at full speed it takes a core of the worker and one of the database
+/// for its whole run, and the requests sharing those machines wait.
+struct Pace {
+    rows_per_second: Option<f64>,
+    started: Instant,
+}
+
+impl Pace {
+    fn new(rows_per_second: u32) -> Self {
+        Self {
+            rows_per_second: (rows_per_second > 0).then_some(f64::from(rows_per_second)),
+            started: Instant::now(),
+        }
+    }
+
+    async fn wait(&self, rows: i64) {
+        let Some(rate) = self.rows_per_second else {
+            return;
+        };
+        let due = Duration::from_secs_f64(rows as f64 / rate);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
 }
 
 /// Who hears about an export: the person who requested it, or the organization's

@@ -121,15 +121,23 @@ impl Runner {
         let timeout = Duration::from_millis(claimed.timeout_ms as u64);
         let work = std::panic::AssertUnwindSafe((spec.handler)(ctx, claimed.payload.clone()))
             .catch_unwind();
-        tokio::select! {
-            result = tokio::time::timeout(timeout, work) => match result {
-                Ok(Ok(Ok(()))) => Outcome::Succeeded,
-                Ok(Ok(Err(e))) => Outcome::Failed(e),
-                Ok(Err(panic)) => Outcome::Panicked(panic_message(panic.as_ref())),
+        // On a task of its own: the worker's task, which also polls Redis for doorbells,
+        // is then woken once when the job ends instead of at every await of the job (a
+        // long job woke it, and so polled Redis, hundreds of times a second).
+        let mut task = tokio::spawn(work.in_current_span());
+        let outcome = tokio::select! {
+            result = tokio::time::timeout(timeout, &mut task) => match result {
+                Ok(Ok(Ok(Ok(())))) => Outcome::Succeeded,
+                Ok(Ok(Ok(Err(e)))) => Outcome::Failed(e),
+                Ok(Ok(Err(panic))) => Outcome::Panicked(panic_message(panic.as_ref())),
+                Ok(Err(lost)) => Outcome::Panicked(lost.to_string()),
                 Err(_) => Outcome::TimedOut(timeout),
             },
             () = self.shutdown_grace_over() => Outcome::Interrupted,
-        }
+        };
+        // A job cut off (time limit, shutdown) must not run on unseen.
+        task.abort();
+        outcome
     }
 
     /// Resolves once shutdown was requested and the grace period has passed.
