@@ -98,6 +98,10 @@ bench-fanout:
 bench-uploads:
     deploy/bench/uploads.sh
 
+# A 1,000,000-row export by `keel work`: rows/s, the worker's peak RSS, and `/me` p99 under a steady load with and without it; writes docs/benchmarks.md
+bench-exports:
+    deploy/bench/exports.sh
+
 # Rate limits across two `keel serve` replicas: how many requests get through a per-address limit; writes docs/benchmarks.md
 bench-rate-limits:
     deploy/bench/rate-limits.sh
