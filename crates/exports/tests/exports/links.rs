@@ -76,7 +76,7 @@ async fn a_signed_link_serves_the_file_and_its_ranges() {
 async fn a_tampered_expired_or_retired_link_is_403() {
     let key_a = "a:0123456789abcdef0123456789abcdef";
     let s = setup(&[
-        ("KEEL__EXPORTS__LINK_EXPIRY_SECS", "2"),
+        ("KEEL__EXPORTS__LINK_EXPIRY_SECS", "3"),
         ("KEEL__EXPORTS__LINK_KEYS", key_a),
     ])
     .await;
@@ -109,7 +109,7 @@ async fn a_tampered_expired_or_retired_link_is_403() {
     error_body(get(partial).await, 403, "forbidden").await;
 
     // Expired.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let error = error_body(get(link).await, 403, "forbidden").await;
     assert!(
         error["error"]["message"]
