@@ -114,11 +114,18 @@ pub fn start(
     let metrics = surface == Surface::Operations || settings.server.metrics_on_api_port;
     let doc = (surface == Surface::Api).then(|| routes::docs::openapi(&api.routes, metrics));
     let allowed_methods = routes::allowed_methods(doc.as_ref(), &settings);
+    let slow_requests = settings
+        .telemetry
+        .slow_request()
+        .map(|threshold| web::Data::new(keel_telemetry::http::SlowRequests(threshold)));
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
         let (api, doc) = (api.clone(), doc.clone());
-        App::new()
-            .app_data(data.clone())
+        let mut app = App::new();
+        if let Some(slow) = &slow_requests {
+            app = app.app_data(slow.clone());
+        }
+        app.app_data(data.clone())
             .app_data(limiter.clone())
             .app_data(addresses.clone())
             .app_data(api.authenticator.clone())

@@ -181,12 +181,19 @@ pub struct TelemetrySettings {
     pub otlp_timeout_ms: u64,
     /// Share of new traces exported (0.0–1.0); a caller's sampled `traceparent` is followed.
     pub sample_ratio: f64,
+    /// A request that takes longer is logged as a warning; 0 = never.
+    pub slow_request_ms: u64,
 }
 
 impl TelemetrySettings {
     /// The OTLP endpoint, or `None` when export is off.
     pub fn otlp_endpoint(&self) -> Option<&str> {
         Some(self.otlp_endpoint.trim()).filter(|e| !e.is_empty())
+    }
+
+    /// The slow-request threshold, or `None` when off.
+    pub fn slow_request(&self) -> Option<Duration> {
+        (self.slow_request_ms > 0).then(|| Duration::from_millis(self.slow_request_ms))
     }
 }
 

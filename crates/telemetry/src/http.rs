@@ -4,7 +4,9 @@
 //! request gets a server span that continues an incoming `traceparent`, carries the
 //! request id, method, route template and status, and is counted in
 //! `keel_http_requests_total` / `keel_http_request_duration_seconds`. The response carries
-//! `traceresponse` (W3C Trace Context level 2) so a caller can find the trace.
+//! `traceresponse` (W3C Trace Context level 2) so a caller can find the trace. A request
+//! slower than the app's [`SlowRequests`] threshold is logged as a warning with its
+//! route, status, duration and trace id — the one log line that says where to look.
 
 use crate::propagation::{self, TraceContext};
 use actix_web::body::MessageBody;
@@ -18,6 +20,11 @@ use std::rc::Rc;
 use std::time::Instant;
 use tracing::Instrument;
 
+/// App data: requests slower than this are logged (`telemetry.slow_request_ms`). Absent:
+/// none is.
+#[derive(Debug, Clone, Copy)]
+pub struct SlowRequests(pub std::time::Duration);
+
 /// The label for requests that matched no route: keeps the label set bounded whatever
 /// paths scanners try.
 const UNMATCHED: &str = "unmatched";
@@ -27,6 +34,9 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let slow = req
+        .app_data::<actix_web::web::Data<SlowRequests>>()
+        .map(|threshold| threshold.0);
     // Only standard methods become label values: the label set must stay bounded.
     let method: &'static str = match req.method().as_str() {
         "GET" => "GET",
@@ -72,15 +82,27 @@ pub async fn observe(
     }
     span.record("http.response.status_code", status.as_u16());
 
-    record(
-        method,
-        route,
-        status.as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let elapsed = started.elapsed();
+    let trace = propagation::from_span(&span);
+    if slow.is_some_and(|threshold| elapsed >= threshold) {
+        let trace_id = trace
+            .as_ref()
+            .and_then(|cx| cx.traceparent.split('-').nth(1))
+            .unwrap_or_default();
+        span.in_scope(|| {
+            tracing::warn!(
+                http.route = %route,
+                http.response.status_code = status.as_u16(),
+                duration_ms = elapsed.as_millis() as u64,
+                trace_id,
+                "slow request"
+            );
+        });
+    }
+    record(method, route, status.as_u16(), elapsed.as_secs_f64());
 
     let mut res = result?;
-    if let Some(cx) = propagation::from_span(&span)
+    if let Some(cx) = trace
         && let Ok(value) = HeaderValue::from_str(&cx.traceparent)
     {
         res.headers_mut()

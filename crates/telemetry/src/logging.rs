@@ -85,6 +85,7 @@ pub fn init_for_tests() {
             otlp_endpoint: String::new(),
             otlp_timeout_ms: 100,
             sample_ratio: 1.0,
+            slow_request_ms: 0,
         };
         if let Ok(provider) = crate::traces::provider(&settings) {
             let _ = install(&settings, &provider);

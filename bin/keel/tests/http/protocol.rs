@@ -209,3 +209,54 @@ async fn without_an_admin_token_the_admin_paths_are_404_whatever_the_method() {
         .expect("request");
     error_body(res, 404, "not_found").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_request_is_logged_with_its_route_status_duration_and_trace() {
+    let db = TestDatabase::new().await.expect("test database");
+    let log = std::env::temp_dir().join(format!("keel-log-{}.json", uuid::Uuid::now_v7()));
+    let (_child, base) = serve_process_logging_to(
+        env!("CARGO_BIN_EXE_keel"),
+        db.url(),
+        &[
+            ("KEEL__TELEMETRY__LOG_FORMAT", "json"),
+            ("KEEL__TELEMETRY__LOG_FILTER", "warn"),
+            ("KEEL__TELEMETRY__SLOW_REQUEST_MS", "5"),
+        ],
+        std::fs::File::create(&log).expect("log file"),
+    )
+    .await;
+    // A signup hashes a password (argon2: tens of milliseconds): slow by design.
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/signup"))
+        .json(&serde_json::json!({"email": "slow@example.com", "password": "a long passphrase for tests", "name": "Ada", "organization_name": "Engines"}))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(res.status(), 202);
+    let slow = |lines: &[Value]| {
+        lines
+            .iter()
+            .find(|line| line["message"] == "slow request")
+            .cloned()
+    };
+    eventually(
+        "the slow-request warning",
+        Duration::from_secs(5),
+        || async { slow(&log_lines(&log)).is_some() },
+    )
+    .await;
+    let line = slow(&log_lines(&log)).expect("the warning");
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["http.route"], "/api/v1/signup", "{line}");
+    assert_eq!(line["http.response.status_code"], 202, "{line}");
+    assert!(
+        line["duration_ms"].as_u64().expect("duration") >= 5,
+        "{line}"
+    );
+    let trace_id = line["trace_id"].as_str().expect("trace id");
+    assert!(
+        trace_id.len() == 32 && trace_id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{line}"
+    );
+}
