@@ -27,6 +27,7 @@ pub struct Platform {
 impl Platform {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        keel_persistence::observe::log_slow_queries(settings.telemetry.slow_query());
         let pool = DbPool::new(&settings.database)?;
         let replica = settings
             .database

@@ -183,12 +183,20 @@ pub struct TelemetrySettings {
     pub sample_ratio: f64,
     /// A request that takes longer is logged as a warning; 0 = never.
     pub slow_request_ms: u64,
+    /// A database statement that takes longer is logged as a warning (fractions of a
+    /// millisecond allowed); 0 = never.
+    pub slow_query_ms: f64,
 }
 
 impl TelemetrySettings {
     /// The OTLP endpoint, or `None` when export is off.
     pub fn otlp_endpoint(&self) -> Option<&str> {
         Some(self.otlp_endpoint.trim()).filter(|e| !e.is_empty())
+    }
+
+    /// The slow-statement threshold, or `None` when off.
+    pub fn slow_query(&self) -> Option<Duration> {
+        (self.slow_query_ms > 0.0).then(|| Duration::from_secs_f64(self.slow_query_ms / 1000.0))
     }
 
     /// The slow-request threshold, or `None` when off.

@@ -139,6 +139,12 @@ impl Settings {
                 "must be between 0.0 and 1.0",
             ));
         }
+        if !(t.slow_query_ms.is_finite() && t.slow_query_ms >= 0.0) {
+            return Err(invalid(
+                "telemetry.slow_query_ms",
+                "must be 0 (off) or a positive number of milliseconds",
+            ));
+        }
         if t.service_name.trim().is_empty() {
             return Err(invalid("telemetry.service_name", "must not be empty"));
         }

@@ -22,6 +22,7 @@
 mod error;
 pub mod keyset;
 mod migrate;
+pub mod observe;
 mod pool;
 /// The table definitions, generated from the migrations by `just schema` (`diesel
 /// print-schema` with `diesel.toml` and `schema.patch`); never edited by hand. The

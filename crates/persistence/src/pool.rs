@@ -54,6 +54,7 @@ impl DbPool {
         config.custom_setup = Box::new(move |url| {
             async move {
                 let mut conn = AsyncPgConnection::establish(url).await?;
+                conn.set_instrumentation(crate::observe::Observer::default());
                 // Session settings for every pooled connection: a runaway query is
                 // cancelled by the server, and connections are recognisable in pg_stat_activity.
                 diesel::sql_query("SELECT set_config('statement_timeout', $1, false), set_config('application_name', 'keel', false)")

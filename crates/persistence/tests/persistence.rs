@@ -244,15 +244,26 @@ async fn an_exhausted_pool_fails_fast_with_busy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_runaway_statement_is_cancelled_by_the_server() {
+async fn a_runaway_statement_is_cancelled_by_the_server_and_counted() {
+    keel_telemetry::init_for_tests();
     let (_db, pool) = setup(1).await;
     let mut conn = pool.get().await.expect("conn");
-    let err = diesel::sql_query("SELECT pg_sleep(5)")
+    let err = diesel::sql_query("SELECT pg_sleep(5) AS runaway_statement")
         .execute(&mut conn)
         .await
         .map_err(DbError::from)
         .expect_err("statement_timeout is 300 ms");
     assert!(matches!(err, DbError::Timeout), "{err:?}");
+    // Timed and counted under its statement name (every statement is named by its verb
+    // and first table; this one has none).
+    let metrics = keel_telemetry::metrics::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keel_db_statement_timeouts_total{statement=\"select\"}")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("keel_db_statement_seconds"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

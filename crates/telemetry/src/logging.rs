@@ -86,6 +86,7 @@ pub fn init_for_tests() {
             otlp_timeout_ms: 100,
             sample_ratio: 1.0,
             slow_request_ms: 0,
+            slow_query_ms: 0.0,
         };
         if let Ok(provider) = crate::traces::provider(&settings) {
             let _ = install(&settings, &provider);

@@ -211,7 +211,7 @@ async fn without_an_admin_token_the_admin_paths_are_404_whatever_the_method() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slow_request_is_logged_with_its_route_status_duration_and_trace() {
+async fn slow_requests_and_statements_are_logged_with_their_trace() {
     let db = TestDatabase::new().await.expect("test database");
     let log = std::env::temp_dir().join(format!("keel-log-{}.json", uuid::Uuid::now_v7()));
     let (_child, base) = serve_process_logging_to(
@@ -221,6 +221,8 @@ async fn a_slow_request_is_logged_with_its_route_status_duration_and_trace() {
             ("KEEL__TELEMETRY__LOG_FORMAT", "json"),
             ("KEEL__TELEMETRY__LOG_FILTER", "warn"),
             ("KEEL__TELEMETRY__SLOW_REQUEST_MS", "5"),
+            // Every statement is slow at a microsecond.
+            ("KEEL__TELEMETRY__SLOW_QUERY_MS", "0.001"),
         ],
         std::fs::File::create(&log).expect("log file"),
     )
@@ -246,7 +248,6 @@ async fn a_slow_request_is_logged_with_its_route_status_duration_and_trace() {
     )
     .await;
     let line = slow(&log_lines(&log)).expect("the warning");
-    let _ = std::fs::remove_file(&log);
     assert_eq!(line["level"], "WARN", "{line}");
     assert_eq!(line["http.route"], "/api/v1/signup", "{line}");
     assert_eq!(line["http.response.status_code"], 202, "{line}");
@@ -259,4 +260,29 @@ async fn a_slow_request_is_logged_with_its_route_status_duration_and_trace() {
         trace_id.len() == 32 && trace_id.chars().all(|c| c.is_ascii_hexdigit()),
         "{line}"
     );
+    // The request's statements: named, timed, in the same trace, without bound values
+    // (the email address, the password hash).
+    let lines = log_lines(&log);
+    let statements: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "slow query" && l["trace_id"] == trace_id)
+        .collect();
+    assert!(
+        statements
+            .iter()
+            .any(|l| l["db.statement"] == "insert accounts_users"),
+        "{statements:?}"
+    );
+    for statement in &statements {
+        let text = statement.to_string();
+        assert!(
+            !text.contains("slow@example.com") && !text.contains("binds"),
+            "{text}"
+        );
+        assert!(
+            statement["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{text}"
+        );
+    }
+    let _ = std::fs::remove_file(&log);
 }
