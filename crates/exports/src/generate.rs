@@ -114,16 +114,22 @@ impl Exports {
     /// Produces one export. Idempotent: an export no longer queued or running is left
     /// alone; one still running (its earlier run died) starts again from scratch.
     pub(crate) async fn generate(&self, ctx: &JobContext, id: Uuid) -> Result<(), JobError> {
-        let found = {
-            let mut conn = self.inner.pool.get().await?;
-            repo::by_id(&mut conn, id).await?
+        let reads = match &self.inner.services.replica {
+            None => self.inner.services.pool.clone(),
+            Some(replica) => {
+                // The request's WAL position, before the claim: waiting uses no attempt.
+                let found = {
+                    let mut conn = self.inner.services.pool.get().await?;
+                    repo::by_id(&mut conn, id).await?
+                };
+                let Some(found) = found.filter(|row| row.state.is_active()) else {
+                    return Ok(());
+                };
+                self.replica_once_caught_up(replica, &found).await?
+            }
         };
-        let Some(found) = found.filter(|row| row.state.is_active()) else {
-            return Ok(());
-        };
-        let reads = self.read_pool(&found).await?;
         let row = {
-            let mut conn = self.inner.pool.get().await?;
+            let mut conn = self.inner.services.pool.get().await?;
             repo::claim(&mut conn, id).await?
         };
         let Some(row) = row else {
@@ -187,12 +193,13 @@ impl Exports {
     }
 
     /// The pool to read `row`'s rows from: the replica once it has replayed the request
-    /// (until then the job waits without using an attempt), the primary without one or
-    /// after [`REPLICA_WAIT`].
-    async fn read_pool(&self, row: &Row) -> Result<DbPool, JobError> {
-        let Some(replica) = &self.inner.replica else {
-            return Ok(self.inner.pool.clone());
-        };
+    /// (until then the job waits without using an attempt), the primary after
+    /// [`REPLICA_WAIT`].
+    async fn replica_once_caught_up(
+        &self,
+        replica: &DbPool,
+        row: &Row,
+    ) -> Result<DbPool, JobError> {
         let mut conn = replica.get().await?;
         if replica::caught_up(&mut conn, row.replica_lsn).await? {
             return Ok(replica.clone());
@@ -203,7 +210,7 @@ impl Exports {
         if waited >= REPLICA_WAIT {
             tracing::warn!(export.id = %row.id, "the read replica is still behind the export's request; reading the primary");
             metrics::counter!("keel_exports_replica_fallbacks_total").increment(1);
-            return Ok(self.inner.pool.clone());
+            return Ok(self.inner.services.pool.clone());
         }
         Err(JobError::Defer(
             Duration::from_secs(2),
@@ -224,8 +231,8 @@ impl Exports {
         let every = i64::from(settings.progress_every_rows);
         let max_transaction = settings.max_transaction();
         let key = keys::file(row.org_id, row.id, row.attempts, &row.file_name);
-        let writer = self.inner.storage.writer(key.clone()).await?;
-        let mut sink = Sink::new(writer, row.format, source.columns(), row.compress);
+        let writer = self.inner.services.storage.writer(key.clone()).await?;
+        let mut sink = Sink::new(writer, row.format, source.info().columns, row.compress);
         let mut reads = reads.get().await?;
         // Counted in a transaction of its own: a count that runs into the time limit (a
         // huge organization) costs the progress percentage, not the export.
@@ -239,7 +246,7 @@ impl Exports {
             .await;
         match counted {
             Ok(rows) => {
-                let mut conn = self.inner.pool.get().await?;
+                let mut conn = self.inner.services.pool.get().await?;
                 repo::set_estimate(&mut conn, row.id, rows).await?;
             }
             Err(e) => {
@@ -268,7 +275,7 @@ impl Exports {
                             .await?;
                         // A short-lived connection of its own: a run holds one
                         // connection for its reads, not two.
-                        let mut control = self.inner.pool.get().await?;
+                        let mut control = self.inner.services.pool.get().await?;
                         let holds = if sink.rows() >= next_progress {
                             next_progress = sink.rows() + every;
                             repo::progress(&mut control, row.id, row.attempts, sink.rows()).await?
@@ -305,11 +312,12 @@ impl Exports {
     /// have finished a file before it died); an export another run took over keeps its.
     async fn clear_if_ended(&self, row: &Row) -> Result<(), Failure> {
         let now = {
-            let mut conn = self.inner.pool.get().await?;
+            let mut conn = self.inner.services.pool.get().await?;
             repo::by_id(&mut conn, row.id).await?
         };
         if now.is_none_or(|now| now.state == ExportState::Canceled) {
             self.inner
+                .services
                 .storage
                 .delete_prefix(&keys::folder(row.org_id, row.id))
                 .await?;
@@ -332,7 +340,7 @@ impl Exports {
             sha256: written.sha256,
         };
         let expires_at = self.expiry();
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let done = conn
             .transaction(async |conn| {
                 let Some(done) =
@@ -341,17 +349,18 @@ impl Exports {
                     return Ok(None);
                 };
                 let event = self.completed_event(&done);
-                let job = self.inner.publisher.publish(conn, event).await?;
+                let job = self.inner.services.publisher.publish(conn, event).await?;
                 Ok::<_, keel_persistence::DbError>(Some(job))
             })
             .await?;
         match done {
             Some(job) => {
-                self.inner.queue.ring([job]).await;
+                self.inner.services.queue.ring([job]).await;
                 Ok(true)
             }
             None => {
                 self.inner
+                    .services
                     .storage
                     .delete(key)
                     .await
@@ -399,7 +408,7 @@ impl Exports {
     /// details) and publishes `export.failed`; an export that already ended is left alone.
     pub(crate) async fn give_up(&self, id: Uuid, why: &str) -> Result<(), ExportsError> {
         let expires_at = self.expiry();
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let job = conn
             .transaction(async |conn| {
                 let Some(failed) =
@@ -423,12 +432,12 @@ impl Exports {
                         "error": why,
                     }),
                 };
-                let job = self.inner.publisher.publish(conn, event).await?;
+                let job = self.inner.services.publisher.publish(conn, event).await?;
                 Ok::<_, keel_persistence::DbError>(Some(job))
             })
             .await?;
         if let Some(job) = job {
-            self.inner.queue.ring([job]).await;
+            self.inner.services.queue.ring([job]).await;
         }
         Ok(())
     }

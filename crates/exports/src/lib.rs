@@ -40,4 +40,6 @@ pub use error::ExportsError;
 pub use model::{Export, ExportFormat, ExportState, Progress};
 pub use request::NewExport;
 pub use service::{DownloadLink, Exports, Services};
-pub use source::{Cell, Column, ColumnKind, DataSource, FilterSpec, Key, Row, Scope, Sources};
+pub use source::{
+    Cell, Column, ColumnKind, DataSource, FilterSpec, Key, Row, Scope, SourceInfo, Sources,
+};

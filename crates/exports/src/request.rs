@@ -60,7 +60,7 @@ impl Validated {
         })?;
         let filters = check_filters(source.as_ref(), input.filters)?;
         Ok(Self {
-            source: source.name(),
+            source: source.info().name,
             format: input.format.unwrap_or(ExportFormat::Csv),
             compress: input.compress,
             filters,
@@ -108,14 +108,14 @@ fn check_filters(
             normal.insert(name, Value::String(at.to_rfc3339()));
             continue;
         }
-        let Some(spec) = source.filters().iter().find(|f| f.name == name) else {
+        let Some(spec) = source.info().filters.iter().find(|f| f.name == name) else {
             let mut known = vec![CREATED_AFTER, CREATED_BEFORE];
-            known.extend(source.filters().iter().map(|f| f.name));
+            known.extend(source.info().filters.iter().map(|f| f.name));
             return Err(ExportsError::invalid(
                 &field,
                 format!(
                     "`{}` takes no filter `{name}`; it takes: {}",
-                    source.name(),
+                    source.info().name,
                     known.join(", ")
                 ),
             ));

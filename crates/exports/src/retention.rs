@@ -37,10 +37,10 @@ impl Exports {
     /// without holding the others back, and no transaction stays open across the store.
     pub async fn apply_retention(&self) -> Result<Removed, ExportsError> {
         let mut removed = Removed::default();
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         for row in repo::expired(&mut conn, BATCH).await? {
             let folder = keys::folder(row.org_id, row.id);
-            if let Err(e) = self.inner.storage.delete_prefix(&folder).await {
+            if let Err(e) = self.inner.services.storage.delete_prefix(&folder).await {
                 tracing::warn!(export.id = %row.id, error = %e, "expired export's files not removed; retried next run");
                 continue;
             }

@@ -30,14 +30,7 @@ pub struct Exports {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub settings: Arc<Settings>,
-    /// The primary: export rows, progress, jobs, events.
-    pub pool: DbPool,
-    /// The read replica the rows are read from, when one is configured.
-    pub replica: Option<DbPool>,
-    pub queue: Queue,
-    pub storage: Storage,
-    pub publisher: Arc<dyn Publisher>,
-    pub audit: Arc<dyn AuditTrail>,
+    pub services: Services,
     pub sources: Sources,
     pub links: LinkSigner,
 }
@@ -68,12 +61,7 @@ impl Exports {
         Self {
             inner: Arc::new(Inner {
                 settings,
-                pool: services.pool,
-                replica: services.replica,
-                queue: services.queue,
-                storage: services.storage,
-                publisher: services.publisher,
-                audit: services.audit,
+                services,
                 sources,
                 links,
             }),
@@ -85,7 +73,7 @@ impl Exports {
     }
 
     pub fn storage(&self) -> &Storage {
-        &self.inner.storage
+        &self.inner.services.storage
     }
 
     /// Requests an export: checks the request and the organization's limits, then
@@ -98,7 +86,7 @@ impl Exports {
         input: NewExport,
         reply: &Reply<Export>,
     ) -> Result<Export, ExportsError> {
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let (export, job) = conn
             .transaction(async |conn| {
                 let (export, job) = self.request_in(conn, org_id, actor, input).await?;
@@ -106,7 +94,7 @@ impl Exports {
                 Ok::<_, ExportsError>((export, job))
             })
             .await?;
-        self.inner.queue.ring([job]).await;
+        self.inner.services.queue.ring([job]).await;
         Ok(export)
     }
 
@@ -123,7 +111,7 @@ impl Exports {
         crate::limits::check(conn, &self.inner.settings.exports, org_id).await?;
         let id = Uuid::now_v7();
         let file_name = valid.file_name(Utc::now());
-        let replica_lsn = match self.inner.replica {
+        let replica_lsn = match self.inner.services.replica {
             Some(_) => Some(crate::replica::primary_position(conn).await?),
             None => None,
         };
@@ -151,6 +139,7 @@ impl Exports {
         requests::record(conn, id, org_id).await?;
         let job = self
             .inner
+            .services
             .queue
             .enqueue(conn, &Generate { export_id: id })
             .await?;
@@ -181,7 +170,7 @@ impl Exports {
             target_id: Some(target),
             details,
         };
-        Ok(self.inner.audit.record(conn, record).await?)
+        Ok(self.inner.services.audit.record(conn, record).await?)
     }
 
     /// One export of the organization.
@@ -190,7 +179,7 @@ impl Exports {
     }
 
     async fn row(&self, org_id: Uuid, id: Uuid) -> Result<Row, ExportsError> {
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         repo::get(&mut conn, org_id, id)
             .await?
             .ok_or(ExportsError::NotFound)
@@ -202,7 +191,7 @@ impl Exports {
         org_id: Uuid,
         page: &Page<Uuid>,
     ) -> Result<Paginated<Export>, ExportsError> {
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let rows = repo::list(&mut conn, org_id, page.fetch_limit(), page.after).await?;
         let exports = rows.into_iter().map(Row::into_export).collect();
         Ok(Paginated::from_rows(exports, page, |e: &Export| e.id))
@@ -217,7 +206,7 @@ impl Exports {
         actor: Actor,
     ) -> Result<Export, ExportsError> {
         let expires_at = self.expiry();
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let ended = conn
             .transaction(async |conn| {
                 let ended = repo::end(
@@ -250,7 +239,7 @@ impl Exports {
     /// `exports.delete_files` job after the commit. A running export stops at its next
     /// page (it finds itself gone) and keeps nothing.
     pub async fn delete(&self, org_id: Uuid, id: Uuid, actor: Actor) -> Result<(), ExportsError> {
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let job = conn
             .transaction(async |conn| {
                 let row = repo::delete(conn, org_id, id)
@@ -263,10 +252,10 @@ impl Exports {
                     org_id,
                     export_id: id,
                 };
-                Ok::<_, ExportsError>(self.inner.queue.enqueue(conn, &files).await?)
+                Ok::<_, ExportsError>(self.inner.services.queue.enqueue(conn, &files).await?)
             })
             .await?;
-        self.inner.queue.ring([job]).await;
+        self.inner.services.queue.ring([job]).await;
         Ok(())
     }
 
@@ -287,7 +276,7 @@ impl Exports {
     ) -> Result<DownloadLink, ExportsError> {
         let row = self.row(org_id, id).await?;
         let key = downloadable(&row)?;
-        let storage = &self.inner.storage;
+        let storage = &self.inner.services.storage;
         let mut expiry = self.inner.settings.exports.link_expiry();
         if storage.can_presign() {
             // The store will not sign for longer than its own limit.
@@ -318,7 +307,7 @@ impl Exports {
                 signature.query()
             )
         };
-        let mut conn = self.inner.pool.get().await?;
+        let mut conn = self.inner.services.pool.get().await?;
         let details = json!({ "file_name": row.file_name, "size_bytes": row.size_bytes });
         self.audit(&mut conn, org_id, actor, "export.downloaded", id, details)
             .await?;
@@ -343,7 +332,7 @@ impl Exports {
         let range = range
             .map(|r| r.within(size).ok_or(ExportsError::Range { size }))
             .transpose()?;
-        let download = self.inner.storage.get(&key, range).await?;
+        let download = self.inner.services.storage.get(&key, range).await?;
         Ok((row.into_export(), download))
     }
 }

@@ -165,18 +165,24 @@ impl Scope {
     }
 }
 
+/// What a source is, as `GET .../exports/sources` lists it: a constant of each source.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct SourceInfo {
+    /// The name requests use (`"members"`): stable, lowercase, `_` between words.
+    pub name: &'static str,
+    /// One sentence for the list of sources.
+    pub description: &'static str,
+    /// The columns, in file order; every row has one cell per column.
+    pub columns: &'static [Column],
+    /// The filters besides the time range (`created_after`, `created_before`), which
+    /// every source takes.
+    pub filters: &'static [FilterSpec],
+}
+
 /// A dataset that can be exported. See the module docs.
 pub trait DataSource: Send + Sync + std::fmt::Debug + 'static {
-    /// The name requests use (`"members"`): stable, lowercase, `_` between words.
-    fn name(&self) -> &'static str;
-    /// One sentence for the API's list of sources.
-    fn description(&self) -> &'static str;
-    /// The columns, in file order; every row has one cell per column.
-    fn columns(&self) -> &'static [Column];
-    /// The filters besides the time range.
-    fn filters(&self) -> &'static [FilterSpec] {
-        &[]
-    }
+    /// Its name, columns and filters.
+    fn info(&self) -> &'static SourceInfo;
     /// About how many rows the scope holds (progress shows a percentage of it).
     fn estimate<'a>(
         &'a self,
@@ -211,7 +217,7 @@ impl Sources {
 
     /// Adds `source`; a second source of the same name replaces the first.
     pub fn with(mut self, source: impl DataSource) -> Self {
-        self.0.insert(source.name(), Arc::new(source));
+        self.0.insert(source.info().name, Arc::new(source));
         self
     }
 

@@ -171,6 +171,14 @@ impl TestApp {
         res.json().await.expect("json")
     }
 
+    /// Whether `token`'s user has an in-app notification of `event_type`.
+    pub async fn notified(&self, token: &str, event_type: &str) -> bool {
+        let inbox = self.get_json(token, "/api/v1/notifications").await;
+        inbox["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|n| n["type"] == event_type))
+    }
+
     /// The workers of every domain, as `keel work` runs them.
     pub fn workers(&self) -> Workers {
         let registry = keel::jobs::registry(&self.domains).expect("registry");

@@ -9,9 +9,13 @@ mod uploads;
 mod webhook_deliveries;
 
 use chrono::{DateTime, Utc};
-use keel_exports::{Key, Scope, Sources};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use keel_exports::{Key, Row, Scope, Sources};
+use keel_persistence::AsyncPgConnection;
 use keel_persistence::keyset::Window;
 use keel_persistence::{DbError, DbResult};
+use std::future::Future;
 use uuid::Uuid;
 
 /// Every source.
@@ -32,6 +36,35 @@ fn window(scope: &Scope, after: Option<Key>, limit: i64) -> Window {
         after: after.map(|k| (k.at, k.id)),
         limit,
     }
+}
+
+/// A source's count: `count` (a domain's count query) over the whole of `scope`.
+fn counted<'a, Fut>(
+    conn: &'a mut AsyncPgConnection,
+    scope: &'a Scope,
+    count: impl FnOnce(&'a mut AsyncPgConnection, Window) -> Fut,
+) -> BoxFuture<'a, DbResult<i64>>
+where
+    Fut: Future<Output = DbResult<i64>> + Send + 'a,
+{
+    count(conn, window(scope, None, 0)).boxed()
+}
+
+/// A source's page: `fetch` (a domain's page query) after `after`, each record shaped
+/// into a row by `row`.
+fn paged<'a, R: Send + 'a, Fut>(
+    conn: &'a mut AsyncPgConnection,
+    scope: &'a Scope,
+    after: Option<Key>,
+    limit: i64,
+    fetch: impl FnOnce(&'a mut AsyncPgConnection, Window) -> Fut,
+    row: fn(R) -> Row,
+) -> BoxFuture<'a, DbResult<Vec<Row>>>
+where
+    Fut: Future<Output = DbResult<Vec<R>>> + Send + 'a,
+{
+    let page = fetch(conn, window(scope, after, limit));
+    async move { Ok(page.await?.into_iter().map(row).collect()) }.boxed()
 }
 
 /// A row's key from its creation time and id.

@@ -1,7 +1,8 @@
-//! What accounts offers to exports: an organization's members and its audit trail, a
-//! page at a time in `(created_at, id)` order ([`keel_persistence::keyset`]), reading
+//! What accounts offers to exports: an organization's members and its audit trail (as
+//! the [`AuditEntry`] the trail's API shows), a page at a time in `(created_at, id)` order ([`keel_persistence::keyset`]), reading
 //! only the columns exported. The binary turns them into export sources.
 
+use super::audit::AuditEntry;
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -88,19 +89,6 @@ pub async fn members_page(
     query.load(conn).await.map_err(Into::into)
 }
 
-/// An audit entry as exported.
-#[derive(Debug, Clone, Queryable)]
-pub struct AuditRecord {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-    pub action: String,
-    pub actor_user_id: Option<Uuid>,
-    pub actor_api_key_id: Option<Uuid>,
-    pub target_id: Option<Uuid>,
-    pub ip: Option<String>,
-    pub details: serde_json::Value,
-}
-
 type AuditQuery<'a> = audit::BoxedQuery<'a, diesel::pg::Pg>;
 
 fn audit_in(w: &Window, action: Option<&str>) -> AuditQuery<'static> {
@@ -136,10 +124,9 @@ pub async fn audit_page(
     conn: &mut AsyncPgConnection,
     w: &Window,
     action: Option<&str>,
-) -> DbResult<Vec<AuditRecord>> {
+) -> DbResult<Vec<AuditEntry>> {
     let mut query = audit_in(w, action)
         .select((
-            audit::created_at,
             audit::id,
             audit::action,
             audit::actor_user_id,
@@ -147,6 +134,7 @@ pub async fn audit_page(
             audit::target_id,
             audit::ip,
             audit::details,
+            audit::created_at,
         ))
         .order((audit::created_at, audit::id))
         .limit(w.limit);

@@ -1,14 +1,13 @@
 //! `/orgs/{org_id}/exports`: request, list, read, cancel, delete; and the sources on offer.
 
 use super::{actor, org_access};
-use crate::source::{Column, FilterSpec};
+use crate::source::SourceInfo;
 use crate::{Export, Exports, NewExport};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, post, web};
 use keel_http::{
     Access, Answer, ApiError, Authenticated, ErrorBody, IdempotencyKey, Json, PageQuery, Paginated,
 };
-use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -62,16 +61,6 @@ pub async fn list_exports(
     Ok(HttpResponse::Ok().json(e.list(org_id, &page).await?))
 }
 
-/// A data source that can be exported.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SourceInfo {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub columns: &'static [Column],
-    /// Besides `created_after` and `created_before`, which every source takes.
-    pub filters: &'static [FilterSpec],
-}
-
 /// What can be exported: each source's columns and filters.
 #[utoipa::path(tag = "exports", security(("bearer" = [])), params(("org_id" = Uuid, Path, description = "The organization")),
     responses((status = 200, body = Vec<SourceInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -83,16 +72,7 @@ pub async fn list_export_sources(
     org_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     org_access(&caller.0, *org_id, Access::Read)?;
-    let sources: Vec<SourceInfo> = e
-        .sources()
-        .iter()
-        .map(|s| SourceInfo {
-            name: s.name(),
-            description: s.description(),
-            columns: s.columns(),
-            filters: s.filters(),
-        })
-        .collect();
+    let sources: Vec<&SourceInfo> = e.sources().iter().map(|s| s.info()).collect();
     Ok(HttpResponse::Ok().json(sources))
 }
 

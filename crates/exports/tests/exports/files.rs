@@ -26,6 +26,21 @@ async fn seeded_rows(s: &Setup) -> Vec<(String, i64)> {
     rows.into_iter().map(|r| (r.id, r.i)).collect()
 }
 
+/// The `(id, i)` of each line of an NDJSON export of seeded audit rows.
+fn seeded_lines(ndjson: &[u8]) -> Vec<(String, i64)> {
+    ndjson
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let row: Value = serde_json::from_slice(line).expect("a JSON line");
+            (
+                row["id"].as_str().expect("id").to_owned(),
+                row["details"]["i"].as_i64().expect("i"),
+            )
+        })
+        .collect()
+}
+
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
@@ -86,17 +101,7 @@ async fn a_100k_row_export_equals_its_source_in_csv_and_ndjson() {
     // NDJSON, plain.
     let done = s.exported(seeded("ndjson", false)).await;
     let ndjson = s.file(done["id"].as_str().expect("id")).await;
-    let rows: Vec<(String, i64)> = ndjson
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let row: Value = serde_json::from_slice(line).expect("a JSON line");
-            (
-                row["id"].as_str().expect("id").to_owned(),
-                row["details"]["i"].as_i64().expect("i"),
-            )
-        })
-        .collect();
+    let rows = seeded_lines(&ndjson);
     assert!(rows == expected, "the NDJSON rows differ from the table's");
 }
 
@@ -238,17 +243,7 @@ async fn pages_across_many_read_transactions_and_equal_timestamps_lose_no_row() 
     let expected = seeded_rows(&s).await;
     let done = s.exported(seeded("ndjson", false)).await;
     let file = s.file(done["id"].as_str().expect("id")).await;
-    let rows: Vec<(String, i64)> = file
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let row: Value = serde_json::from_slice(line).expect("a JSON line");
-            (
-                row["id"].as_str().expect("id").to_owned(),
-                row["details"]["i"].as_i64().expect("i"),
-            )
-        })
-        .collect();
+    let rows = seeded_lines(&file);
     assert_eq!(rows.len(), 120_000);
     assert!(rows == expected, "the rows differ from the table's");
 }

@@ -114,19 +114,9 @@ async fn completion_reaches_the_inbox_an_email_and_a_webhook() {
         delivered["data"]["download"],
         format!("{}/{id}/download", s.exports())
     );
-    eventually(
-        "the in-app notification",
-        Duration::from_secs(30),
-        || async {
-            let inbox = s
-                .app
-                .get_json(&s.owner.token, "/api/v1/notifications")
-                .await;
-            inbox["items"]
-                .as_array()
-                .is_some_and(|i| i.iter().any(|n| n["type"] == "export.completed"))
-        },
-    )
+    eventually("the in-app notification", Duration::from_secs(30), || {
+        s.app.notified(&s.owner.token, "export.completed")
+    })
     .await;
 }
 

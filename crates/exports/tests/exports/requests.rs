@@ -227,11 +227,7 @@ async fn the_organization_limits_answer_429_with_retry_after() {
     let first = s.requested(json!({"source": "members"})).await;
     // One is queued: a second waits for it.
     let res = s.request(json!({"source": "members"})).await;
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .expect("text")
-        .parse()
-        .expect("seconds");
+    let retry = retry_after(&res);
     assert!(retry > 0);
     error_body(res, 429, "too_many_requests").await;
 
@@ -261,11 +257,7 @@ async fn the_organization_limits_answer_429_with_retry_after() {
         .await;
     assert_eq!(deleted.status(), 204);
     let res = s.request(json!({"source": "members"})).await;
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .expect("text")
-        .parse()
-        .expect("seconds");
+    let retry = retry_after(&res);
     assert!(retry > 23 * 3600, "{retry}");
     let error = error_body(res, 429, "too_many_requests").await;
     assert!(
@@ -312,4 +304,13 @@ async fn a_request_in_a_rolled_back_transaction_leaves_no_export_and_no_job() {
         )
         .await;
     assert_eq!(audited, 0);
+}
+
+/// The `Retry-After` of an answer, in seconds.
+fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds")
 }

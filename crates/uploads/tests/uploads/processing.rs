@@ -66,19 +66,9 @@ async fn a_pdf_labelled_as_png_is_rejected_and_its_bytes_removed() {
     .await;
     assert_eq!(events(&s, "upload.rejected").await, 1);
     // The uploader is told in the app.
-    eventually(
-        "the in-app notification",
-        Duration::from_secs(10),
-        || async {
-            let inbox = s
-                .app
-                .get_json(&s.owner.token, "/api/v1/notifications")
-                .await;
-            inbox["items"]
-                .as_array()
-                .is_some_and(|i| i.iter().any(|n| n["type"] == "upload.rejected"))
-        },
-    )
+    eventually("the in-app notification", Duration::from_secs(10), || {
+        s.app.notified(&s.owner.token, "upload.rejected")
+    })
     .await;
 }
 
