@@ -58,11 +58,12 @@ schema: services tools
     echo "regenerated crates/persistence/src/schema.rs"
 
 # Run the test suite against real PostgreSQL, Redis and an S3-compatible server (moto),
-# then the OpenAPI contract run; extra args go to cargo test
+# then the OpenAPI contract run and the Prometheus rules' checks; extra args go to cargo test
 test *args: services tools
     deploy/local/s3.sh ensure
     eval "$(deploy/local/services.sh test-env)" && cargo test --workspace "$@"
     deploy/contract/openapi.sh
+    deploy/prometheus/check.sh
 
 # Check the served OpenAPI document against a running Keel with schemathesis
 contract: services tools

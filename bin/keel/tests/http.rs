@@ -38,6 +38,8 @@ mod openapi;
 mod protocol;
 #[path = "http/uploads.rs"]
 mod uploads;
+#[path = "http/visibility.rs"]
+mod visibility;
 
 // ---------------------------------------------------------------- the test domain
 

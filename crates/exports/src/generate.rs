@@ -135,6 +135,7 @@ impl Exports {
         let Some(row) = row else {
             return Ok(());
         };
+        ctx.record_org(row.org_id);
         let span = tracing::info_span!(
             "export.generate",
             export.id = %id,

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use keel_events::Event;
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, DbResult};
-use keel_queue::{Enqueued, Job, JobError};
+use keel_queue::{Enqueued, Job, JobContext, JobError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -49,11 +49,12 @@ struct Written {
 }
 
 impl Notifications {
-    pub(crate) async fn fan_out(&self, event_id: Uuid) -> Result<(), JobError> {
+    pub(crate) async fn fan_out(&self, ctx: &JobContext, event_id: Uuid) -> Result<(), JobError> {
         let inner = &self.inner;
         let mut conn = inner.pool.get().await?;
         let (event, created_at) = events::get(&mut conn, event_id).await?;
         let event: Event = serde_json::from_value(event).map_err(JobError::permanent)?;
+        ctx.record_org(event.org_id);
         let recipients = inner
             .directory
             .recipients(&mut conn, event.org_id, &event.audience)

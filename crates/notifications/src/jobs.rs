@@ -103,11 +103,13 @@ pub fn register_events(
     registry: &mut Registry,
     notifications: crate::Notifications,
 ) -> Result<(), RegistryError> {
+    // At 0 from the start, so `increase()` sees the first endpoint disabled.
+    metrics::counter!("keel_webhook_endpoints_disabled_total").increment(0);
     let n = notifications.clone();
     let purger = notifications.clone();
-    registry.register(move |_ctx: JobContext, job: crate::fanout::FanOut| {
+    registry.register(move |ctx: JobContext, job: crate::fanout::FanOut| {
         let n = n.clone();
-        async move { n.fan_out(job.event_id).await }
+        async move { n.fan_out(&ctx, job.event_id).await }
     })?;
     registry.register(
         move |ctx: JobContext, job: crate::webhooks::deliver::Deliver| {

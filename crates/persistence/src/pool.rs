@@ -50,6 +50,13 @@ impl DbPool {
     /// Like [`DbPool::new`] but for another database on the same server (tests).
     pub fn with_url(settings: &DatabaseSettings, url: &str) -> DbResult<Self> {
         let statement_timeout_ms = settings.statement_timeout_ms;
+        // At 0 from the start, so `rate()` and `increase()` see the first timeouts.
+        for name in [
+            "keel_db_pool_timeouts_total",
+            "keel_db_transaction_rollbacks_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let mut config = ManagerConfig::default();
         config.custom_setup = Box::new(move |url| {
             async move {

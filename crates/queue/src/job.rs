@@ -35,9 +35,19 @@ pub struct JobContext {
     /// 1 on the first attempt.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The attempt's `job.run` span, for what only the handler learns (see
+    /// [`JobContext::record_org`]).
+    pub span: tracing::Span,
 }
 
 impl JobContext {
+    /// Marks the attempt's span with the organization it works for (`org.id`), so an
+    /// operator finds an organization's jobs in the traces. Payloads carry ids, not the
+    /// organization, so the handler records it once it has loaded its row.
+    pub fn record_org(&self, org_id: uuid::Uuid) {
+        self.span.record("org.id", tracing::field::display(org_id));
+    }
+
     /// True when this attempt is the last one: a failure now makes the job dead.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts

@@ -58,6 +58,8 @@ struct Backlog {
 
 impl Queue {
     pub fn new(settings: &Settings, pool: DbPool) -> Result<Self, DoorbellError> {
+        // At 0 from the start, so `rate()` sees the first failed push.
+        metrics::counter!("keel_queue_doorbell_errors_total").increment(0);
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -66,6 +68,16 @@ impl Queue {
                 backlog: Mutex::new(Backlog::default()),
             }),
         })
+    }
+
+    /// Makes the backlog gauges of `kinds` read 0 at the next scrape when none of their
+    /// jobs is waiting, rather than be absent: a worker knows its kinds before any job
+    /// of them exists, and a dashboard or alert should see them from the start.
+    pub(crate) fn track_kinds(&self, kinds: &[&'static str]) {
+        if let Ok(mut memo) = self.inner.backlog.lock() {
+            memo.kinds_seen
+                .extend(kinds.iter().map(|k| (*k).to_owned()));
+        }
     }
 
     pub(crate) fn doorbells(&self) -> Arc<Doorbells> {

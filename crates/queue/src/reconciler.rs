@@ -81,6 +81,9 @@ impl Reconciler {
         let Some((buried, due)) = found else {
             return Ok(PassReport::default());
         };
+        // What says the safety net is alive: the last pass that ran, in any process.
+        metrics::gauge!("keel_queue_reconciler_last_pass_timestamp_seconds")
+            .set(Utc::now().timestamp() as f64);
         for row in &buried {
             metrics::counter!("keel_jobs_dead_total", "kind" => row.kind.clone()).increment(1);
             tracing::error!(job.kind = %row.kind, "job dead: its worker was lost on the last attempt");

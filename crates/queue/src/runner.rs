@@ -73,6 +73,7 @@ impl Runner {
             job.attempt = claimed.attempts,
             job.max_attempts = claimed.max_attempts,
             job.outcome = tracing::field::Empty,
+            org.id = tracing::field::Empty,
         );
         if let Some(parent) = claimed
             .trace_context
@@ -82,7 +83,10 @@ impl Runner {
             propagation::set_parent(&span, &parent);
         }
         let started = Instant::now();
-        let outcome = self.execute(&claimed).instrument(span.clone()).await;
+        let outcome = self
+            .execute(&claimed, span.clone())
+            .instrument(span.clone())
+            .await;
         let label = self
             .record(&claimed, outcome)
             .instrument(span.clone())
@@ -103,7 +107,7 @@ impl Runner {
         .await
     }
 
-    async fn execute(&self, claimed: &Claimed) -> Outcome {
+    async fn execute(&self, claimed: &Claimed, span: tracing::Span) -> Outcome {
         let Some(spec) = self.registry.jobs.get(claimed.kind.as_str()) else {
             return Outcome::Failed(JobError::permanent(anyhow::anyhow!(
                 "no handler registered for job kind {:?} in this worker",
@@ -117,6 +121,7 @@ impl Runner {
             job_id: claimed.id,
             attempt: claimed.attempts as u32,
             max_attempts: claimed.max_attempts as u32,
+            span,
         };
         let timeout = Duration::from_millis(claimed.timeout_ms as u64);
         let work = std::panic::AssertUnwindSafe((spec.handler)(ctx, claimed.payload.clone()))

@@ -49,7 +49,9 @@ impl Workers {
             shutdown: rx.clone(),
         });
         let mut tasks = JoinSet::new();
+        queue.track_kinds(&registry.kinds());
         for kind in registry.kinds() {
+            zero_counters(kind);
             let concurrency = registry
                 .concurrency_of(kind)
                 .unwrap_or(settings.queue.concurrency);
@@ -193,4 +195,18 @@ fn worker_name() -> String {
         std::process::id(),
         rand::random::<u32>() & 0xff_ffff
     )
+}
+
+/// Creates each job counter of `kind` at 0 when the worker starts: Prometheus's
+/// `increase()` cannot see the first increment of a series that appears already at 1,
+/// so an alert on the first dead job of a kind would never fire.
+fn zero_counters(kind: &'static str) {
+    for name in [
+        "keel_jobs_started_total",
+        "keel_jobs_succeeded_total",
+        "keel_jobs_failed_total",
+        "keel_jobs_dead_total",
+    ] {
+        metrics::counter!(name, "kind" => kind).increment(0);
+    }
 }

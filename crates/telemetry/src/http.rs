@@ -76,9 +76,15 @@ pub async fn observe(
     };
     let route = route.unwrap_or_else(|| Rc::from(UNMATCHED));
     span.record("http.route", &*route);
-    // The exported span's name; nothing reads it when spans are not exported.
+    // The exported span's name (`GET /api/v1/me`); nothing reads it when spans are not
+    // exported. Renamed on the OpenTelemetry span itself: once a child or the job
+    // context has read the span's context, a recorded `otel.name` is ignored.
     if crate::logging::exporting() {
-        span.record("otel.name", format!("{method} {route}"));
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        span.context()
+            .span()
+            .update_name(format!("{method} {route}"));
     }
     span.record("http.response.status_code", status.as_u16());
 

@@ -9,6 +9,7 @@ mod client_faults;
 pub mod http;
 mod logging;
 pub mod metrics;
+pub mod outgoing;
 pub mod propagation;
 mod traces;
 mod w3c;

@@ -130,6 +130,11 @@ fn describe() {
         "keel_queue_redeliveries_total",
         "Doorbells re-sent by the reconciler, by reason."
     );
+    describe_gauge!(
+        "keel_queue_reconciler_last_pass_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the last reconciler pass this process ran (one process holds the pass lock at a time)."
+    );
     describe_counter!(
         "keel_queue_doorbell_errors_total",
         "Doorbells that could not be pushed to Redis."

@@ -26,6 +26,8 @@ pub enum AiRespond {
 pub struct AiRequest {
     pub at: Instant,
     pub authorization: String,
+    /// The W3C `traceparent` the call carried ("" when absent).
+    pub traceparent: String,
     pub body: Value,
 }
 
@@ -78,15 +80,18 @@ async fn complete(
     body: web::Json<Value>,
 ) -> HttpResponse {
     let n = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
         let mut seen = state.0.lock().expect("lock");
         seen.push(AiRequest {
             at: Instant::now(),
-            authorization: req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
+            authorization: header("authorization"),
+            traceparent: header("traceparent"),
             body: body.into_inner(),
         });
         seen.len() - 1

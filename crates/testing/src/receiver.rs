@@ -17,6 +17,8 @@ pub struct Received {
     pub at: Instant,
     pub delivery_id: String,
     pub signature: String,
+    /// The W3C `traceparent` the sender joined its trace with ("" when absent).
+    pub traceparent: String,
     pub body: Vec<u8>,
 }
 
@@ -25,6 +27,7 @@ pub struct Received {
 pub struct Receiver {
     pub url: String,
     seen: Arc<Mutex<Vec<Received>>>,
+    planned: usize,
 }
 
 type State = (Arc<Mutex<Vec<Received>>>, Arc<Vec<Respond>>);
@@ -33,6 +36,7 @@ impl Receiver {
     /// Starts one answering `plan`, then 200s.
     pub fn start(plan: Vec<Respond>) -> Self {
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let planned = plan.len();
         let state: State = (seen.clone(), Arc::new(plan));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
@@ -46,7 +50,12 @@ impl Receiver {
         .expect("listen")
         .run();
         tokio::spawn(server);
-        Self { url, seen }
+        Self { url, seen, planned }
+    }
+
+    /// How many requests get a planned answer before the 200s.
+    pub fn planned(&self) -> usize {
+        self.planned
     }
 
     /// Everything received so far, in order.
@@ -69,6 +78,7 @@ async fn receive(state: web::Data<State>, req: HttpRequest, body: web::Bytes) ->
             at: Instant::now(),
             delivery_id: header("keel-delivery-id"),
             signature: header("keel-signature"),
+            traceparent: header("traceparent"),
             body: body.to_vec(),
         });
         seen.len() - 1

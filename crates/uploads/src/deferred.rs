@@ -19,6 +19,7 @@ impl Uploads {
         let Some(row) = row.filter(|r| r.state == UploadState::Ready) else {
             return Ok(());
         };
+        ctx.record_org(row.org_id);
         let facts = FileFacts {
             org_id: row.org_id,
             upload_id: id,

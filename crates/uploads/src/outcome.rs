@@ -26,6 +26,7 @@ impl Uploads {
         let Some(row) = row.filter(|r| r.state == UploadState::Processing) else {
             return Ok(());
         };
+        ctx.record_org(row.org_id);
         let span = tracing::info_span!(
             "upload.process",
             upload.id = %id,

@@ -53,6 +53,7 @@ impl Notifications {
             // The endpoint (and with it the delivery) was deleted.
             return Ok(());
         };
+        ctx.record_org(target.org_id);
         if target.status == DeliveryStatus::Delivered {
             return Ok(());
         }

@@ -10,8 +10,10 @@
 use std::error::Error as StdError;
 use std::io;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
+use keel_telemetry::outgoing::Outgoing;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 
@@ -158,6 +160,11 @@ impl Sender {
             }
         };
 
+        let call = Outgoing::start(
+            "POST",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(443),
+        );
         let mut request = self
             .client
             .post(url)
@@ -165,15 +172,25 @@ impl Sender {
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
-        let mut response = match request.body(body).send().await {
+        if let Some(traceparent) = &call.traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let sent = request
+            .body(body)
+            .send()
+            .instrument(call.span.clone())
+            .await;
+        let mut response = match sent {
             Ok(response) => response,
             Err(e) => {
                 let (verdict, error) = self.classify_error(&e);
+                call.failed(if e.is_timeout() { "timeout" } else { "connect" });
                 return Attempt::failed(started, verdict, error);
             }
         };
 
         let status = response.status();
+        call.answered(status.as_u16());
         let (verdict, error) = judge_status(status, response.headers(), Utc::now());
         let body = read_capped(&mut response, self.max_response_bytes).await;
         Attempt {

@@ -7,9 +7,11 @@
 use super::breaker::Breaker;
 use crate::process::ProcessError;
 use keel_config::AiSettings;
+use keel_telemetry::outgoing::Outgoing;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// What the model answered, and what it cost.
 #[derive(Debug, Clone)]
@@ -21,6 +23,17 @@ pub(crate) struct Completion {
     pub latency: Duration,
 }
 
+/// The `kind` label values of `keel_ai_failures_total` (see [`Provider::call`]).
+const FAILURE_KINDS: [&str; 7] = [
+    "timeout",
+    "connect",
+    "invalid_response",
+    "quota",
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+];
+
 /// The provider: its endpoint, credentials, breaker and metrics label.
 #[derive(Debug)]
 pub(crate) struct Provider {
@@ -30,6 +43,8 @@ pub(crate) struct Provider {
     pub model: String,
     /// The provider's host: the metrics label.
     pub name: String,
+    /// The provider's port, for the client span's `server.port`.
+    port: u16,
     breaker: Breaker,
 }
 
@@ -64,11 +79,15 @@ impl Provider {
     pub fn new(settings: &AiSettings) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let base = settings.base_url.trim_end_matches('/');
-        let name = reqwest::Url::parse(base)
-            .ok()
+        let parsed = reqwest::Url::parse(base).ok();
+        let name = parsed
+            .as_ref()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "unknown".to_owned());
-        Ok(Self {
+        let port = parsed
+            .and_then(|u| u.port_or_known_default())
+            .unwrap_or(443);
+        let provider = Self {
             http: reqwest::Client::builder()
                 .timeout(settings.timeout())
                 .user_agent("Keel-AI/1")
@@ -77,8 +96,17 @@ impl Provider {
             api_key: settings.api_key.expose().clone(),
             model: settings.model.clone(),
             name,
+            port,
             breaker: Breaker::new(settings.breaker_threshold, settings.breaker_cooldown()),
-        })
+        };
+        // Present from the start (the breaker closed, no failures), so a dashboard and an
+        // alert see the provider before its first failure.
+        provider.breaker_gauge();
+        for kind in FAILURE_KINDS {
+            metrics::counter!("keel_ai_failures_total", "provider" => provider.name.clone(), "kind" => kind)
+                .increment(0);
+        }
+        Ok(provider)
     }
 
     /// One chat completion of `content` (the user message's parts).
@@ -98,8 +126,15 @@ impl Provider {
         if !self.api_key.is_empty() {
             request = request.bearer_auth(&self.api_key);
         }
+        let call = Outgoing::start("POST", &self.name, self.port);
+        if let Some(traceparent) = &call.traceparent {
+            request = request.header("traceparent", traceparent);
+        }
         let started = Instant::now();
-        let result = self.call(request).await;
+        let result = self
+            .call(request, &call)
+            .instrument(call.span.clone())
+            .await;
         let latency = started.elapsed();
         let provider = self.name.clone();
         metrics::histogram!("keel_ai_latency_seconds", "provider" => provider.clone())
@@ -145,15 +180,18 @@ impl Provider {
     async fn call(
         &self,
         request: reqwest::RequestBuilder,
+        outgoing: &Outgoing,
     ) -> Result<Completion, (&'static str, ProcessError)> {
         let response = request.send().await.map_err(|e| {
             let kind = if e.is_timeout() { "timeout" } else { "connect" };
+            outgoing.failed(kind);
             (
                 kind,
                 ProcessError::Transient(anyhow::anyhow!("AI provider: {kind}: {e}")),
             )
         })?;
         let status = response.status();
+        outgoing.answered(status.as_u16());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
