@@ -216,6 +216,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    ops_audit (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        session_id -> Text,
+        ip -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Jsonb,
+    }
+}
+
+diesel::table! {
     queue_jobs (id) {
         id -> Uuid,
         kind -> Text,
@@ -234,6 +246,14 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    queue_paused_kinds (kind) {
+        kind -> Text,
+        paused_at -> Timestamptz,
+        paused_by -> Text,
     }
 }
 
@@ -296,7 +316,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications_preferences,
     notifications_webhook_deliveries,
     notifications_webhook_endpoints,
+    ops_audit,
     queue_jobs,
+    queue_paused_kinds,
     uploads,
     uploads_usage,
 );

@@ -89,7 +89,9 @@ async fn the_schema_matches_the_migrated_database() {
         uploads,
         uploads_usage,
         exports,
-        exports_requests
+        exports_requests,
+        queue_paused_kinds,
+        ops_audit
     );
 }
 

@@ -50,7 +50,7 @@ pub struct JobStatus {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const STATUS_COLUMNS: &str = "id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at, finished_at";
+pub(crate) const STATUS_COLUMNS: &str = "id, kind, state, attempts, max_attempts, run_at, last_error, created_at, updated_at, finished_at";
 
 pub(crate) async fn status(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<JobStatus>> {
     let rows: Vec<JobStatus> = sql_query(format!(

@@ -11,6 +11,9 @@
 //!    or whose lease expired.
 //! 5. Handlers are idempotent: delivery is at least once.
 //!
+//! 6. Operators inspect, retry, discard and pause through [`Queue`]'s operator methods
+//!    (the ops console and `/admin/jobs`); a paused kind's jobs wait untouched.
+//!
 //! Domain crates implement [`Job`] for their payloads and register handlers on a
 //! [`Registry`]; the binary starts [`Workers`] with it.
 
@@ -19,6 +22,7 @@ mod cron;
 mod doorbell;
 mod inspect;
 mod job;
+mod operate;
 mod queue;
 mod reconciler;
 mod registry;
@@ -29,6 +33,7 @@ mod workers;
 pub use doorbell::{Doorbell, DoorbellError};
 pub use inspect::{JobState, JobStatus, KindCounts};
 pub use job::{Job, JobContext, JobError};
+pub use operate::{DeadFilter, JobDetail, PausedKind};
 pub use queue::{EnqueueOptions, Enqueued, Queue};
 pub use reconciler::PassReport;
 pub use registry::{Registry, RegistryError};

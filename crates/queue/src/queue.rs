@@ -3,9 +3,11 @@
 use crate::doorbell::{DoorbellError, Doorbells, Ring};
 use crate::inspect::{self, JobStatus, KindCounts};
 use crate::job::Job;
+use crate::operate::{self, DeadFilter, JobDetail, PausedKind};
 use crate::repo::{self, NewJob};
 use chrono::{DateTime, Utc};
 use keel_config::{QueueSettings, Settings};
+use keel_persistence::AsyncConnection as _;
 use keel_persistence::{AsyncPgConnection, DbError, DbPool, DbResult};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -211,6 +213,75 @@ impl Queue {
             }])
             .await;
         Ok(true)
+    }
+
+    /// One job whole (payload, trace context, lease holder), for an operator.
+    pub async fn detail(&self, id: Uuid) -> DbResult<Option<JobDetail>> {
+        let mut conn = self.inner.pool.get().await?;
+        operate::detail(&mut conn, id).await
+    }
+
+    /// Dead jobs that match `filter`, newest first, keyset-paginated like [`Queue::dead_jobs`].
+    pub async fn dead_matching(
+        &self,
+        filter: &DeadFilter,
+        limit: i64,
+        after: Option<(DateTime<Utc>, Uuid)>,
+    ) -> DbResult<Vec<JobStatus>> {
+        let mut conn = self.inner.pool.get().await?;
+        operate::dead_matching(&mut conn, filter, limit, after).await
+    }
+
+    /// Gives every dead job matching `filter` (at most `limit`) a fresh set of attempts
+    /// and rings for them; how many.
+    pub async fn retry_matching(&self, filter: &DeadFilter, limit: i64) -> DbResult<usize> {
+        let revived = {
+            let mut conn = self.inner.pool.get().await?;
+            operate::revive_matching(&mut conn, filter, limit).await?
+        };
+        let rings: Vec<Ring> = revived
+            .into_iter()
+            .map(|r| Ring {
+                kind: r.kind,
+                job_id: r.id,
+                run_at: r.run_at,
+            })
+            .collect();
+        self.inner.doorbells.ring(&rings).await;
+        Ok(rings.len())
+    }
+
+    /// Deletes the dead jobs matching `filter` (only `only`, when given; at most
+    /// `limit`); how many. A job that is not dead is never deleted.
+    pub async fn discard_dead(
+        &self,
+        filter: &DeadFilter,
+        only: Option<Uuid>,
+        limit: i64,
+    ) -> DbResult<usize> {
+        let mut conn = self.inner.pool.get().await?;
+        operate::discard(&mut conn, filter, only, limit).await
+    }
+
+    /// The job kinds operators paused.
+    pub async fn paused_kinds(&self) -> DbResult<Vec<PausedKind>> {
+        let mut conn = self.inner.pool.get().await?;
+        operate::paused(&mut conn).await
+    }
+
+    /// Stops workers claiming jobs of `kind` (`by` names who asked); false when it was
+    /// paused already.
+    pub async fn pause(&self, kind: &str, by: &str) -> DbResult<bool> {
+        let mut conn = self.inner.pool.get().await?;
+        operate::pause(&mut conn, kind, by).await
+    }
+
+    /// Lets workers claim `kind` again: its waiting jobs are rung by the reconciler's next
+    /// pass. False when it was not paused.
+    pub async fn resume(&self, kind: &str) -> DbResult<bool> {
+        let mut conn = self.inner.pool.get().await?;
+        conn.transaction(async |conn| operate::resume(conn, kind).await)
+            .await
     }
 
     /// Runs one reconciler pass now (as `keel jobs reconcile` does); `ran` is false when

@@ -90,6 +90,7 @@ pub(crate) async fn claim(
              lease_until = now() + make_interval(secs => (timeout_ms + $3) / 1000.0), updated_at = now() \
          WHERE id = $1 AND attempts < max_attempts \
            AND ((state = 'pending' AND run_at <= now()) OR (state = 'running' AND lease_until < now())) \
+           AND NOT EXISTS (SELECT 1 FROM queue_paused_kinds p WHERE p.kind = queue_jobs.kind) \
          RETURNING id, kind, payload, attempts, max_attempts, timeout_ms, trace_context",
     )
     .bind::<SqlUuid, _>(id)
@@ -191,6 +192,7 @@ pub(crate) async fn bury_exhausted_leases(conn: &mut AsyncPgConnection) -> DbRes
         "UPDATE queue_jobs SET state = 'dead', finished_at = now(), lease_until = NULL, updated_at = now(), \
              last_error = format('lease expired on attempt %s of %s (worker lost); last error: %s', attempts, max_attempts, coalesce(last_error, 'none')) \
          WHERE state = 'running' AND lease_until < now() AND attempts >= max_attempts \
+           AND kind NOT IN (SELECT kind FROM queue_paused_kinds) \
          RETURNING kind",
     )
     .load(conn)
@@ -211,11 +213,13 @@ pub(crate) async fn take_due(
              SELECT id FROM queue_jobs \
              WHERE state = 'pending' AND run_at <= now() \
                AND (doorbell_at IS NULL OR doorbell_at < now() - make_interval(secs => $1 / 1000.0)) \
+               AND kind NOT IN (SELECT kind FROM queue_paused_kinds) \
              UNION ALL \
              SELECT id FROM queue_jobs \
              WHERE state = 'running' AND lease_until < now() \
                AND (doorbell_at IS NULL OR doorbell_at < lease_until \
                     OR doorbell_at < now() - make_interval(secs => $1 / 1000.0)) \
+               AND kind NOT IN (SELECT kind FROM queue_paused_kinds) \
              LIMIT $2 \
          ) \
          UPDATE queue_jobs j SET doorbell_at = now() \

@@ -12,7 +12,7 @@ use keel_config::Settings;
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::testing::TestDatabase;
 use keel_persistence::{DbError, DbPool};
-use keel_queue::{Enqueued, Job, JobContext, JobError, Queue, Registry, Workers};
+use keel_queue::{DeadFilter, Enqueued, Job, JobContext, JobError, Queue, Registry, Workers};
 use keel_testing::wait_until;
 use serde::{Deserialize, Serialize};
 use std::process::{Child, Command};
@@ -846,4 +846,139 @@ async fn wipe_redis_prefix(settings: &Settings) -> usize {
             .expect("del");
     }
     keys.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_kind_waits_untouched_and_runs_when_resumed() {
+    let h = harness(&[("KEEL__QUEUE__REDELIVER_AFTER_SECS", "1")]).await;
+    assert!(
+        h.queue
+            .pause("test.touch", "ops:test")
+            .await
+            .expect("pause")
+    );
+    assert!(
+        !h.queue
+            .pause("test.touch", "ops:test")
+            .await
+            .expect("again"),
+        "pausing twice changes nothing"
+    );
+    let paused = h.queue.paused_kinds().await.expect("paused");
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].paused_by, "ops:test");
+
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
+    let id = h
+        .enqueue(&Touch {
+            key: "paused".into(),
+        })
+        .await;
+    // Its doorbell reaches the worker, which does not claim it; the reconciler (every
+    // pass, with lost doorbells after 1 s) does not ring it again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = h.queue.reconcile_now().await.expect("pass");
+    assert_eq!(report.rung, 0, "a paused kind is not re-rung");
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(h.state(id).await, ("pending".into(), 0));
+
+    assert!(h.queue.resume("test.touch").await.expect("resume"));
+    assert!(!h.queue.resume("test.touch").await.expect("not paused"));
+    // The workers' reconciler rings it at its next pass.
+    h.wait_state(id, "succeeded", Duration::from_secs(10)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_jobs_are_found_retried_and_discarded_by_kind_and_error() {
+    let h = harness(&[]).await;
+    // Dead rows written directly: three errors over two kinds.
+    let mut ids = Vec::new();
+    for (kind, error) in [
+        ("test.touch", "connect: refused (100% of_tries)"),
+        ("test.touch", "timeout after 10 s"),
+        ("test.flaky", "connect: refused"),
+    ] {
+        let id = Uuid::now_v7();
+        let mut conn = h.pool.get().await.expect("conn");
+        use diesel_async::RunQueryDsl;
+        sql_query(
+            "INSERT INTO queue_jobs (id, kind, payload, state, attempts, max_attempts, timeout_ms, \
+             last_error, finished_at) VALUES ($1, $2, '{\"key\": \"k\"}', 'dead', 3, 3, 1000, $3, now())",
+        )
+        .bind::<SqlUuid, _>(id)
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(error)
+        .execute(&mut conn)
+        .await
+        .expect("dead row");
+        ids.push(id);
+    }
+    let matching = |kind: Option<&str>, error: Option<&str>| DeadFilter {
+        kind: kind.map(str::to_owned),
+        error: error.map(str::to_owned),
+    };
+    let found = |filter: DeadFilter| {
+        let queue = h.queue.clone();
+        async move {
+            let mut ids: Vec<Uuid> = queue
+                .dead_matching(&filter, 10, None)
+                .await
+                .expect("dead")
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(found(matching(None, None)).await.len(), 3);
+    assert_eq!(found(matching(Some("test.touch"), None)).await, ids[..2]);
+    assert_eq!(
+        found(matching(None, Some("CONNECT"))).await,
+        [ids[0], ids[2]]
+    );
+    // The error text is matched literally: `%` and `_` are not wildcards.
+    assert_eq!(found(matching(None, Some("100% of_"))).await, [ids[0]]);
+    assert!(found(matching(None, Some("1_0%"))).await.is_empty());
+
+    let detail = h.queue.detail(ids[1]).await.expect("detail").expect("job");
+    assert_eq!(detail.payload["key"], "k");
+    assert_eq!(detail.last_error.as_deref(), Some("timeout after 10 s"));
+
+    // Retry all that match, with a worker running them.
+    let (workers, runs) = h.touch_workers(Duration::ZERO);
+    let retried = h
+        .queue
+        .retry_matching(&matching(Some("test.touch"), Some("connect")), 100)
+        .await
+        .expect("retry");
+    assert_eq!(retried, 1);
+    h.wait_state(ids[0], "succeeded", Duration::from_secs(10))
+        .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+    // Discard one, then all that remain of a kind; a job that is not dead survives.
+    let discarded = h
+        .queue
+        .discard_dead(&DeadFilter::default(), Some(ids[0]), 100)
+        .await
+        .expect("discard");
+    assert_eq!(discarded, 0, "a succeeded job is not discarded");
+    let discarded = h
+        .queue
+        .discard_dead(&DeadFilter::default(), Some(ids[1]), 100)
+        .await
+        .expect("discard");
+    assert_eq!(discarded, 1);
+    assert!(h.queue.status(ids[1]).await.expect("status").is_none());
+    let discarded = h
+        .queue
+        .discard_dead(&matching(Some("test.flaky"), None), None, 100)
+        .await
+        .expect("discard");
+    assert_eq!(discarded, 1);
+    assert!(found(matching(None, None)).await.is_empty());
+    workers.shutdown().await;
 }
