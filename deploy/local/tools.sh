@@ -9,6 +9,10 @@
 #   the served OpenAPI document against the server with it (Debian: python3-venv), and
 #   curl, which that script drives the server with.
 #
+#   Debian's chromium, Node.js with npm, and playwright-core (deploy/ops/package.json,
+#   installed with npm ci into deploy/ops/node_modules): the ops console's browser test
+#   drives a headless Chromium with it (deploy/ops/console.mjs).
+#
 #   moto (its S3 server mode) in the same virtualenv: the S3-compatible server the tests
 #   store files in (deploy/local/s3.sh starts it); and tuspy, the tus client the
 #   resumable-upload tests drive Keel with (deploy/tus/client.py).
@@ -53,4 +57,16 @@ fi
 
 if ! command -v curl >/dev/null 2>&1; then
     "$ROOT/deploy/local/services.sh" packages curl
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    "$ROOT/deploy/local/services.sh" packages chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    "$ROOT/deploy/local/services.sh" packages nodejs npm
+fi
+PLAYWRIGHT_VERSION="$(sed -n 's/.*"playwright-core": "\([^"]*\)".*/\1/p' "$ROOT/deploy/ops/package.json")"
+if [[ "$(node -p "require('$ROOT/deploy/ops/node_modules/playwright-core/package.json').version" 2>/dev/null)" != "$PLAYWRIGHT_VERSION" ]]; then
+    log "npm ci playwright-core $PLAYWRIGHT_VERSION into deploy/ops (once)"
+    (cd "$ROOT/deploy/ops" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -55,6 +55,7 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
         }
         Role::Serve => None,
     };
+    let (stop_publishing, publishing) = publish_metrics(&platform, role);
     let (handles, mut running): (Vec<_>, Vec<_>) = servers
         .into_iter()
         .map(|(server, handle)| (handle, tokio::spawn(server)))
@@ -81,9 +82,51 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
         }
     };
     tokio::join!(stop_servers, stop_workers);
+    // A last turn, so the console counts this process's final seconds.
+    let _ = stop_publishing.send(true);
+    if let Some(publishing) = publishing {
+        let _ = publishing.await;
+    }
     platform.pool.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts publishing this process's metrics into the console's windows in Redis (see
+/// `keel_ops::windows`), unless `admin.metrics_window_secs` is 0; stopped by sending
+/// `true` on the returned sender, after one last turn.
+fn publish_metrics(
+    platform: &Platform,
+    role: Role,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let Some(every) = platform.settings.admin.metrics_window() else {
+        return (stop, None);
+    };
+    let pool = platform.pool.clone();
+    let render = move || {
+        pool.record_metrics();
+        keel_telemetry::metrics::render()
+    };
+    let role = match role {
+        Role::Serve => "serve",
+        Role::Work => "work",
+        Role::All => "all",
+    };
+    let task = keel_ops::Publisher::default().run(
+        platform.redis.clone(),
+        platform.settings.redis.key_prefix.clone(),
+        role,
+        every,
+        render,
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        },
+    );
+    (stop, Some(tokio::spawn(task)))
 }
 
 /// Binds `port` and starts a server of `surface` on it.

@@ -118,9 +118,20 @@ pub fn start(
         .telemetry
         .slow_request()
         .map(|threshold| web::Data::new(keel_telemetry::http::SlowRequests(threshold)));
+    // The ops console, on the API port only and only with an admin token.
+    let console = (surface == Surface::Api)
+        .then(|| {
+            keel_ops::Console::new(
+                &settings,
+                platform.pool.clone(),
+                platform.queue.clone(),
+                platform.redis.clone(),
+            )
+        })
+        .flatten();
     let data = web::Data::new(platform);
     let server = HttpServer::new(move || {
-        let (api, doc) = (api.clone(), doc.clone());
+        let (api, doc, console) = (api.clone(), doc.clone(), console.clone());
         let mut app = App::new();
         if let Some(slow) = &slow_requests {
             app = app.app_data(slow.clone());
@@ -148,6 +159,9 @@ pub fn start(
                 );
                 routes::docs::configure(cfg, doc);
                 routes::admin::configure(&mut ServiceConfig::new(cfg));
+                if let Some(console) = &console {
+                    keel_ops::configure(cfg, console.clone());
+                }
             })
             .default_service(web::to(keel_http::unmatched))
             // Inside the request span, which it records the client's address on.

@@ -26,6 +26,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 #[path = "http/architecture.rs"]
 mod architecture;
+#[path = "http/console.rs"]
+mod console;
 #[path = "http/exports.rs"]
 mod exports;
 #[path = "http/idempotency.rs"]

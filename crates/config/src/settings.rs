@@ -208,12 +208,28 @@ impl TelemetrySettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminSettings {
     pub token: Secret<String>,
+    /// How long an ops console sign-in lasts.
+    pub console_session_hours: u64,
+    /// How often the console's pages refresh themselves (with JavaScript).
+    pub console_refresh_secs: u64,
+    /// How often each process adds its counters and histograms to the one-minute windows
+    /// in Redis that the console reads (0: never, and this process is missing from it).
+    pub metrics_window_secs: u64,
 }
 
 impl AdminSettings {
     /// The admin bearer token, or `None` when the admin endpoints are disabled.
     pub fn token(&self) -> Option<&str> {
         self.token.non_empty()
+    }
+
+    pub fn console_session(&self) -> Duration {
+        Duration::from_secs(self.console_session_hours * 3600)
+    }
+
+    /// `None` when processes keep their metrics to themselves.
+    pub fn metrics_window(&self) -> Option<Duration> {
+        (self.metrics_window_secs > 0).then(|| Duration::from_secs(self.metrics_window_secs))
     }
 }
 

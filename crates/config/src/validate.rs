@@ -270,6 +270,19 @@ impl Settings {
             )?;
         }
         optional_token("admin.token", self.admin.token())?;
+        let admin = &self.admin;
+        at_least(
+            "admin.console_session_hours",
+            admin.console_session_hours,
+            1,
+        )?;
+        at_most(
+            "admin.console_session_hours",
+            admin.console_session_hours,
+            24 * 7,
+        )?;
+        at_least("admin.console_refresh_secs", admin.console_refresh_secs, 2)?;
+        at_most("admin.metrics_window_secs", admin.metrics_window_secs, 60)?;
         Ok(())
     }
 }
@@ -289,6 +302,16 @@ fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
         return Err(invalid(
             key,
             &format!("must be at least {min} (got {value})"),
+        ));
+    }
+    Ok(())
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            key,
+            &format!("must be at most {max} (got {value})"),
         ));
     }
     Ok(())

@@ -83,18 +83,22 @@ pub async fn middleware(
     }
 }
 
-/// Replaces a non-JSON error body with the standard one, keeping the status and headers
-/// such as `Allow` and `Retry-After`.
+/// Replaces an error body that is neither JSON nor a page (actix's plain-text errors,
+/// an empty body) with the standard one, keeping the status and headers such as `Allow`
+/// and `Retry-After`. HTML is kept: only the ops console answers with pages, and its
+/// error pages are written for the operator reading them.
 fn shape(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    let is_json = res
+    let deliberate = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
-            ct.starts_with("application/json") || ct.starts_with("application/problem+json")
+            ct.starts_with("application/json")
+                || ct.starts_with("application/problem+json")
+                || ct.starts_with("text/html")
         });
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || deliberate {
         return res;
     }
     let (req, old) = res.into_parts();

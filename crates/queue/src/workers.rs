@@ -184,15 +184,9 @@ async fn supervise_kind(
 /// `host-pid-random`: unique per process, so a restarted process never collides with
 /// the registration its predecessor left in Redis.
 fn worker_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "keel".to_owned());
     format!(
-        "{host}-{}-{:06x}",
-        std::process::id(),
+        "{}-{:06x}",
+        keel_telemetry::instance(),
         rand::random::<u32>() & 0xff_ffff
     )
 }

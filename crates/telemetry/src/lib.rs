@@ -55,6 +55,21 @@ impl Telemetry {
     }
 }
 
+/// This process among its replicas, `host-pid` (the pod name on Kubernetes): what the
+/// ops console and worker leases name it by.
+pub fn instance() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "keel".to_owned());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
 /// Makes ring the process's TLS crypto provider. Keel's HTTP clients (the OTLP exporter,
 /// outgoing webhooks) share one reqwest built without a provider of its own, so that the
 /// process carries one TLS stack (ring, as the SMTP client uses); a client built before
