@@ -93,8 +93,9 @@ pub async fn run(platform: Platform, role: Role) -> anyhow::Result<()> {
 }
 
 /// Starts publishing this process's metrics into the console's windows in Redis (see
-/// `keel_ops::windows`), unless `admin.metrics_window_secs` is 0; stopped by sending
-/// `true` on the returned sender, after one last turn.
+/// `keel_ops::windows`), when the console is on (`admin.token`) and
+/// `admin.metrics_window_secs` is not 0; stopped by sending `true` on the returned
+/// sender, after one last turn.
 fn publish_metrics(
     platform: &Platform,
     role: Role,
@@ -103,7 +104,10 @@ fn publish_metrics(
     Option<tokio::task::JoinHandle<()>>,
 ) {
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let Some(every) = platform.settings.admin.metrics_window() else {
+    let admin = &platform.settings.admin;
+    // Without an admin token there is no console anywhere in the deployment (its
+    // processes share their settings): nothing would read the windows.
+    let (Some(_), Some(every)) = (admin.token(), admin.metrics_window()) else {
         return (stop, None);
     };
     let pool = platform.pool.clone();
