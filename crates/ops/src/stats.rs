@@ -152,8 +152,9 @@ impl Combine {
     }
 }
 
-/// Gauge `name` now, by `group`: each replica's latest value (from the newest minute it
-/// wrote one in), combined.
+/// Gauge `name` now, by `group`: each replica's latest value in the last two minutes,
+/// combined. Older minutes are left out: a replica that stopped (a restart, a scale-in)
+/// must not keep adding its last pool occupancy.
 pub fn gauge_now<K: Ord + Clone>(
     gauges: &[GaugeMinute],
     name: &str,
@@ -161,7 +162,7 @@ pub fn gauge_now<K: Ord + Clone>(
     group: impl Fn(&Entry) -> Option<K>,
 ) -> BTreeMap<K, f64> {
     let mut latest: BTreeMap<(K, &str), f64> = BTreeMap::new();
-    for minute in gauges {
+    for minute in &gauges[gauges.len().saturating_sub(2)..] {
         for (instance, entry) in &minute.values {
             if entry.name == name
                 && let Some(key) = group(entry)
@@ -249,10 +250,14 @@ mod tests {
         let gauges = [
             GaugeMinute {
                 start: 0,
-                values: vec![("a".into(), entry(5.0)), ("b".into(), entry(2.0))],
+                values: vec![("gone".into(), entry(9.0))],
             },
             GaugeMinute {
                 start: 60,
+                values: vec![("a".into(), entry(5.0)), ("b".into(), entry(2.0))],
+            },
+            GaugeMinute {
+                start: 120,
                 values: vec![("a".into(), entry(1.0))],
             },
         ];
@@ -264,6 +269,9 @@ mod tests {
             gauge_now(&gauges, "g", Combine::Max, |_| Some(()))[&()],
             2.0
         );
-        assert_eq!(gauge_per_minute(&gauges, "g", Combine::Sum), [7.0, 1.0]);
+        assert_eq!(
+            gauge_per_minute(&gauges, "g", Combine::Sum),
+            [9.0, 7.0, 1.0]
+        );
     }
 }
