@@ -1,6 +1,7 @@
 //! Reading the queue's state — straight from SQL, since apalis-redis's own statistics
 //! are not reliable — and retrying dead jobs.
 
+use crate::operate::Revived;
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{QueryableByName, sql_query};
@@ -119,21 +120,13 @@ pub(crate) async fn list_dead(
     .map_err(Into::into)
 }
 
-#[derive(QueryableByName)]
-pub(crate) struct Revived {
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Timestamptz)]
-    pub run_at: DateTime<Utc>,
-}
-
 /// Makes a dead job pending again with a fresh set of attempts (its last error is kept
 /// for reference until the next attempt). `None` when the job is missing or not dead.
 pub(crate) async fn revive(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<Revived>> {
     let rows: Vec<Revived> = sql_query(
         "UPDATE queue_jobs SET state = 'pending', attempts = 0, run_at = now(), doorbell_at = now(), \
              finished_at = NULL, locked_by = NULL, updated_at = now() \
-         WHERE id = $1 AND state = 'dead' RETURNING kind, run_at",
+         WHERE id = $1 AND state = 'dead' RETURNING id, kind, run_at",
     )
     .bind::<SqlUuid, _>(id)
     .load(conn)

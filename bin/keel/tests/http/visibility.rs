@@ -195,16 +195,27 @@ async fn a_request_its_jobs_and_their_third_party_calls_are_one_trace() {
         "{traceparent}"
     );
 
-    eventually(
-        "the client spans exported",
-        Duration::from_secs(20),
-        || async {
-            let spans = otlp.spans();
-            [&invited, &uploaded]
-                .iter()
-                .all(|t| spans.iter().any(|s| &s.trace_id == *t && s.kind == 3))
-        },
-    )
+    // A span is exported when it ends, a job's after its call's: wait for the whole
+    // chain of each trace.
+    let expected = [
+        (
+            &invited,
+            [
+                "job notifications.fan_out",
+                "job notifications.deliver_webhook",
+            ],
+        ),
+        (&uploaded, ["job uploads.process", "job uploads.ai_task"]),
+    ];
+    eventually("every span exported", Duration::from_secs(20), || async {
+        let spans = otlp.spans();
+        expected.iter().all(|(trace, jobs)| {
+            let of_trace = || spans.iter().filter(|s| &s.trace_id == *trace);
+            of_trace().any(|s| s.kind == 2)
+                && of_trace().any(|s| s.kind == 3)
+                && jobs.iter().all(|job| of_trace().any(|s| s.name == *job))
+        })
+    })
     .await;
     let spans = otlp.spans();
     let org = outside.owner.org_id.to_string();

@@ -18,6 +18,7 @@ mod assets;
 mod audit_log;
 mod db;
 mod endpoints;
+mod job_actions;
 mod jobs;
 mod login;
 mod overview;
@@ -39,13 +40,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(overview::page)
         .service(endpoints::page)
         .service(jobs::page)
-        .service(jobs::retry_matching)
-        .service(jobs::discard_matching)
-        .service(jobs::pause)
-        .service(jobs::resume)
+        .service(job_actions::matching)
+        .service(job_actions::kind_switch)
         .service(jobs::detail)
-        .service(jobs::retry_one)
-        .service(jobs::discard_one)
+        .service(job_actions::one)
         .service(third_parties::page)
         .service(db::page)
         .service(audit_log::page);
