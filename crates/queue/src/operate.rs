@@ -6,48 +6,31 @@
 //! its due jobs' doorbells look lost, so the next reconciler pass rings them.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_persistence::DbResult;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::inspect::JobState;
+use crate::inspect::JobStatus;
 
-/// One job as an operator inspects it: everything but the lease bookkeeping.
+/// One job as an operator inspects it: its status and what an operator may also see.
 #[derive(Debug, Clone, Serialize, QueryableByName)]
 pub struct JobDetail {
-    #[diesel(sql_type = SqlUuid)]
-    pub id: Uuid,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Text)]
-    pub state: JobState,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub status: JobStatus,
     /// As stored; show it through a redaction (it may hold personal data or secrets).
     #[diesel(sql_type = Jsonb)]
     pub payload: serde_json::Value,
-    #[diesel(sql_type = Integer)]
-    pub attempts: i32,
-    #[diesel(sql_type = Integer)]
-    pub max_attempts: i32,
-    #[diesel(sql_type = Timestamptz)]
-    pub run_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub lease_until: Option<DateTime<Utc>>,
     /// The worker holding (or that last held) the job.
     #[diesel(sql_type = Nullable<Text>)]
     pub locked_by: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub last_error: Option<String>,
     #[diesel(sql_type = Nullable<Jsonb>)]
     pub trace_context: Option<serde_json::Value>,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl JobDetail {
@@ -63,11 +46,10 @@ impl JobDetail {
 }
 
 pub(crate) async fn detail(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<JobDetail>> {
-    let rows: Vec<JobDetail> = sql_query(
-        "SELECT id, kind, state, payload, attempts, max_attempts, run_at, lease_until, locked_by, \
-                last_error, trace_context, created_at, updated_at, finished_at \
-         FROM queue_jobs WHERE id = $1",
-    )
+    let rows: Vec<JobDetail> = sql_query(format!(
+        "SELECT {}, payload, lease_until, locked_by, trace_context FROM queue_jobs WHERE id = $1",
+        crate::inspect::STATUS_COLUMNS
+    ))
     .bind::<SqlUuid, _>(id)
     .load(conn)
     .await?;
@@ -155,8 +137,8 @@ pub(crate) async fn revive_matching(
     .map_err(Into::into)
 }
 
-/// Deletes matching dead jobs (at most `limit`); how many. `ids`, when given, narrows the
-/// match to those jobs (discarding one job is a filter of one id).
+/// Deletes matching dead jobs (at most `limit`); how many. `only`, when given, narrows
+/// the match to that job (discarding one job is a filter of one id).
 pub(crate) async fn discard(
     conn: &mut AsyncPgConnection,
     filter: &DeadFilter,

@@ -945,7 +945,10 @@ async fn dead_jobs_are_found_retried_and_discarded_by_kind_and_error() {
 
     let detail = h.queue.detail(ids[1]).await.expect("detail").expect("job");
     assert_eq!(detail.payload["key"], "k");
-    assert_eq!(detail.last_error.as_deref(), Some("timeout after 10 s"));
+    assert_eq!(
+        detail.status.last_error.as_deref(),
+        Some("timeout after 10 s")
+    );
 
     // Retry all that match, with a worker running them.
     let (workers, runs) = h.touch_workers(Duration::ZERO);

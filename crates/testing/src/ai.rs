@@ -80,13 +80,7 @@ async fn complete(
     body: web::Json<Value>,
 ) -> HttpResponse {
     let n = {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = |name: &str| crate::receiver::header(&req, name);
         let mut seen = state.0.lock().expect("lock");
         seen.push(AiRequest {
             at: Instant::now(),

@@ -65,13 +65,7 @@ impl Receiver {
 }
 
 async fn receive(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| header(&req, name);
     let n = {
         let mut seen = state.0.lock().expect("lock");
         seen.push(Received {
@@ -94,4 +88,14 @@ async fn receive(state: web::Data<State>, req: HttpRequest, body: web::Bytes) ->
         }
         None => HttpResponse::Ok().body("thanks"),
     }
+}
+
+/// Header `name` of `req` as text, "" when absent or not text: what the fake third
+/// parties record of each request.
+pub(crate) fn header(req: &HttpRequest, name: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }

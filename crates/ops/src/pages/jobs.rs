@@ -147,7 +147,7 @@ pub async fn detail(
     let payload = serde_json::to_string_pretty(&redact(&job.payload)).unwrap_or_default();
     let data = data! {
         trace_id => job.trace_id(),
-        dead => job.state == JobState::Dead,
+        dead => job.status.state == JobState::Dead,
         payload,
         job,
     };
