@@ -49,18 +49,20 @@ pub struct Actor {
     pub ip: Option<String>,
 }
 
+/// Writes one line; its id, for [`outcome`].
 pub async fn record(
     pool: &DbPool,
     actor: &Actor,
     action: Action,
     target: Option<&str>,
     detail: serde_json::Value,
-) -> DbResult<()> {
+) -> DbResult<Uuid> {
+    let id = Uuid::now_v7();
     let mut conn = pool.get().await?;
     sql_query(
         "INSERT INTO ops_audit (id, session_id, ip, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind::<SqlUuid, _>(Uuid::now_v7())
+    .bind::<SqlUuid, _>(id)
     .bind::<Text, _>(&actor.session_id)
     .bind::<Nullable<Text>, _>(actor.ip.as_deref())
     .bind::<Text, _>(action.as_str())
@@ -68,7 +70,25 @@ pub async fn record(
     .bind::<Jsonb, _>(detail)
     .execute(&mut conn)
     .await?;
-    Ok(())
+    Ok(id)
+}
+
+/// Adds what an action did to its line (`detail || outcome`). Actions are written before
+/// they are taken, so none goes unlogged; a failure here loses only the count.
+pub async fn outcome(pool: &DbPool, id: Uuid, outcome: serde_json::Value) {
+    let written = async {
+        let mut conn = pool.get().await?;
+        sql_query("UPDATE ops_audit SET detail = detail || $2 WHERE id = $1")
+            .bind::<SqlUuid, _>(id)
+            .bind::<Jsonb, _>(outcome)
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, keel_persistence::DbError>(())
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, audit.id = %id, "the outcome of an operator's action was not recorded");
+    }
 }
 
 /// The latest `limit` lines, newest first.

@@ -43,6 +43,12 @@ pub struct Console {
 
 struct Inner {
     pool: DbPool,
+    /// Where a form may come from besides the `Host` it was sent to: the public origin of
+    /// `mail.public_url`, for a proxy that rewrites `Host`.
+    public_origin: Option<String>,
+    /// The minute each address last had a refused sign-in audited: a guesser costs the
+    /// audit log one row a minute, not one per try.
+    refusals: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     queue: Queue,
     windows: Windows,
     sessions: session::Sessions,
@@ -68,6 +74,8 @@ impl Console {
         Some(Self {
             inner: Arc::new(Inner {
                 pool,
+                public_origin: origin_of(&settings.mail.public_url),
+                refusals: Default::default(),
                 queue,
                 windows: Windows::new(redis, &settings.redis.key_prefix),
                 sessions: session::Sessions::new(token, settings.admin.console_session()),
@@ -75,6 +83,27 @@ impl Console {
                 refresh_secs: settings.admin.console_refresh_secs,
             }),
         })
+    }
+}
+
+/// `scheme://host[:port]` of `url`, as a browser's `Origin` names it.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+    Some(format!("{scheme}://{host}"))
+}
+
+impl Console {
+    /// Whether a refused sign-in from `address` at `minute` (unix minutes) is the first
+    /// of its minute, and so audited.
+    fn first_refusal(&self, address: &str, minute: i64) -> bool {
+        let Ok(mut seen) = self.inner.refusals.lock() else {
+            return false;
+        };
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(address.to_owned(), minute) != Some(minute)
     }
 }
 

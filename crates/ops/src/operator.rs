@@ -49,8 +49,9 @@ pub fn actor_of(req: &HttpRequest, session_id: &str) -> Actor {
     }
 }
 
-/// A cross-site form post: its `Origin` names another host than the one it was sent to.
-pub(crate) fn foreign_origin(req: &HttpRequest) -> bool {
+/// A cross-site form post: its `Origin` names neither the host it was sent to nor the
+/// deployment's public origin (`mail.public_url`, for a proxy that rewrites `Host`).
+pub(crate) fn foreign_origin(req: &HttpRequest, console: &Console) -> bool {
     let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -59,7 +60,8 @@ pub(crate) fn foreign_origin(req: &HttpRequest) -> bool {
         .get("host")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    origin.split_once("://").map(|(_, h)| h) != Some(host)
+    let same_host = origin.split_once("://").map(|(_, h)| h) == Some(host);
+    !same_host && console.inner.public_origin.as_deref() != Some(origin)
 }
 
 impl FromRequest for Operator {
@@ -71,7 +73,7 @@ impl FromRequest for Operator {
             let console = req
                 .app_data::<web::Data<Console>>()
                 .ok_or(OpsError::NotFound("the console is not enabled"))?;
-            if req.method() == actix_web::http::Method::POST && foreign_origin(req) {
+            if req.method() == actix_web::http::Method::POST && foreign_origin(req, console) {
                 return Err(OpsError::Forbidden("a form from another site"));
             }
             let now = chrono::Utc::now().timestamp();

@@ -1,5 +1,5 @@
-//! A job's payload as an operator may see it: values under keys that name secrets are
-//! replaced, at any depth.
+//! A job's payload as an operator may see it: values under keys that name secrets (or
+//! end in `key`) are replaced, at any depth.
 
 use serde_json::Value;
 
@@ -27,7 +27,8 @@ pub fn redact(payload: &Value) -> Value {
             map.iter()
                 .map(|(k, v)| {
                     let lower = k.to_ascii_lowercase();
-                    let hidden = SECRET_KEYS.iter().any(|s| lower.contains(s));
+                    let hidden =
+                        SECRET_KEYS.iter().any(|s| lower.contains(s)) || lower.ends_with("key");
                     let v = if hidden {
                         Value::String("[redacted]".to_owned())
                     } else {
@@ -53,6 +54,7 @@ mod tests {
             "to": "someone@example.com",
             "vars": {"reset_token": "abc", "name": "Ada", "items": [{"Signature": "x"}], "link": "https://x/reset?t=1"},
             "Password": "hunter2",
+            "signing_key": "k",
         });
         assert_eq!(
             redact(&payload),
@@ -60,6 +62,7 @@ mod tests {
                 "to": "someone@example.com",
                 "vars": {"reset_token": "[redacted]", "name": "Ada", "items": [{"Signature": "[redacted]"}], "link": "[redacted]"},
                 "Password": "[redacted]",
+                "signing_key": "[redacted]",
             })
         );
     }

@@ -72,8 +72,22 @@ impl Histogram {
             return None;
         }
         let rank = q.clamp(0.0, 1.0) * total;
+        // Only buckets that moved are published, and those are always the upper ones (the
+        // counts are cumulative): the bounds below them are back at 0 here, so the
+        // observations are placed between their bucket's bound and the one below it, not
+        // between 0 and their bound.
+        // (A missing bound between two published ones cannot happen; it would take the
+        // count below it.)
+        let mut buckets = self.buckets.clone();
+        for le in keel_telemetry::metrics::BUCKETS {
+            let below = buckets
+                .range(..Bound(*le))
+                .next_back()
+                .map_or(0.0, |(_, count)| *count);
+            buckets.entry(Bound(*le)).or_insert(below);
+        }
         let (mut lower, mut below) = (0.0, 0.0);
-        for (Bound(le), count) in &self.buckets {
+        for (Bound(le), count) in &buckets {
             if *count >= rank {
                 if le.is_infinite() {
                     return Some(lower);
@@ -212,32 +226,44 @@ mod tests {
 
     #[test]
     fn quantiles_interpolate_inside_their_bucket() {
-        let minutes = [
-            Minute {
-                start: 0,
-                entries: vec![
-                    bucket("0.1", 50.0),
-                    bucket("1", 90.0),
-                    bucket("+Inf", 100.0),
-                ],
-            },
-            Minute {
-                start: 60,
-                entries: vec![
-                    bucket("0.1", 50.0),
-                    bucket("1", 90.0),
-                    bucket("+Inf", 100.0),
-                ],
-            },
-        ];
-        let h = &histograms(&minutes, "h", |_| Some(()))[&()];
-        assert_eq!(h.quantile(0.25), Some(0.05));
+        let minute = |start| Minute {
+            start,
+            entries: vec![
+                bucket("0.05", 0.0),
+                bucket("0.1", 50.0),
+                bucket("0.25", 50.0),
+                bucket("0.5", 50.0),
+                bucket("1", 90.0),
+                bucket("+Inf", 100.0),
+            ],
+        };
+        let h = &histograms(&[minute(0), minute(60)], "h", |_| Some(()))[&()];
+        let close = |q: f64, expected: f64| {
+            let got = h.quantile(q).expect("observations");
+            assert!((got - expected).abs() < 1e-9, "p{q}: {got}, not {expected}");
+        };
+        close(0.25, 0.075);
         assert_eq!(h.quantile(0.5), Some(0.1));
-        // 70 of 200 observations: 20 into the 80 between 0.1 and 1.
-        let p70 = h.quantile(0.7).expect("p70");
-        assert!((p70 - (0.1 + 0.9 * 40.0 / 80.0)).abs() < 1e-9, "{p70}");
-        assert_eq!(h.quantile(0.99), Some(1.0), "past the last finite bound");
+        // 140 of 200 observations: 40 into the 80 between 0.5 and 1.
+        close(0.7, 0.75);
+        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
+        assert_eq!(h.quantile(0.99), Some(300.0));
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn buckets_that_never_moved_still_bound_the_ones_above() {
+        // Ten jobs of about 20 s: only the buckets from 30 s up were published.
+        let minutes = [Minute {
+            start: 0,
+            entries: vec![bucket("30", 10.0), bucket("60", 10.0), bucket("+Inf", 10.0)],
+        }];
+        let h = &histograms(&minutes, "h", |_| Some(()))[&()];
+        assert_eq!(
+            h.quantile(0.5),
+            Some(20.0),
+            "between 10 s and 30 s, as Prometheus says"
+        );
     }
 
     #[test]

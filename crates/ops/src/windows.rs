@@ -111,6 +111,9 @@ fn key_of(sample: &Sample<'_>) -> Option<(String, Treat)> {
 pub(crate) struct Turn {
     pub increments: Vec<(String, f64)>,
     pub gauges: Vec<(String, f64)>,
+    /// The totals the increments lead to: what the next turn starts from, once Redis has
+    /// them ([`Publisher::sent`]).
+    totals: HashMap<String, f64>,
 }
 
 /// A process's side: remembers what it last sent, so each turn sends the difference.
@@ -121,7 +124,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// The turn for exposition `text`: every cumulative series that moved since the
-    /// previous call (summed over dropped labels first), every gauge as it is.
+    /// last turn Redis took (summed over dropped labels first), every gauge as it is.
     pub(crate) fn turn(&self, text: &str) -> Turn {
         let mut current: HashMap<String, f64> = HashMap::new();
         let mut gauges = Vec::new();
@@ -135,7 +138,7 @@ impl Publisher {
                 *current.entry(key).or_default() += sample.value;
             }
         }
-        let Ok(mut last) = self.last.lock() else {
+        let Ok(last) = self.last.lock() else {
             return Turn::default();
         };
         let mut increments: Vec<(String, f64)> = current
@@ -148,8 +151,19 @@ impl Publisher {
             })
             .collect();
         increments.sort_by(|a, b| a.0.cmp(&b.0));
-        *last = current;
-        Turn { increments, gauges }
+        Turn {
+            increments,
+            gauges,
+            totals: current,
+        }
+    }
+
+    /// Redis took `turn`: the next one counts from its totals. A turn that failed is not
+    /// marked, so its increments go out with the next one instead of being lost.
+    pub(crate) fn sent(&self, turn: Turn) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = turn.totals;
+        }
     }
 
     /// Sends one turn of `text` to Redis, as `instance` (`role`: serve, work, all).
@@ -193,7 +207,9 @@ impl Publisher {
             .get()
             .await
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))?;
-        pipe.query_async::<()>(&mut conn).await
+        pipe.query_async::<()>(&mut conn).await?;
+        self.sent(turn);
+        Ok(())
     }
 
     /// Publishes every `every` until `shutdown` resolves, and once more then, so the last
@@ -415,6 +431,12 @@ keel_db_pool_in_use 1
     fn a_turn_sends_what_moved_since_the_last_one() {
         let publisher = Publisher::default();
         let first = publisher.turn(FIRST);
+        let unsent = publisher.turn(FIRST);
+        assert_eq!(
+            unsent.increments, first.increments,
+            "until Redis takes a turn, it is sent again"
+        );
+        publisher.sent(unsent);
         let bucket =
             "keel_http_request_duration_seconds_bucket{le=\"0.005\",method=\"GET\",route=\"/a\"}";
         let requests = "keel_http_requests_total{method=\"GET\",route=\"/a\",status=\"200\"}";
@@ -429,6 +451,7 @@ keel_db_pool_in_use 1
             second.increments,
             [(bucket.to_owned(), 2.0), (requests.to_owned(), 5.0)]
         );
+        publisher.sent(second);
         assert!(publisher.turn(SECOND).increments.is_empty());
     }
 }

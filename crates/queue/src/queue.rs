@@ -56,6 +56,8 @@ struct Inner {
 struct Backlog {
     taken: Option<Instant>,
     kinds_seen: BTreeSet<String>,
+    /// Kinds whose `keel_queue_kind_paused` was last set to 1.
+    paused_seen: BTreeSet<String>,
 }
 
 impl Queue {
@@ -315,8 +317,8 @@ impl Queue {
             }
             memo.taken = Some(Instant::now());
         }
-        let counts = match self.counts().await {
-            Ok(counts) => counts,
+        let (counts, paused) = match tokio::try_join!(self.counts(), self.paused_kinds()) {
+            Ok(found) => found,
             Err(e) => {
                 tracing::debug!(error = %e, "queue backlog not refreshed");
                 return;
@@ -325,6 +327,19 @@ impl Queue {
         let Ok(mut memo) = self.inner.backlog.lock() else {
             return;
         };
+        // `keel_queue_kind_paused`: 1 while an operator holds a kind back, so that an alert
+        // on its growing backlog can tell a pause from an outage.
+        let paused: BTreeSet<String> = paused.into_iter().map(|p| p.kind).collect();
+        for kind in memo
+            .kinds_seen
+            .iter()
+            .chain(&memo.paused_seen)
+            .chain(&paused)
+        {
+            let value = if paused.contains(kind) { 1.0 } else { 0.0 };
+            metrics::gauge!("keel_queue_kind_paused", "kind" => kind.clone()).set(value);
+        }
+        memo.paused_seen = paused;
         // Kinds that drained since the last scrape must read 0, not their last value.
         let current: BTreeSet<String> = counts.iter().map(|c| c.kind.clone()).collect();
         for gone in memo.kinds_seen.difference(&current) {

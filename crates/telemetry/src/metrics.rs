@@ -12,7 +12,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Latency buckets (seconds) shared by every histogram: sub-millisecond cache hits up to
 /// minute-long jobs.
-const BUCKETS: &[f64] = &[
+pub const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0,
 ];
@@ -129,6 +129,10 @@ fn describe() {
     describe_counter!(
         "keel_queue_redeliveries_total",
         "Doorbells re-sent by the reconciler, by reason."
+    );
+    describe_gauge!(
+        "keel_queue_kind_paused",
+        "1 while an operator has paused the job kind (workers do not claim it), by kind."
     );
     describe_gauge!(
         "keel_queue_reconciler_last_pass_timestamp_seconds",

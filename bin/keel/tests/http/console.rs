@@ -303,6 +303,17 @@ async fn the_console_refuses_strangers_forged_forms_and_bad_input() {
         "an empty filter needs \"every dead job\" ticked"
     );
     let res = client
+        .get(app.url("/ops/jobs?error=%00"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        res.status(),
+        400,
+        "a NUL in a filter is refused, not sent to Postgres"
+    );
+    let res = client
         .get(app.url("/ops/jobs/not-a-job"))
         .header("cookie", &cookie)
         .send()

@@ -184,7 +184,9 @@ impl Sender {
             Ok(response) => response,
             Err(e) => {
                 let (verdict, error) = self.classify_error(&e);
-                call.failed(if e.is_timeout() { "timeout" } else { "connect" });
+                if let Verdict::Retry { kind, .. } | Verdict::Fail { kind } = verdict {
+                    call.failed(kind.as_str());
+                }
                 return Attempt::failed(started, verdict, error);
             }
         };

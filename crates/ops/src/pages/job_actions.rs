@@ -67,16 +67,24 @@ impl Dead {
     }
 }
 
-/// Writes what `operator` did to the audit log.
-async fn audited(
+/// Writes what `operator` is about to do to the audit log, before it is done (an action
+/// whose line cannot be written is not taken), then does it and adds its count to the line.
+async fn audited<F>(
     console: &Console,
     operator: &Operator,
     action: Action,
     target: Option<&str>,
     detail: serde_json::Value,
-) -> Result<(), OpsError> {
-    audit::record(&console.inner.pool, &operator.actor, action, target, detail).await?;
-    Ok(())
+    act: F,
+) -> Result<usize, OpsError>
+where
+    F: std::future::Future<Output = Result<usize, OpsError>>,
+{
+    let pool = &console.inner.pool;
+    let line = audit::record(pool, &operator.actor, action, target, detail).await?;
+    let changed = act.await?;
+    audit::outcome(pool, line, serde_json::json!({"changed": changed})).await;
+    Ok(changed)
 }
 
 /// The jobs page's address with a filter (and what was done), for redirects.
@@ -101,30 +109,28 @@ pub async fn one(
     operator.check(&console, &form.csrf)?;
     let (id, action) = path.into_inner();
     let action = Dead::parse(&action)?;
-    let n = action
-        .apply(&console, &DeadFilter::default(), Some(id))
-        .await?;
+    let filter = filter_of(form.kind.as_deref(), form.error.as_deref())?;
     let audit = match action {
         Dead::Retry => Action::RetriedJob,
         Dead::Discard => Action::DiscardedJob,
     };
-    audited(
+    let target = id.to_string();
+    let any = DeadFilter::default();
+    let act = action.apply(&console, &any, Some(id));
+    let n = audited(
         &console,
         &operator,
         audit,
-        Some(&id.to_string()),
-        serde_json::json!({"changed": n}),
+        Some(&target),
+        serde_json::json!({}),
+        act,
     )
     .await?;
     let done = if n > 0 { action.done() } else { "unchanged" };
     Ok(back(&match action {
         // A retried job is still there: back to its page, to watch it run.
         Dead::Retry => format!("/ops/jobs/{id}?done={done}&n={n}"),
-        Dead::Discard => jobs_url(
-            &filter_of(form.kind.as_deref(), form.error.as_deref()),
-            done,
-            n,
-        ),
+        Dead::Discard => jobs_url(&filter, done, n),
     }))
 }
 
@@ -137,20 +143,28 @@ pub async fn matching(
 ) -> Result<HttpResponse, OpsError> {
     operator.check(&console, &form.csrf)?;
     let action = Dead::parse(&action)?;
-    let filter = filter_of(form.kind.as_deref(), form.error.as_deref());
+    let filter = filter_of(form.kind.as_deref(), form.error.as_deref())?;
     // One click must not touch every dead job by accident.
     if filter == DeadFilter::default() && form.everything.as_deref() != Some("yes") {
         return Err(OpsError::BadRequest(
             "narrow the dead jobs by kind or error first, or tick \"every dead job\"".to_owned(),
         ));
     }
-    let n = action.apply(&console, &filter, None).await?;
     let audit = match action {
         Dead::Retry => Action::RetriedDead,
         Dead::Discard => Action::DiscardedDead,
     };
-    let detail = serde_json::json!({"kind": filter.kind, "error": filter.error, "changed": n});
-    audited(&console, &operator, audit, filter.kind.as_deref(), detail).await?;
+    let detail = serde_json::json!({"kind": filter.kind, "error": filter.error});
+    let act = action.apply(&console, &filter, None);
+    let n = audited(
+        &console,
+        &operator,
+        audit,
+        filter.kind.as_deref(),
+        detail,
+        act,
+    )
+    .await?;
     Ok(back(&jobs_url(&filter, action.done(), n)))
 }
 
@@ -184,23 +198,35 @@ pub async fn kind_switch(
     let (kind, action) = path.into_inner();
     let kind = valid_kind(&kind)?;
     let queue = &console.inner.queue;
-    let (changed, audit, done) = match action.as_str() {
-        "pause" => {
-            let by = format!("ops session {}", operator.session.id);
-            (queue.pause(kind, &by).await?, Action::PausedKind, "paused")
-        }
-        "resume" => (queue.resume(kind).await?, Action::ResumedKind, "resumed"),
+    let pause = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
         _ => return Err(OpsError::NotFound("no such action")),
     };
-    audited(
+    let by = format!("ops session {}", operator.session.id);
+    let act = async {
+        let changed = if pause {
+            queue.pause(kind, &by).await?
+        } else {
+            queue.resume(kind).await?
+        };
+        Ok(usize::from(changed))
+    };
+    let (audit, done) = if pause {
+        (Action::PausedKind, "paused")
+    } else {
+        (Action::ResumedKind, "resumed")
+    };
+    let changed = audited(
         &console,
         &operator,
         audit,
         Some(kind),
-        serde_json::json!({"changed": changed}),
+        serde_json::json!({}),
+        act,
     )
     .await?;
-    let done = if changed { done } else { "unchanged" };
+    let done = if changed > 0 { done } else { "unchanged" };
     Ok(back(&format!(
         "/ops/jobs?done={done}&subject={}",
         encode(kind)

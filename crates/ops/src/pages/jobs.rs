@@ -34,17 +34,24 @@ struct KindRow {
     paused: bool,
 }
 
-/// A filter as the form sends it: empty fields mean "any".
-pub(super) fn filter_of(kind: Option<&str>, error: Option<&str>) -> DeadFilter {
-    let some = |v: Option<&str>| {
-        v.map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+/// A filter as the form sends it: empty fields mean "any". Control characters are
+/// refused (Postgres would refuse a NUL, and no job kind or error text needs one).
+pub(super) fn filter_of(kind: Option<&str>, error: Option<&str>) -> Result<DeadFilter, OpsError> {
+    let some = |v: Option<&str>| -> Result<Option<String>, OpsError> {
+        let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if v.chars().any(char::is_control) || v.len() > 200 {
+            return Err(OpsError::BadRequest(
+                "a filter is at most 200 characters of text, without control characters".to_owned(),
+            ));
+        }
+        Ok(Some(v.to_owned()))
     };
-    DeadFilter {
-        kind: some(kind),
-        error: some(error),
-    }
+    Ok(DeadFilter {
+        kind: some(kind)?,
+        error: some(error)?,
+    })
 }
 
 /// Percent-encodes a query value.
@@ -67,7 +74,7 @@ pub async fn page(
     params: web::Query<Params>,
 ) -> Result<HttpResponse, OpsError> {
     let queue = &console.inner.queue;
-    let filter = filter_of(params.kind.as_deref(), params.error.as_deref());
+    let filter = filter_of(params.kind.as_deref(), params.error.as_deref())?;
     let (recent, warning) = recent(&console, 60).await;
     let mut kinds: BTreeMap<String, KindRow> = BTreeMap::new();
     for c in queue.counts().await? {

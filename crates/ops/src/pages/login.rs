@@ -45,19 +45,23 @@ pub async fn sign_in(
     console: web::Data<Console>,
     form: web::Form<SignIn>,
 ) -> Result<HttpResponse, OpsError> {
-    if crate::operator::foreign_origin(&req) {
+    if crate::operator::foreign_origin(&req, &console) {
         return Err(OpsError::Forbidden("a sign-in from another site"));
     }
     let sessions: &Sessions = &console.inner.sessions;
     if !sessions.token_matches(form.token.trim()) {
-        audit::record(
-            &console.inner.pool,
-            &actor_of(&req, "-"),
-            Action::SignInRefused,
-            None,
-            serde_json::json!({}),
-        )
-        .await?;
+        let actor = actor_of(&req, "-");
+        let minute = chrono::Utc::now().timestamp() / 60;
+        if console.first_refusal(actor.ip.as_deref().unwrap_or("-"), minute) {
+            audit::record(
+                &console.inner.pool,
+                &actor,
+                Action::SignInRefused,
+                None,
+                serde_json::json!({"note": "the first refusal of this address this minute"}),
+            )
+            .await?;
+        }
         tokio::time::sleep(REFUSAL_DELAY).await;
         return page(
             &console,

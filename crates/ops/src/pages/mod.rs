@@ -94,7 +94,15 @@ impl Params {
 
     fn notice(&self) -> Option<String> {
         let n: u64 = self.n.as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
-        let subject = self.subject.as_deref().unwrap_or("");
+        // Only a job kind's letters: the page words the notice, not the link.
+        let subject: String = self
+            .subject
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_'))
+            .take(100)
+            .collect();
         Some(match self.done.as_deref()? {
             "retried" => {
                 format!("Retried {n} dead job(s): they run again with a fresh set of attempts.")

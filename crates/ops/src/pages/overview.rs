@@ -129,12 +129,22 @@ fn requests(recent: &Recent) -> Vec<Card> {
 
 async fn queue(console: &Console, recent: &Recent) -> Result<Vec<Card>, OpsError> {
     let counts = console.inner.queue.counts().await?;
+    // A paused kind waits on purpose: its age does not colour the card.
+    let paused: Vec<String> = console
+        .inner
+        .queue
+        .paused_kinds()
+        .await?
+        .into_iter()
+        .map(|p| p.kind)
+        .collect();
     let ready: i64 = counts.iter().map(|c| c.ready).sum();
     let running: i64 = counts.iter().map(|c| c.running).sum();
     let scheduled: i64 = counts.iter().map(|c| c.scheduled).sum();
     let dead: i64 = counts.iter().map(|c| c.dead).sum();
     let oldest = counts
         .iter()
+        .filter(|c| !paused.contains(&c.kind))
         .map(|c| c.oldest_ready_age_seconds)
         .fold(0.0, f64::max);
     let m = &recent.minutes;
@@ -144,7 +154,12 @@ async fn queue(console: &Console, recent: &Recent) -> Result<Vec<Card>, OpsError
             title: "Queue backlog",
             value: format!("{ready} ready"),
             detail: format!(
-                "oldest waiting {oldest:.0} s; {running} running, {scheduled} scheduled"
+                "oldest waiting {oldest:.0} s; {running} running, {scheduled} scheduled{}",
+                if paused.is_empty() {
+                    String::new()
+                } else {
+                    format!("; paused: {}", paused.join(", "))
+                }
             ),
             level: level(oldest > 300.0, oldest > 30.0),
             spark: sparkline::svg(&stats::per_minute(m, "keel_jobs_succeeded_total", |_| true)),
