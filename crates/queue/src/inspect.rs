@@ -99,27 +99,6 @@ pub(crate) async fn counts(conn: &mut AsyncPgConnection) -> DbResult<Vec<KindCou
     .map_err(Into::into)
 }
 
-/// Dead jobs, most recently dead first, after the `(finished_at, id)` of the previous
-/// page's last row (keyset pagination on the `queue_jobs_dead_finished` index).
-pub(crate) async fn list_dead(
-    conn: &mut AsyncPgConnection,
-    limit: i64,
-    after: Option<(DateTime<Utc>, Uuid)>,
-) -> DbResult<Vec<JobStatus>> {
-    let (at, id) = after.unzip();
-    sql_query(format!(
-        "SELECT {STATUS_COLUMNS} FROM queue_jobs WHERE state = 'dead' \
-           AND ($1::timestamptz IS NULL OR (finished_at, id) < ($1, $2)) \
-         ORDER BY finished_at DESC, id DESC LIMIT $3"
-    ))
-    .bind::<Nullable<Timestamptz>, _>(at)
-    .bind::<Nullable<SqlUuid>, _>(id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
-    .map_err(Into::into)
-}
-
 /// Makes a dead job pending again with a fresh set of attempts (its last error is kept
 /// for reference until the next attempt). `None` when the job is missing or not dead.
 pub(crate) async fn revive(conn: &mut AsyncPgConnection, id: Uuid) -> DbResult<Option<Revived>> {

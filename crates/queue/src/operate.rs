@@ -82,7 +82,7 @@ const DEAD_MATCHING: &str = "state = 'dead' AND ($1::text IS NULL OR kind = $1) 
      AND ($2::text IS NULL OR last_error ILIKE $2)";
 
 /// Dead jobs that match, most recently dead first, after the previous page's last
-/// `(finished_at, id)`.
+/// `(finished_at, id)` (keyset pagination on the `queue_jobs_dead_finished` index).
 pub(crate) async fn dead_matching(
     conn: &mut AsyncPgConnection,
     filter: &DeadFilter,

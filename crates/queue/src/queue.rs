@@ -193,7 +193,7 @@ impl Queue {
         after: Option<(DateTime<Utc>, Uuid)>,
     ) -> DbResult<Vec<JobStatus>> {
         let mut conn = self.inner.pool.get().await?;
-        inspect::list_dead(&mut conn, limit, after).await
+        operate::dead_matching(&mut conn, &DeadFilter::default(), limit, after).await
     }
 
     /// Gives a dead job a fresh set of attempts and rings for it. `false` when the job does
