@@ -82,6 +82,10 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
     /// A read replica for heavy reads (exports); empty = everything reads the primary.
     pub replica_url: Secret<String>,
+    /// Send a check query (`SELECT 1`) before handing out a pooled connection. Off: a
+    /// connection the server closed is still noticed (its socket is closed) without a
+    /// round trip; on: also a socket left half-open by a network device.
+    pub verify_on_checkout: bool,
 }
 
 impl DatabaseSettings {

@@ -3,7 +3,9 @@
 use crate::error::{DbError, DbResult};
 use diesel::sql_types::Text;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::FutureExt;
 use keel_config::DatabaseSettings;
@@ -58,6 +60,13 @@ impl DbPool {
             metrics::counter!(name).increment(0);
         }
         let mut config = ManagerConfig::default();
+        // deadpool's default checks every checkout with `SELECT 1`: a second round trip
+        // (and transaction) for each request that reads once. A connection the server
+        // closed is noticed without it (`is_broken` sees the closed socket), so the check
+        // is for networks that drop connections silently only.
+        if !settings.verify_on_checkout {
+            config.recycling_method = RecyclingMethod::Fast;
+        }
         config.custom_setup = Box::new(move |url| {
             async move {
                 let mut conn = AsyncPgConnection::establish(url).await?;

@@ -20,6 +20,7 @@ fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
         connect_timeout_ms: 2000,
         statement_timeout_ms: 300,
         replica_url: Secret::default(),
+        verify_on_checkout: false,
     }
 }
 
@@ -277,4 +278,44 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
         panic!("nothing listens on port 1")
     };
     assert!(matches!(err, DbError::Unavailable(_)), "{err:?}");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// The server process behind `conn`.
+async fn backend_pid(conn: &mut keel_persistence::AsyncPgConnection) -> i32 {
+    let row: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result(conn)
+        .await
+        .expect("pid");
+    row.pid
+}
+
+/// Checkouts are not verified by a query (a round trip per request), yet a connection
+/// the server closed while it sat in the pool is replaced, not handed out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_the_server_closed_is_replaced_at_checkout_without_a_check_query() {
+    let (db, pool) = setup(1).await;
+    let first = {
+        let mut conn = pool.get().await.expect("conn");
+        backend_pid(&mut conn).await
+    };
+    // Another session ends the pooled one, as a Postgres restart or an operator would.
+    let other = DbPool::new(&settings(db.url(), 1)).expect("pool");
+    let mut killer = other.get().await.expect("conn");
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut killer)
+        .await
+        .expect("terminate");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = pool.get().await.expect("a fresh connection");
+    let second = backend_pid(&mut conn).await;
+    assert_ne!(
+        first, second,
+        "the closed connection was not handed out again"
+    );
 }
