@@ -64,7 +64,7 @@ impl ResponseError for OpsError {
         if let OpsError::Render(e) = self {
             tracing::error!(error = %e, "ops console template failed");
         }
-        let message = crate::templates::escape(&self.to_string());
+        let message = minijinja::HtmlEscape(&self.to_string()).to_string();
         HttpResponse::build(self.status_code())
             .content_type("text/html; charset=utf-8")
             .insert_header(("cache-control", "no-store"))

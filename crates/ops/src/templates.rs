@@ -30,21 +30,8 @@ pub fn environment() -> Environment<'static> {
             tracing::error!(template = name, error = %e, "ops template does not compile");
         }
     }
-    env.add_filter("ms", |seconds: Option<f64>| -> String {
-        match seconds {
-            None => "–".to_owned(),
-            Some(s) if s < 0.001 => format!("{:.2} ms", s * 1000.0),
-            Some(s) if s < 1.0 => format!("{:.1} ms", s * 1000.0),
-            Some(s) => format!("{s:.2} s"),
-        }
-    });
-    env.add_filter("pct", |ratio: Option<f64>| -> String {
-        match ratio {
-            None => "–".to_owned(),
-            Some(r) if r > 0.0 && r < 0.001 => "<0.1%".to_owned(),
-            Some(r) => format!("{:.1}%", r * 100.0),
-        }
-    });
+    env.add_filter("ms", |seconds: Option<f64>| duration(seconds));
+    env.add_filter("pct", |ratio: Option<f64>| percent(ratio));
     env.add_filter("num", |value: f64| -> String {
         if value.fract() == 0.0 && value.abs() < 1e15 {
             format!("{}", value as i64)
@@ -65,11 +52,23 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
-/// `text` safe inside HTML.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// A latency: "0.45 ms", "12.3 ms", "1.20 s"; "–" without observations. Shared by the
+/// templates' `ms` filter and the pages that format in Rust.
+pub fn duration(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "–".to_owned(),
+        Some(s) if s < 0.001 => format!("{:.2} ms", s * 1000.0),
+        Some(s) if s < 1.0 => format!("{:.1} ms", s * 1000.0),
+        Some(s) => format!("{s:.2} s"),
+    }
+}
+
+/// A ratio as a percentage, two decimals below 1% (where an SLO's budget lives); "–"
+/// without a whole.
+pub fn percent(ratio: Option<f64>) -> String {
+    match ratio {
+        None => "–".to_owned(),
+        Some(r) if r < 0.01 => format!("{:.2}%", r * 100.0),
+        Some(r) => format!("{:.1}%", r * 100.0),
+    }
 }

@@ -36,5 +36,5 @@ pub use job::{Job, JobContext, JobError};
 pub use operate::{DeadFilter, JobDetail, PausedKind};
 pub use queue::{EnqueueOptions, Enqueued, Queue};
 pub use reconciler::PassReport;
-pub use registry::{Registry, RegistryError};
+pub use registry::{Registry, RegistryError, is_kind_name};
 pub use workers::Workers;

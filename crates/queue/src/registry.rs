@@ -157,16 +157,24 @@ impl Registry {
     }
 }
 
-/// The same rule as the `queue_jobs.kind` check constraint.
-pub(crate) fn check_name(name: &'static str) -> Result<(), RegistryError> {
+/// Whether `name` is a job kind: `domain.verb_noun`, each part a lowercase letter then
+/// lowercase letters, digits and `_` — the rule of the `queue_jobs.kind` check
+/// constraint, for anything that takes a kind from outside (a form, a command line).
+pub fn is_kind_name(name: &str) -> bool {
     let valid_part = |p: &str| {
         let mut chars = p.chars();
         matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
             && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
-    match name.split_once('.') {
-        Some((domain, verb)) if valid_part(domain) && valid_part(verb) => Ok(()),
-        _ => Err(RegistryError::BadName(name)),
+    name.split_once('.')
+        .is_some_and(|(domain, verb)| valid_part(domain) && valid_part(verb))
+}
+
+pub(crate) fn check_name(name: &'static str) -> Result<(), RegistryError> {
+    if is_kind_name(name) {
+        Ok(())
+    } else {
+        Err(RegistryError::BadName(name))
     }
 }
 

@@ -148,23 +148,12 @@ fn form<S: AsRef<str>>(
     request: reqwest::RequestBuilder,
     pairs: &[(&str, S)],
 ) -> reqwest::RequestBuilder {
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    let body: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v.as_ref())))
-        .collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_ref())))
+        .finish();
     request
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.join("&"))
+        .body(body)
 }
 
 /// A client that follows no redirect: the console's answers are looked at as sent.

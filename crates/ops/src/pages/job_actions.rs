@@ -3,7 +3,7 @@
 //! the audit log and redirects back (post/redirect/get) naming what it did.
 
 use super::back;
-use super::jobs::{encode, filter_of};
+use super::jobs::filter_of;
 use crate::Console;
 use crate::audit::{self, Action};
 use crate::error::OpsError;
@@ -89,14 +89,16 @@ where
 
 /// The jobs page's address with a filter (and what was done), for redirects.
 fn jobs_url(filter: &DeadFilter, done: &str, n: usize) -> String {
-    let mut url = format!("/ops/jobs?done={done}&n={n}");
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("done", done)
+        .append_pair("n", &n.to_string());
     for (name, value) in [("kind", &filter.kind), ("error", &filter.error)] {
         if let Some(value) = value {
-            url.push_str(&format!("&{name}={}", encode(value)));
+            query.append_pair(name, value);
         }
     }
-    url.push_str("#dead");
-    url
+    format!("/ops/jobs?{}#dead", query.finish())
 }
 
 #[post("/ops/jobs/{id}/{action}")]
@@ -168,17 +170,9 @@ pub async fn matching(
     Ok(back(&jobs_url(&filter, action.done(), n)))
 }
 
-/// A job kind as a form names it: `domain.verb_noun`, nothing else.
+/// A job kind as a form names it, checked as the queue checks its own.
 fn valid_kind(kind: &str) -> Result<&str, OpsError> {
-    let ok = kind.split_once('.').is_some_and(|(a, b)| {
-        let part = |p: &str| {
-            p.starts_with(|c: char| c.is_ascii_lowercase())
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        };
-        part(a) && part(b)
-    });
-    if ok && kind.len() <= 100 {
+    if keel_queue::is_kind_name(kind) && kind.len() <= 100 {
         Ok(kind)
     } else {
         Err(OpsError::BadRequest(format!(
@@ -227,8 +221,6 @@ pub async fn kind_switch(
     )
     .await?;
     let done = if changed > 0 { done } else { "unchanged" };
-    Ok(back(&format!(
-        "/ops/jobs?done={done}&subject={}",
-        encode(kind)
-    )))
+    // A valid kind needs no escaping in a query.
+    Ok(back(&format!("/ops/jobs?done={done}&subject={kind}")))
 }

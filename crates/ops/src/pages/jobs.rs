@@ -54,19 +54,6 @@ pub(super) fn filter_of(kind: Option<&str>, error: Option<&str>) -> Result<DeadF
     })
 }
 
-/// Percent-encodes a query value.
-pub(super) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[get("/ops/jobs")]
 pub async fn page(
     console: web::Data<Console>,
@@ -75,9 +62,17 @@ pub async fn page(
 ) -> Result<HttpResponse, OpsError> {
     let queue = &console.inner.queue;
     let filter = filter_of(params.kind.as_deref(), params.error.as_deref())?;
-    let (recent, warning) = recent(&console, 60).await;
+    // The windows from Redis and the three queue reads, at once: every refresh runs them.
+    let ((recent, warning), found) = tokio::join!(recent(&console, 60), async {
+        tokio::try_join!(
+            queue.counts(),
+            queue.paused_kinds(),
+            queue.dead_matching(&filter, LISTED, None)
+        )
+    });
+    let (counts, paused, dead_jobs) = found?;
     let mut kinds: BTreeMap<String, KindRow> = BTreeMap::new();
-    for c in queue.counts().await? {
+    for c in counts {
         kinds.insert(
             c.kind.clone(),
             KindRow {
@@ -98,7 +93,6 @@ pub async fn page(
     let durations = stats::histograms(&recent.minutes, "keel_job_duration_seconds", |e| {
         Some(e.label("kind").to_owned())
     });
-    let paused = queue.paused_kinds().await?;
     let names: Vec<String> = started
         .keys()
         .chain(paused.iter().map(|p| &p.kind))
@@ -119,7 +113,6 @@ pub async fn page(
         }
         row.paused = paused.iter().any(|p| p.kind == row.kind);
     }
-    let dead_jobs = queue.dead_matching(&filter, LISTED, None).await?;
     let data = data! {
         kinds => kinds.into_values().collect::<Vec<_>>(),
         paused,

@@ -6,6 +6,7 @@ use crate::error::OpsError;
 use crate::operator::Operator;
 use crate::sparkline;
 use crate::stats::{self, Combine};
+use crate::templates::{duration, percent};
 use crate::windows::{Entry, Minute, Recent};
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -40,20 +41,12 @@ fn status_class(e: &Entry, class: char) -> bool {
     e.label("status").starts_with(class)
 }
 
-fn fmt_pct(r: Option<f64>) -> String {
-    r.map_or("–".to_owned(), |r| format!("{:.2}%", r * 100.0))
-}
-
 fn fmt_rate(per_second: f64) -> String {
     if per_second < 10.0 {
         format!("{per_second:.2}/s")
     } else {
         format!("{per_second:.0}/s")
     }
-}
-
-fn fmt_ms(s: Option<f64>) -> String {
-    s.map_or("–".to_owned(), |s| format!("{:.1} ms", s * 1000.0))
 }
 
 fn requests(recent: &Recent) -> Vec<Card> {
@@ -90,12 +83,12 @@ fn requests(recent: &Recent) -> Vec<Card> {
         },
         Card {
             title: "Server errors (5xx)",
-            value: fmt_pct(err5),
+            value: percent(err5),
             detail: format!(
                 "{} over the hour; client errors (4xx) {} / {}",
-                fmt_pct(err60),
-                fmt_pct(ratio(of(five, '4'), all(five))),
-                fmt_pct(ratio(of(hour, '4'), all(hour)))
+                percent(err60),
+                percent(ratio(of(five, '4'), all(five))),
+                percent(ratio(of(hour, '4'), all(hour)))
             ),
             level: level(err5.unwrap_or(0.0) > 0.01, err5.unwrap_or(0.0) > 0.001),
             spark: sparkline::svg(&stats::per_minute(m, "keel_http_requests_total", |e| {
@@ -107,15 +100,15 @@ fn requests(recent: &Recent) -> Vec<Card> {
             title: "Latency p50 / p95 / p99",
             value: format!(
                 "{} / {} / {}",
-                fmt_ms(l5.quantile(0.5)),
-                fmt_ms(l5.quantile(0.95)),
-                fmt_ms(l5.quantile(0.99))
+                duration(l5.quantile(0.5)),
+                duration(l5.quantile(0.95)),
+                duration(l5.quantile(0.99))
             ),
             detail: format!(
                 "over the hour {} / {} / {}",
-                fmt_ms(l60.quantile(0.5)),
-                fmt_ms(l60.quantile(0.95)),
-                fmt_ms(l60.quantile(0.99))
+                duration(l60.quantile(0.5)),
+                duration(l60.quantile(0.95)),
+                duration(l60.quantile(0.99))
             ),
             level: level(
                 l5.quantile(0.99).unwrap_or(0.0) > 1.0,
@@ -128,16 +121,10 @@ fn requests(recent: &Recent) -> Vec<Card> {
 }
 
 async fn queue(console: &Console, recent: &Recent) -> Result<Vec<Card>, OpsError> {
-    let counts = console.inner.queue.counts().await?;
+    let queue = &console.inner.queue;
+    let (counts, paused) = tokio::try_join!(queue.counts(), queue.paused_kinds())?;
     // A paused kind waits on purpose: its age does not colour the card.
-    let paused: Vec<String> = console
-        .inner
-        .queue
-        .paused_kinds()
-        .await?
-        .into_iter()
-        .map(|p| p.kind)
-        .collect();
+    let paused: Vec<String> = paused.into_iter().map(|p| p.kind).collect();
     let ready: i64 = counts.iter().map(|c| c.ready).sum();
     let running: i64 = counts.iter().map(|c| c.running).sum();
     let scheduled: i64 = counts.iter().map(|c| c.scheduled).sum();
@@ -221,7 +208,7 @@ fn cache(recent: &Recent) -> Card {
     };
     let detail = tiers
         .iter()
-        .map(|t| format!("{t} {}", fmt_pct(hit_ratio(t))))
+        .map(|t| format!("{t} {}", percent(hit_ratio(t))))
         .collect::<Vec<_>>()
         .join(", ");
     let redis_up = stats::gauge_now(&recent.gauges, "keel_cache_redis_up", Combine::Min, |_| {
@@ -244,7 +231,7 @@ fn cache(recent: &Recent) -> Card {
     let first_tier = tiers.first().map(String::as_str).unwrap_or("l1");
     Card {
         title: "Cache hit ratio",
-        value: fmt_pct(hit_ratio(first_tier)),
+        value: percent(hit_ratio(first_tier)),
         detail: format!(
             "{}; Redis {}",
             if detail.is_empty() {
@@ -287,10 +274,10 @@ fn third_parties(recent: &Recent) -> Card {
     let rate5 = ratio(failures(five), attempts(five));
     Card {
         title: "Third-party failures",
-        value: fmt_pct(rate5),
+        value: percent(rate5),
         detail: format!(
             "{} over the hour; {breakers} breaker(s) open",
-            fmt_pct(ratio(failures(m), attempts(m)))
+            percent(ratio(failures(m), attempts(m)))
         ),
         level: level(breakers > 0, rate5.unwrap_or(0.0) > 0.05),
         spark: sparkline::svg(
