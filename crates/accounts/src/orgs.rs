@@ -337,8 +337,8 @@ impl Accounts {
         key_of: fn(&T) -> ListKey,
     ) -> Result<Paginated<T>, AccountsError>
     where
-        L: for<'c> FnOnce(
-            &'c mut AsyncPgConnection,
+        L: for<'c> Fn(
+            &'c AsyncPgConnection,
             Uuid,
             i64,
             Option<ListKey>,
@@ -346,8 +346,11 @@ impl Accounts {
     {
         let org_id = access::same_org(caller, org_id)?;
         allowed(caller)?;
-        let mut conn = self.pool.get().await?;
-        let rows = list(&mut conn, org_id, page.fetch_limit(), page.after).await?;
+        let (limit, after) = (page.fetch_limit(), page.after);
+        let rows = self
+            .pool
+            .read(|conn| list(conn, org_id, limit, after))
+            .await?;
         Ok(Paginated::from_rows(rows, &page, key_of))
     }
 }

@@ -86,6 +86,9 @@ pub struct DatabaseSettings {
     /// connection the server closed is still noticed (its socket is closed) without a
     /// round trip; on: also a socket left half-open by a network device.
     pub verify_on_checkout: bool,
+    /// Connections, besides the pool, shared by concurrent one-statement reads (list
+    /// pages), which pipeline their statements on them; 0: those reads use the pool.
+    pub read_connections: usize,
 }
 
 impl DatabaseSettings {

@@ -15,6 +15,7 @@ impl Settings {
         at_least("database.acquire_timeout_ms", db.acquire_timeout_ms, 1)?;
         at_least("database.connect_timeout_ms", db.connect_timeout_ms, 1)?;
         at_least("database.statement_timeout_ms", db.statement_timeout_ms, 1)?;
+        at_most("database.read_connections", db.read_connections as u64, 64)?;
 
         let redis = &self.redis;
         scheme("redis.url", redis.url.expose(), &["redis://", "rediss://"])?;

@@ -8,6 +8,7 @@
 use crate::error::NotificationsError;
 use crate::repo::inbox;
 use crate::service::Notifications;
+use futures::FutureExt;
 use keel_http::pagination::{Page, Paginated};
 use uuid::Uuid;
 
@@ -28,16 +29,22 @@ impl Notifications {
         unread_only: bool,
         page: &Page<Uuid>,
     ) -> Result<Paginated<Notification>, NotificationsError> {
-        let mut conn = self.inner.pool.get().await?;
-        let rows = inbox::list(
-            &mut conn,
-            reader.user_id,
-            reader.org_id,
-            unread_only,
-            page.fetch_limit(),
-            page.after,
-        )
-        .await?;
+        let (limit, after) = (page.fetch_limit(), page.after);
+        let rows = self
+            .inner
+            .pool
+            .read(|conn| {
+                inbox::list(
+                    conn,
+                    reader.user_id,
+                    reader.org_id,
+                    unread_only,
+                    limit,
+                    after,
+                )
+                .boxed()
+            })
+            .await?;
         Ok(Paginated::from_rows(rows, page, |n| n.id))
     }
 

@@ -74,7 +74,10 @@ impl From<DieselError> for DbError {
                     DatabaseErrorKind::ForeignKeyViolation
                     | DatabaseErrorKind::CheckViolation
                     | DatabaseErrorKind::NotNullViolation => DbError::Constraint { constraint },
-                    DatabaseErrorKind::ClosedConnection => {
+                    // A socket that closed under a statement (diesel-async reports a
+                    // failure without a SQLSTATE as "unable to send").
+                    DatabaseErrorKind::ClosedConnection
+                    | DatabaseErrorKind::UnableToSendCommand => {
                         DbError::Unavailable(info.message().to_owned())
                     }
                     // 57014 query_canceled: what statement_timeout raises.

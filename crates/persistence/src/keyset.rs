@@ -10,15 +10,34 @@ use diesel::pg::Pg;
 use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-/// `(columns) > (at, id)`, for a boxed query's `filter`. `columns` names the key's two
-/// columns, e.g. `"created_at, id"` (a constant: never built from input).
+/// `(columns) > (at, id)`, for a boxed query's `filter` on a list in ascending order.
+/// `columns` names the key's two columns, e.g. `"created_at, id"` (a constant: never
+/// built from input).
 pub fn after<QS: 'static>(
     columns: &'static str,
     at: DateTime<Utc>,
     id: Uuid,
 ) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    compare(columns, ">", at, id)
+}
+
+/// `(columns) < (at, id)`: [`after`] for a list in descending order (newest first).
+pub fn before<QS: 'static>(
+    columns: &'static str,
+    at: DateTime<Utc>,
+    id: Uuid,
+) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    compare(columns, "<", at, id)
+}
+
+fn compare<QS: 'static>(
+    columns: &'static str,
+    operator: &'static str,
+    at: DateTime<Utc>,
+    id: Uuid,
+) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
     Box::new(
-        diesel::dsl::sql::<Bool>(&format!("({columns}) > ("))
+        diesel::dsl::sql::<Bool>(&format!("({columns}) {operator} ("))
             .bind::<Timestamptz, _>(at)
             .sql(", ")
             .bind::<SqlUuid, _>(id)

@@ -24,6 +24,7 @@ pub mod keyset;
 mod migrate;
 pub mod observe;
 mod pool;
+pub mod reads;
 /// The table definitions, generated from the migrations by `just schema` (`diesel
 /// print-schema` with `diesel.toml` and `schema.patch`); never edited by hand. The
 /// `schema_rs_is_what_diesel_generates` test fails when it is stale.

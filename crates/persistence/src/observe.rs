@@ -7,6 +7,7 @@
 //! may be secrets — and the trace id of the request or job it ran for.
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,18 +23,40 @@ pub fn log_slow_queries(threshold: Option<Duration>) {
     SLOW_QUERY_MICROS.store(micros, Ordering::Relaxed);
 }
 
-/// One connection's observer (statements on a connection run one at a time).
+/// One connection's observer. On a pooled connection statements run one at a time; on a
+/// shared read connection ([`crate::DbPool::read`]) they are pipelined and answered in the
+/// order they were sent, so their start times queue up and each answer takes the oldest.
+/// A read abandoned mid-flight (its client went away) leaves its start behind and makes
+/// later timings on that connection a little long; the queue is bounded, so not for long.
 #[derive(Debug, Default)]
 pub(crate) struct Observer {
-    started: Option<Instant>,
+    started: VecDeque<Instant>,
+    pipelined: bool,
+}
+
+/// How many unanswered starts a pipelined connection's observer remembers.
+const MAX_IN_FLIGHT: usize = 256;
+
+impl Observer {
+    pub(crate) fn pipelined() -> Self {
+        Self {
+            started: VecDeque::new(),
+            pipelined: true,
+        }
+    }
 }
 
 impl Instrumentation for Observer {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
+            InstrumentationEvent::StartQuery { .. } => {
+                if !self.pipelined || self.started.len() >= MAX_IN_FLIGHT {
+                    self.started.pop_front();
+                }
+                self.started.push_back(Instant::now());
+            }
             InstrumentationEvent::FinishQuery { query, error, .. } => {
-                let Some(started) = self.started.take() else {
+                let Some(started) = self.started.pop_front() else {
                     return;
                 };
                 let elapsed = started.elapsed();

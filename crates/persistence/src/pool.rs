@@ -1,14 +1,16 @@
 //! The bounded PostgreSQL pool every crate shares.
 
 use crate::error::{DbError, DbResult};
-use diesel::sql_types::Text;
+use crate::reads::{SharedReads, session_settings};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use keel_config::DatabaseSettings;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A pooled connection; derefs to [`AsyncPgConnection`].
@@ -23,6 +25,8 @@ pub type PooledConn = Object<AsyncPgConnection>;
 #[derive(Clone)]
 pub struct DbPool {
     pool: Pool<AsyncPgConnection>,
+    /// `None` when `database.read_connections` is 0: [`DbPool::read`] then uses the pool.
+    reads: Option<Arc<SharedReads>>,
 }
 
 impl std::fmt::Debug for DbPool {
@@ -56,6 +60,7 @@ impl DbPool {
         for name in [
             "keel_db_pool_timeouts_total",
             "keel_db_transaction_rollbacks_total",
+            "keel_db_shared_reads_reconnects_total",
         ] {
             metrics::counter!(name).increment(0);
         }
@@ -71,11 +76,7 @@ impl DbPool {
             async move {
                 let mut conn = AsyncPgConnection::establish(url).await?;
                 conn.set_instrumentation(crate::observe::Observer::default());
-                // Session settings for every pooled connection: a runaway query is
-                // cancelled by the server, and connections are recognisable in pg_stat_activity.
-                diesel::sql_query("SELECT set_config('statement_timeout', $1, false), set_config('application_name', 'keel', false)")
-                    .bind::<Text, _>(format!("{statement_timeout_ms}ms"))
-                    .execute(&mut conn)
+                session_settings(&mut conn, statement_timeout_ms)
                     .await
                     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                 Ok(conn)
@@ -91,7 +92,30 @@ impl DbPool {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        Ok(Self { pool })
+        let reads = SharedReads::new(settings, url).map(Arc::new);
+        Ok(Self { pool, reads })
+    }
+
+    /// Runs one read-only statement — a page of a list — on a connection shared with
+    /// other requests' reads, pipelined behind theirs (see [`crate::reads`]); through a
+    /// pooled connection when `database.read_connections` is 0. Never for a statement in a
+    /// transaction or one that writes. `read` may run twice: once more on a new connection
+    /// when the shared one turns out to be closed.
+    ///
+    /// ```ignore
+    /// let rows = pool.read(|conn| repo::list_members(conn, org_id, limit, after).boxed()).await?;
+    /// ```
+    pub async fn read<T, F>(&self, read: F) -> DbResult<T>
+    where
+        F: for<'c> Fn(&'c AsyncPgConnection) -> BoxFuture<'c, DbResult<T>>,
+    {
+        match &self.reads {
+            Some(reads) => reads.run(read).await,
+            None => {
+                let conn = self.get().await?;
+                read(&conn).await
+            }
+        }
     }
 
     /// Takes a connection, waiting at most the acquire timeout. The wait is recorded in

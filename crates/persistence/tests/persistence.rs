@@ -5,6 +5,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use futures::FutureExt;
 use keel_config::{DatabaseSettings, Secret};
 use keel_persistence::AsyncConnection as _;
 use keel_persistence::schema::queue_jobs;
@@ -13,6 +14,10 @@ use keel_persistence::{DbError, DbPool, pending_migrations};
 use std::time::{Duration, Instant};
 
 fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
+    shared_reads(url, pool_size, 2)
+}
+
+fn shared_reads(url: &str, pool_size: usize, read_connections: usize) -> DatabaseSettings {
     DatabaseSettings {
         url: Secret::new(url.to_owned()),
         pool_size,
@@ -21,6 +26,7 @@ fn settings(url: &str, pool_size: usize) -> DatabaseSettings {
         statement_timeout_ms: 300,
         replica_url: Secret::default(),
         verify_on_checkout: false,
+        read_connections,
     }
 }
 
@@ -318,4 +324,88 @@ async fn a_connection_the_server_closed_is_replaced_at_checkout_without_a_check_
         first, second,
         "the closed connection was not handed out again"
     );
+}
+
+/// The server process behind a shared read connection, read through [`DbPool::read`].
+async fn read_pid(pool: &DbPool) -> Result<i32, DbError> {
+    pool.read(|conn| {
+        async move {
+            let row: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result(&mut &*conn)
+                .await?;
+            Ok(row.pid)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Concurrent reads go out on one shared connection (pipelined), not one pooled
+/// connection each: they succeed while the pool is exhausted, and all on the same backend,
+/// which has the session settings of every Keel connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_reads_are_pipelined_on_one_shared_connection() {
+    let db = TestDatabase::new().await.expect("test database");
+    let pool = DbPool::new(&shared_reads(db.url(), 1, 1)).expect("pool");
+    let mut held = pool.get().await.expect("the only pooled connection");
+    let pooled = backend_pid(&mut held).await;
+    let pids = futures::future::try_join_all((0..50).map(|_| read_pid(&pool)))
+        .await
+        .expect("reads while the pool is exhausted");
+    assert!(pids.iter().all(|pid| *pid == pids[0]), "{pids:?}");
+    assert_ne!(pids[0], pooled, "a read took the pooled connection");
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let timeout = pool
+        .read(|conn| {
+            async move {
+                let row: Setting =
+                    diesel::sql_query("SELECT current_setting('statement_timeout') AS value")
+                        .get_result(&mut &*conn)
+                        .await?;
+                Ok(row.value)
+            }
+            .boxed()
+        })
+        .await
+        .expect("setting");
+    assert_eq!(timeout, "300ms");
+}
+
+/// A read whose shared connection the server closed is run again on a new one: the
+/// caller gets its rows, not the broken socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_on_a_shared_connection_the_server_closed_is_retried_on_a_new_one() {
+    let db = TestDatabase::new().await.expect("test database");
+    let pool = DbPool::new(&shared_reads(db.url(), 1, 1)).expect("pool");
+    let first = read_pid(&pool).await.expect("first read");
+    let other = DbPool::new(&settings(db.url(), 1)).expect("pool");
+    let mut killer = other.get().await.expect("conn");
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut killer)
+        .await
+        .expect("terminate");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = read_pid(&pool)
+        .await
+        .expect("the read after the backend ended");
+    assert_ne!(first, second);
+    assert_eq!(read_pid(&pool).await.expect("and the next"), second);
+}
+
+/// With `database.read_connections = 0` reads take a pooled connection like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_shared_connections_reads_use_the_pool() {
+    let db = TestDatabase::new().await.expect("test database");
+    let pool = DbPool::new(&shared_reads(db.url(), 1, 0)).expect("pool");
+    let pooled = {
+        let mut conn = pool.get().await.expect("conn");
+        backend_pid(&mut conn).await
+    };
+    assert_eq!(read_pid(&pool).await.expect("read"), pooled);
+    let _held = pool.get().await.expect("the only pooled connection");
+    assert!(matches!(read_pid(&pool).await, Err(DbError::Busy)));
 }

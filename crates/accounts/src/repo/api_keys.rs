@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_http::Scope;
-use keel_persistence::DbResult;
 use keel_persistence::schema::accounts_api_keys as api_keys;
+use keel_persistence::{DbResult, keyset};
 use uuid::Uuid;
 
 /// An API key as lists show it: never its secret.
@@ -58,7 +58,7 @@ pub async fn insert_api_key(
 
 /// Live keys of an organization, newest first, after the `(created_at, id)` cursor.
 pub async fn list_api_keys(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     org_id: Uuid,
     limit: i64,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -71,13 +71,9 @@ pub async fn list_api_keys(
         .limit(limit)
         .into_boxed();
     if let Some((at, id)) = after {
-        query = query.filter(
-            api_keys::created_at
-                .lt(at)
-                .or(api_keys::created_at.eq(at).and(api_keys::id.lt(id))),
-        );
+        query = query.filter(keyset::before("created_at, id", at, id));
     }
-    query.load(conn).await.map_err(Into::into)
+    query.load(&mut &*conn).await.map_err(Into::into)
 }
 
 /// Revokes a key of `org_id`; returns its secret hash (for the cache), `None` if there

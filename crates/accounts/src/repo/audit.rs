@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use keel_persistence::DbResult;
 use keel_persistence::schema::accounts_audit_events as audit;
+use keel_persistence::{DbResult, keyset};
 use uuid::Uuid;
 
 /// One entry of the audit trail, written in the transaction of the change it records.
@@ -72,7 +72,7 @@ pub struct AuditEntry {
 
 /// An organization's trail, newest first, after the `(created_at, id)` cursor.
 pub async fn list_audit(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     org_id: Uuid,
     limit: i64,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -93,11 +93,7 @@ pub async fn list_audit(
         .limit(limit)
         .into_boxed();
     if let Some((at, id)) = after {
-        query = query.filter(
-            audit::created_at
-                .lt(at)
-                .or(audit::created_at.eq(at).and(audit::id.lt(id))),
-        );
+        query = query.filter(keyset::before("created_at, id", at, id));
     }
-    query.load(conn).await.map_err(Into::into)
+    query.load(&mut &*conn).await.map_err(Into::into)
 }

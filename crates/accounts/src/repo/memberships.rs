@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use keel_http::Role;
-use keel_persistence::DbResult;
 use keel_persistence::schema::{accounts_memberships as memberships, accounts_users as users};
+use keel_persistence::{DbResult, keyset};
 use uuid::Uuid;
 
 pub async fn insert_membership(
@@ -59,9 +59,10 @@ pub struct Member {
     pub joined_at: DateTime<Utc>,
 }
 
-/// Members in join order, after the `(joined_at, user_id)` cursor.
+/// Members in join order, after the `(joined_at, user_id)` cursor: one range scan of
+/// `accounts_memberships_org_order`, then each member's user by primary key.
 pub async fn list_members(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     org_id: Uuid,
     limit: i64,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -80,13 +81,13 @@ pub async fn list_members(
         .limit(limit)
         .into_boxed();
     if let Some((at, id)) = after {
-        query = query.filter(
-            memberships::created_at.gt(at).or(memberships::created_at
-                .eq(at)
-                .and(memberships::user_id.gt(id))),
-        );
+        query = query.filter(keyset::after(
+            "accounts_memberships.created_at, accounts_memberships.user_id",
+            at,
+            id,
+        ));
     }
-    query.load(conn).await.map_err(Into::into)
+    query.load(&mut &*conn).await.map_err(Into::into)
 }
 
 /// Members of `org_id` with a role in `roles` (all when empty), limited to `only` when

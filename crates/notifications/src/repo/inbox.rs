@@ -66,7 +66,7 @@ pub async fn insert_once(
 /// A user's notifications in an organization, newest first, after the `after` cursor;
 /// only the unread ones when `unread_only`.
 pub async fn list(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     user_id: Uuid,
     org_id: Uuid,
     unread_only: bool,
@@ -86,7 +86,7 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(inbox::id.lt(after));
     }
-    query.load(conn).await.map_err(Into::into)
+    query.load(&mut &*conn).await.map_err(Into::into)
 }
 
 pub async fn unread_count(
