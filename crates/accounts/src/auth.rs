@@ -4,7 +4,9 @@
 //! database: sessions are looked up through the two-tier cache (unknown tokens are
 //! cached as `None` too). A revocation invalidates the entry in every process; an L1
 //! entry can outlive it by at most `cache.l1_ttl_ms`. Activity (`last_seen_at`, for the
-//! idle timeout) is written at most once a minute per session and process.
+//! idle timeout) is written at most once a minute per session and process, and the new
+//! time replaces the cached entry (`Namespace::replace`): a write that grants nothing
+//! needs no invalidation across processes, nor a reload of the row it just wrote.
 
 use crate::error::AccountsError;
 use crate::repo::{self, KeyAuth, SessionAuth};
@@ -76,11 +78,16 @@ impl Accounts {
                 let mut conn = self.pool.get().await?;
                 repo::touch_session(&mut conn, auth.session_id, now - idle).await?
             };
-            // Either way the cached entry is stale: reload it next time.
-            self.sessions.invalidate(&key).await;
-            if touched.is_none() {
+            let Some(last_seen_at) = touched else {
+                // Revoked or idle in the database: the cached entry is wrong everywhere.
+                self.sessions.invalidate(&key).await;
                 return Err(AccountsError::InvalidCredentials);
-            }
+            };
+            let seen = SessionAuth {
+                last_seen_at,
+                ..auth.clone()
+            };
+            self.sessions.replace(&key, Some(seen)).await;
         }
         Ok(Caller::User(UserCaller {
             user_id: auth.user_id,
@@ -116,7 +123,11 @@ impl Accounts {
             let mut conn = self.pool.get().await?;
             repo::touch_api_key(&mut conn, auth.key_id).await?;
             drop(conn);
-            self.keys.invalidate(&key).await;
+            let used = KeyAuth {
+                last_used_at: Some(now),
+                ..auth.clone()
+            };
+            self.keys.replace(&key, Some(used)).await;
         }
         Ok(Caller::ApiKey(KeyCaller {
             key_id: auth.key_id,

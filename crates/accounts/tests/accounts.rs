@@ -1238,3 +1238,61 @@ async fn sessions_end_after_their_idle_and_absolute_lifetimes() {
     refused(&app, "GET", "/me", Some(&old), None, 401, "unauthorized").await;
     assert_eq!(call(&app, "GET", "/me", Some(&fresh), None).await.0, 200);
 }
+
+/// Activity is written at most once a minute, and the cached session then carries the new
+/// time instead of being reloaded: the next requests read no session row, and a logout
+/// still ends the session at once.
+#[actix_web::test]
+async fn activity_is_recorded_without_reloading_the_session_and_a_logout_still_ends_it() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Seen {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        age: f64,
+    }
+    let ctx = setup().await;
+    let app = app(&ctx).await;
+    let token = verified_user(&ctx, &app, "active@example.com").await;
+    let mut conn = ctx.pool.get().await.expect("conn");
+    let age = async |conn: &mut keel_persistence::PooledConn| {
+        diesel::sql_query(
+            "SELECT extract(epoch FROM now() - last_seen_at)::float8 AS age FROM accounts_sessions WHERE token_hash = $1",
+        )
+        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
+        .get_result::<Seen>(conn)
+        .await
+        .expect("session")
+        .age
+    };
+    diesel::sql_query(
+        "UPDATE accounts_sessions SET last_seen_at = now() - interval '5 minutes' WHERE token_hash = $1",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
+    .execute(&mut conn)
+    .await
+    .expect("age the session");
+    assert_eq!(call(&app, "GET", "/me", Some(&token), None).await.0, 200);
+    assert!(age(&mut conn).await < 10.0, "the activity was not written");
+    // Aged past the idle timeout behind the cache's back: the next request uses the
+    // cached entry, which says "just seen" (it was not dropped to be read again), and
+    // writes nothing.
+    diesel::sql_query(
+        "UPDATE accounts_sessions SET last_seen_at = now() - interval '31 minutes' WHERE token_hash = $1",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
+    .execute(&mut conn)
+    .await
+    .expect("age the session");
+    assert_eq!(call(&app, "GET", "/me", Some(&token), None).await.0, 200);
+    assert!(
+        age(&mut conn).await > 1800.0,
+        "written twice within a minute"
+    );
+    assert_eq!(
+        call(&app, "DELETE", "/sessions/current", Some(&token), None)
+            .await
+            .0,
+        204
+    );
+    refused(&app, "GET", "/me", Some(&token), None, 401, "unauthorized").await;
+}

@@ -127,6 +127,18 @@ where
         Box::pin(self.l1.try_get_with_by_ref(key, self.fill(key, loader))).await
     }
 
+    /// Replaces the cached value of `key` with `value` — the row as a write just left
+    /// it — in this process's L1 and in L2, after a change nobody must see at once: an
+    /// activity timestamp, say. One Redis `SET`, no reload of the row and no message to
+    /// the other processes, whose L1 copies age out within `cache.l1_ttl_ms`. Never for
+    /// a change that takes something away (a revocation, a role): that is
+    /// [`Namespace::invalidate`]'s job, and its repeated `DEL` also removes a `replace`
+    /// that raced with it.
+    pub async fn replace(&self, key: &str, value: V) {
+        self.write_l2(&self.redis_key(key), &value).await;
+        self.l1.insert(key.to_owned(), value).await;
+    }
+
     /// Drops `key` everywhere. Call it after the writing transaction has committed.
     ///
     /// Removes the key from this process's L1, deletes it from L2 and publishes it so
