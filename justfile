@@ -103,6 +103,14 @@ bench-uploads:
 bench-exports:
     deploy/bench/exports.sh
 
+# 1,000,000 mixed requests (90% cached reads, 9% uncached pages, 1% writes) closed- and open-loop against `keel serve` + `keel work`; writes docs/benchmarks.md
+bench-1m:
+    deploy/bench/million.sh
+
+# 2 × `keel serve` + 2 × `keel work` behind HAProxy: the mix with 0 errors, revocation across replicas, rate limits across replicas, a replica SIGKILLed mid-run; writes docs/benchmarks.md
+bench-scale:
+    deploy/bench/scale.sh
+
 # Rate limits across two `keel serve` replicas: how many requests get through a per-address limit; writes docs/benchmarks.md
 bench-rate-limits:
     deploy/bench/rate-limits.sh

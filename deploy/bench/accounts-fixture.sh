@@ -36,5 +36,27 @@ upload="$(curl -fsS -X POST -H "authorization: Bearer $session" -H 'content-type
     --data-binary 'a file for the benchmarks' "http://127.0.0.1:$port/api/v1/orgs/$org/uploads?name=bench.txt" |
     sed -E 's/.*"id":"([^"]+)".*/\1/')"
 [[ "$session" == keel_sess_* && "$key" == keel_key_* && -n "$upload" ]] || { echo "bench fixture failed" >&2; exit 1; }
+# Full pages for the uncached list routes: 29 more members, 100 audit events, and 100
+# notifications in the user's inbox (written directly: the routes only read them).
+psql "$db_url" -qAt -v ON_ERROR_STOP=1 -v org="$org" -v email="$email" >/dev/null <<'SQL'
+WITH u AS (
+    INSERT INTO accounts_users (id, email, name, password_hash)
+    SELECT gen_random_uuid(), 'member-' || g || '-' || :'email', 'Member ' || g, 'not a password hash'
+    FROM generate_series(1, 29) g RETURNING id
+)
+INSERT INTO accounts_memberships (org_id, user_id, role) SELECT :'org', id, 'member' FROM u;
+INSERT INTO accounts_audit_events (id, org_id, action, details, created_at)
+SELECT gen_random_uuid(), :'org', 'bench.event', jsonb_build_object('i', g), now() - g * interval '1 second'
+FROM generate_series(1, 100) g;
+WITH e AS (
+    INSERT INTO notifications_events (id, org_id, event_type, event)
+    SELECT gen_random_uuid(), :'org', 'bench.event', jsonb_build_object('i', g)
+    FROM generate_series(1, 100) g RETURNING id, (event ->> 'i')::int AS g
+)
+INSERT INTO notifications_inbox (id, event_id, org_id, user_id, event_type, title, body, data, read_at)
+SELECT gen_random_uuid(), e.id, :'org', u.id, 'bench.event', 'Notification ' || e.g, 'A notification to list', '{}',
+       CASE WHEN e.g % 2 = 0 THEN now() END
+FROM e, accounts_users u WHERE u.email = :'email';
+SQL
 printf 'export BENCH_SESSION=%q BENCH_API_KEY=%q BENCH_EMAIL=%q BENCH_PASSWORD=%q BENCH_ORG=%q BENCH_UPLOAD=%q\n' \
     "$session" "$key" "$email" "$password" "$org" "$upload"

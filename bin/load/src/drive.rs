@@ -38,6 +38,8 @@ pub struct Run {
 struct Shared {
     run: Run,
     host: HeaderValue,
+    /// What `{run}` becomes in the requests.
+    id: String,
     next: AtomicU64,
     start: Instant,
 }
@@ -46,8 +48,12 @@ struct Shared {
 pub async fn drive(run: Run, empty: &Tally) -> (Tally, Duration) {
     let host = HeaderValue::from_str(&run.addr.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
         host,
+        id: format!("{}-{}", started.as_nanos(), std::process::id()),
         next: AtomicU64::new(0),
         start: Instant::now(),
         run,
@@ -86,11 +92,8 @@ async fn connection(shared: Arc<Shared>, mut tally: Tally) -> Tally {
             None => Instant::now(),
         };
         let template = &run.plan[(i % run.plan.len() as u64) as usize];
-        let answer = tokio::time::timeout(
-            run.timeout,
-            send(&mut sender, run.addr, &shared.host, template, i),
-        )
-        .await;
+        let answer =
+            tokio::time::timeout(run.timeout, send(&mut sender, &shared, template, i)).await;
         match answer {
             Ok(Ok(status)) => tally.answered(status, due.elapsed()),
             _ => {
@@ -106,17 +109,18 @@ async fn connection(shared: Arc<Shared>, mut tally: Tally) -> Tally {
 /// the whole answer; returns its status.
 async fn send(
     sender: &mut Option<SendRequest<Full<Bytes>>>,
-    addr: SocketAddr,
-    host: &HeaderValue,
+    shared: &Shared,
     template: &Template,
     n: u64,
 ) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
     let mut open = match sender.take() {
         Some(open) if !open.is_closed() => open,
-        _ => connect(addr).await?,
+        _ => connect(shared.run.addr).await?,
     };
     open.ready().await?;
-    let response = open.send_request(template.request(host, n)?).await?;
+    let response = open
+        .send_request(template.request(&shared.host, &shared.id, n)?)
+        .await?;
     let status = response.status().as_u16();
     let keep_alive = !response
         .headers()

@@ -10,8 +10,9 @@
 //! most one body (`body=…`). Empty lines and lines starting with `#` are skipped. Request
 //! number `i` of a run is line `i` modulo their number, so a file shuffled to the wanted
 //! mix gives that mix over any count. `{n}` anywhere in a line becomes the request's
-//! number, so a line sent many times can still be a new request each time (an
-//! `Idempotency-Key: run-{n}`, an invited address).
+//! number and `{run}` an id of this run of keel-load (its start time and process id), so a
+//! line sent many times, in many runs, can still be a new request each time (an
+//! `Idempotency-Key: {run}-{n}`, an invited address).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -25,22 +26,24 @@ pub struct Template {
     path: String,
     headers: Vec<(HeaderName, String)>,
     body: String,
-    /// Whether `{n}` appears in the path, a header value or the body.
+    /// Whether `{n}` or `{run}` appears in the path, a header value or the body.
     numbered: bool,
 }
 
 const NUMBER: &str = "{n}";
+const RUN: &str = "{run}";
 
 impl Template {
-    /// Request number `n` of the run, for `host` (the `Host` header).
+    /// Request number `n` of run `run`, for `host` (the `Host` header).
     pub fn request(
         &self,
         host: &HeaderValue,
+        run: &str,
         n: u64,
     ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
         let number = self.numbered.then(|| n.to_string());
         let text = |s: &str| match &number {
-            Some(number) => s.replace(NUMBER, number),
+            Some(number) => s.replace(NUMBER, number).replace(RUN, run),
             None => s.to_owned(),
         };
         let mut builder = Request::builder()
@@ -102,7 +105,7 @@ fn parse_line(line: &str) -> Result<Template, String> {
         path: path.to_owned(),
         headers,
         body,
-        numbered: line.contains(NUMBER),
+        numbered: line.contains(NUMBER) || line.contains(RUN),
     })
 }
 
@@ -116,12 +119,12 @@ mod tests {
             .expect("parses");
         assert_eq!(plan.len(), 2);
         let host = HeaderValue::from_static("127.0.0.1:1");
-        let request = plan[1].request(&host, 7).expect("request");
+        let request = plan[1].request(&host, "r", 7).expect("request");
         assert_eq!(request.method(), Method::POST);
         assert_eq!(request.uri(), "/x");
         assert_eq!(request.headers()["content-type"], "application/json");
         assert_eq!(
-            plan[0].request(&host, 7).expect("request").headers()["authorization"],
+            plan[0].request(&host, "r", 7).expect("request").headers()["authorization"],
             "Bearer t"
         );
     }
@@ -129,12 +132,12 @@ mod tests {
     #[test]
     fn the_request_number_replaces_n() {
         let plan =
-            parse("POST /x/{n}\tIdempotency-Key: k-{n}\tbody={\"email\":\"a{n}@example.com\"}")
+            parse("POST /x/{n}\tIdempotency-Key: {run}-{n}\tbody={\"email\":\"a{n}@example.com\"}")
                 .expect("parses");
         let host = HeaderValue::from_static("h");
-        let request = plan[0].request(&host, 42).expect("request");
+        let request = plan[0].request(&host, "r1", 42).expect("request");
         assert_eq!(request.uri(), "/x/42");
-        assert_eq!(request.headers()["idempotency-key"], "k-42");
+        assert_eq!(request.headers()["idempotency-key"], "r1-42");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
