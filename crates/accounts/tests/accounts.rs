@@ -1264,25 +1264,22 @@ async fn activity_is_recorded_without_reloading_the_session_and_a_logout_still_e
         .expect("session")
         .age
     };
-    diesel::sql_query(
-        "UPDATE accounts_sessions SET last_seen_at = now() - interval '5 minutes' WHERE token_hash = $1",
-    )
-    .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
-    .execute(&mut conn)
-    .await
-    .expect("age the session");
+    let last_seen = async |conn: &mut keel_persistence::PooledConn, ago: &str| {
+        diesel::sql_query(format!(
+            "UPDATE accounts_sessions SET last_seen_at = now() - interval '{ago}' WHERE token_hash = $1"
+        ))
+        .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
+        .execute(conn)
+        .await
+        .expect("age the session")
+    };
+    last_seen(&mut conn, "5 minutes").await;
     assert_eq!(call(&app, "GET", "/me", Some(&token), None).await.0, 200);
     assert!(age(&mut conn).await < 10.0, "the activity was not written");
     // Aged past the idle timeout behind the cache's back: the next request uses the
     // cached entry, which says "just seen" (it was not dropped to be read again), and
     // writes nothing.
-    diesel::sql_query(
-        "UPDATE accounts_sessions SET last_seen_at = now() - interval '31 minutes' WHERE token_hash = $1",
-    )
-    .bind::<diesel::sql_types::Bytea, _>(keel_accounts::token::hash(&token))
-    .execute(&mut conn)
-    .await
-    .expect("age the session");
+    last_seen(&mut conn, "31 minutes").await;
     assert_eq!(call(&app, "GET", "/me", Some(&token), None).await.0, 200);
     assert!(
         age(&mut conn).await > 1800.0,

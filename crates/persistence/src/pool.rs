@@ -152,8 +152,12 @@ impl DbPool {
         metrics::gauge!("keel_db_pool_waiting").set(s.waiting as f64);
     }
 
-    /// Closes the pool: idle connections are dropped, later `get`s fail.
+    /// Closes the pool: idle connections and the shared read connections are dropped,
+    /// later `get`s and `read`s fail.
     pub fn close(&self) {
         self.pool.close();
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
     }
 }

@@ -22,7 +22,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 use keel_config::DatabaseSettings;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -33,6 +33,8 @@ pub(crate) struct SharedReads {
     statement_timeout_ms: u64,
     connect_timeout: Duration,
     slots: Box<[Slot]>,
+    /// Set by [`SharedReads::close`]: no read starts after it.
+    closed: AtomicBool,
 }
 
 /// One shared connection, opened on first use and replaced once a read on it finds it
@@ -51,7 +53,19 @@ impl SharedReads {
             slots: (0..settings.read_connections)
                 .map(|_| Slot::default())
                 .collect(),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Drops the shared connections (reads in flight keep theirs until they finish) and
+    /// refuses later reads, as a closed pool refuses checkouts.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for slot in &self.slots {
+            if let Ok(mut held) = slot.conn.try_lock() {
+                *held = None;
+            }
+        }
     }
 
     /// Runs `read` on this thread's shared connection. A read that fails because the
@@ -61,6 +75,9 @@ impl SharedReads {
     where
         F: for<'c> Fn(&'c AsyncPgConnection) -> BoxFuture<'c, DbResult<T>>,
     {
+        if AtomicBool::load(&self.closed, Ordering::Acquire) {
+            return Err(DbError::Unavailable("the pool is closed".to_owned()));
+        }
         let slot = &self.slots[thread_slot() % self.slots.len()];
         let conn = self.open(slot).await?;
         match read(&conn).await {

@@ -301,6 +301,18 @@ async fn backend_pid(conn: &mut keel_persistence::AsyncPgConnection) -> i32 {
     row.pid
 }
 
+/// Ends the server process `pid` from another session, as a Postgres restart or an
+/// operator would, and gives the client side a moment to see its socket close.
+async fn terminate(db: &TestDatabase, pid: i32) {
+    let other = DbPool::new(&settings(db.url(), 1)).expect("pool");
+    let mut killer = other.get().await.expect("conn");
+    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+        .execute(&mut killer)
+        .await
+        .expect("terminate");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 /// Checkouts are not verified by a query (a round trip per request), yet a connection
 /// the server closed while it sat in the pool is replaced, not handed out.
 #[tokio::test(flavor = "multi_thread")]
@@ -310,14 +322,7 @@ async fn a_connection_the_server_closed_is_replaced_at_checkout_without_a_check_
         let mut conn = pool.get().await.expect("conn");
         backend_pid(&mut conn).await
     };
-    // Another session ends the pooled one, as a Postgres restart or an operator would.
-    let other = DbPool::new(&settings(db.url(), 1)).expect("pool");
-    let mut killer = other.get().await.expect("conn");
-    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
-        .execute(&mut killer)
-        .await
-        .expect("terminate");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    terminate(&db, first).await;
     let mut conn = pool.get().await.expect("a fresh connection");
     let second = backend_pid(&mut conn).await;
     assert_ne!(
@@ -342,7 +347,7 @@ async fn read_pid(pool: &DbPool) -> Result<i32, DbError> {
 
 /// Concurrent reads go out on one shared connection (pipelined), not one pooled
 /// connection each: they succeed while the pool is exhausted, and all on the same backend,
-/// which has the session settings of every Keel connection.
+/// which has the session settings of every Keel connection. A closed pool reads no more.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_reads_are_pipelined_on_one_shared_connection() {
     let db = TestDatabase::new().await.expect("test database");
@@ -373,6 +378,12 @@ async fn concurrent_reads_are_pipelined_on_one_shared_connection() {
         .await
         .expect("setting");
     assert_eq!(timeout, "300ms");
+    drop(held);
+    pool.close();
+    assert!(matches!(
+        read_pid(&pool).await,
+        Err(DbError::Unavailable(_))
+    ));
 }
 
 /// A read whose shared connection the server closed is run again on a new one: the
@@ -382,13 +393,7 @@ async fn a_read_on_a_shared_connection_the_server_closed_is_retried_on_a_new_one
     let db = TestDatabase::new().await.expect("test database");
     let pool = DbPool::new(&shared_reads(db.url(), 1, 1)).expect("pool");
     let first = read_pid(&pool).await.expect("first read");
-    let other = DbPool::new(&settings(db.url(), 1)).expect("pool");
-    let mut killer = other.get().await.expect("conn");
-    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
-        .execute(&mut killer)
-        .await
-        .expect("terminate");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    terminate(&db, first).await;
     let second = read_pid(&pool)
         .await
         .expect("the read after the backend ended");

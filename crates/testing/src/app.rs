@@ -190,18 +190,28 @@ impl TestApp {
         )
     }
 
-    /// Runs one statement (test set-up: ageing rows and the like), binding `id` as `$1`
-    /// when given.
+    /// Runs one statement (test set-up: ageing rows, writing a large fixture), binding `id`
+    /// as `$1` when given. Without the pool's statement timeout: set-up that takes long on
+    /// a busy machine is slow, not wrong.
     pub async fn run_sql(&self, sql: &str, id: Option<Uuid>) -> usize {
+        use keel_persistence::AsyncConnection as _;
         let mut conn = self.platform.pool.get().await.expect("conn");
-        match id {
-            Some(id) => diesel::sql_query(sql)
-                .bind::<SqlUuid, _>(id)
-                .execute(&mut conn)
-                .await
-                .expect(sql),
-            None => diesel::sql_query(sql).execute(&mut conn).await.expect(sql),
-        }
+        conn.transaction(async |conn| {
+            diesel::sql_query("SET LOCAL statement_timeout = 0")
+                .execute(conn)
+                .await?;
+            match id {
+                Some(id) => {
+                    diesel::sql_query(sql)
+                        .bind::<SqlUuid, _>(id)
+                        .execute(conn)
+                        .await
+                }
+                None => diesel::sql_query(sql).execute(conn).await,
+            }
+        })
+        .await
+        .expect(sql)
     }
 
     /// The `n` of a `SELECT count(*) AS n ...`, binding `id` as `$1` when given.

@@ -14,12 +14,7 @@
 \set ON_ERROR_STOP on
 BEGIN;
 
-CREATE FUNCTION pg_temp.bench_uuid(kind text, n bigint) RETURNS uuid
-    LANGUAGE sql IMMUTABLE AS $$ SELECT md5('keel-bench-' || kind || '-' || n)::uuid $$;
-CREATE FUNCTION pg_temp.bench_secret(prefix text, kind text, n bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE AS $$
-    SELECT prefix || rtrim(translate(encode(sha256(convert_to('keel-bench-' || kind || '-' || n, 'UTF8')), 'base64'), '+/', '-_'), '=')
-$$;
+\ir functions.sql
 
 INSERT INTO accounts_organizations (id, name)
 SELECT pg_temp.bench_uuid('org', o), 'Bench organization ' || o

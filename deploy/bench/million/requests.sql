@@ -15,12 +15,7 @@
 -- each invitation is to a new address, and the writes that take one carry an
 -- `Idempotency-Key` of their own, as a client that may retry sends them.
 
-CREATE FUNCTION pg_temp.bench_uuid(kind text, n bigint) RETURNS uuid
-    LANGUAGE sql IMMUTABLE AS $$ SELECT md5('keel-bench-' || kind || '-' || n)::uuid $$;
-CREATE FUNCTION pg_temp.bench_secret(prefix text, kind text, n bigint) RETURNS text
-    LANGUAGE sql IMMUTABLE AS $$
-    SELECT prefix || rtrim(translate(encode(sha256(convert_to('keel-bench-' || kind || '-' || n, 'UTF8')), 'base64'), '+/', '-_'), '=')
-$$;
+\ir functions.sql
 
 WITH r AS (
     SELECT n, n % 100 AS k, (n * 7919) % 10000 AS u, ((n * 7919) % 10000) / 10 AS o
