@@ -23,7 +23,7 @@ use futures::future::BoxFuture;
 use keel_config::DatabaseSettings;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// The shared connections, one slot per thread that reads (an actix worker each), so a
@@ -41,8 +41,20 @@ pub(crate) struct SharedReads {
 /// closed. The mutex is held only to open it, never across a read.
 #[derive(Default)]
 struct Slot {
-    conn: Mutex<Option<Arc<AsyncPgConnection>>>,
+    state: Mutex<SlotState>,
 }
+
+#[derive(Default)]
+struct SlotState {
+    conn: Option<Arc<AsyncPgConnection>>,
+    /// After a failed connect, reads fail at once until then instead of each waiting for
+    /// a connect of its own in turn: a database that is down costs one connect timeout a
+    /// second, not one per queued read.
+    retry_at: Option<Instant>,
+}
+
+/// How long reads fail fast after a shared connection could not be opened.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl SharedReads {
     pub(crate) fn new(settings: &DatabaseSettings, url: &str) -> Option<Self> {
@@ -62,8 +74,8 @@ impl SharedReads {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         for slot in &self.slots {
-            if let Ok(mut held) = slot.conn.try_lock() {
-                *held = None;
+            if let Ok(mut held) = slot.state.try_lock() {
+                held.conn = None;
             }
         }
     }
@@ -95,16 +107,30 @@ impl SharedReads {
     }
 
     async fn open(&self, slot: &Slot) -> DbResult<Arc<AsyncPgConnection>> {
-        let mut held = slot.conn.lock().await;
-        if let Some(conn) = held.as_ref() {
+        let mut held = slot.state.lock().await;
+        if let Some(conn) = held.conn.as_ref() {
             return Ok(Arc::clone(conn));
         }
-        let conn = tokio::time::timeout(self.connect_timeout, self.connect())
+        if held.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(DbError::Unavailable(
+                "the database could not be reached a moment ago".to_owned(),
+            ));
+        }
+        let connected = tokio::time::timeout(self.connect_timeout, self.connect())
             .await
-            .map_err(|_| DbError::Unavailable("connecting timed out".to_owned()))??;
-        let conn = Arc::new(conn);
-        *held = Some(Arc::clone(&conn));
-        Ok(conn)
+            .unwrap_or_else(|_| Err(DbError::Unavailable("connecting timed out".to_owned())));
+        match connected {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                held.conn = Some(Arc::clone(&conn));
+                held.retry_at = None;
+                Ok(conn)
+            }
+            Err(e) => {
+                held.retry_at = Some(Instant::now() + RETRY_AFTER);
+                Err(e)
+            }
+        }
     }
 
     async fn connect(&self) -> DbResult<AsyncPgConnection> {
@@ -121,9 +147,9 @@ impl SharedReads {
     /// Drops the slot's connection if it is still `broken` (a concurrent read may have
     /// replaced it already).
     async fn forget(slot: &Slot, broken: &Arc<AsyncPgConnection>) {
-        let mut held = slot.conn.lock().await;
-        if held.as_ref().is_some_and(|c| Arc::ptr_eq(c, broken)) {
-            *held = None;
+        let mut held = slot.state.lock().await;
+        if held.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, broken)) {
+            held.conn = None;
         }
     }
 }

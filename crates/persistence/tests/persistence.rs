@@ -414,3 +414,32 @@ async fn with_no_shared_connections_reads_use_the_pool() {
     let _held = pool.get().await.expect("the only pooled connection");
     assert!(matches!(read_pid(&pool).await, Err(DbError::Busy)));
 }
+
+/// With a database that does not answer, a read fails as unavailable after one connect
+/// timeout, and the reads right after it fail at once instead of each waiting out a
+/// connect of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_fail_fast_while_the_database_does_not_answer() {
+    // Accepts connections (the kernel's backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = silent.local_addr().expect("addr").port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
+    let pool = DbPool::new(&shared_reads(&url, 1, 1)).expect("pool");
+    assert!(matches!(
+        read_pid(&pool).await,
+        Err(DbError::Unavailable(_))
+    ));
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert!(matches!(
+            read_pid(&pool).await,
+            Err(DbError::Unavailable(_))
+        ));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
