@@ -30,8 +30,30 @@ pub fn install() {
             tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
         }
         describe();
+        drain_histograms(handle.clone());
         handle
     });
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until an upkeep folds it into the buckets;
+/// a render does one, but a process nobody scrapes (or scrapes rarely) would otherwise
+/// hold every request's samples — tens of megabytes per million requests. A thread of its
+/// own, since `install` may run before any async runtime exists.
+fn drain_histograms(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histogram samples wait for a scrape");
+    }
 }
 
 /// The current metrics in Prometheus text format (empty before [`install`]).
