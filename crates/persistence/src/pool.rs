@@ -1,12 +1,12 @@
 //! The bounded PostgreSQL pool every crate shares.
 
 use crate::error::{DbError, DbResult};
-use crate::reads::{SharedReads, session_settings};
+use crate::reads::{SharedReads, connect};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_config::DatabaseSettings;
@@ -73,14 +73,11 @@ impl DbPool {
             config.recycling_method = RecyclingMethod::Fast;
         }
         config.custom_setup = Box::new(move |url| {
-            async move {
-                let mut conn = AsyncPgConnection::establish(url).await?;
-                conn.set_instrumentation(crate::observe::Observer::default());
-                session_settings(&mut conn, statement_timeout_ms)
-                    .await
-                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-                Ok(conn)
-            }
+            connect(
+                url,
+                statement_timeout_ms,
+                crate::observe::Observer::default(),
+            )
             .boxed()
         });
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);

@@ -134,14 +134,13 @@ impl SharedReads {
     }
 
     async fn connect(&self) -> DbResult<AsyncPgConnection> {
-        let mut conn = AsyncPgConnection::establish(&self.url)
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        conn.set_instrumentation(crate::observe::Observer::pipelined());
-        session_settings(&mut conn, self.statement_timeout_ms)
-            .await
-            .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        Ok(conn)
+        connect(
+            &self.url,
+            self.statement_timeout_ms,
+            crate::observe::Observer::pipelined(),
+        )
+        .await
+        .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
     /// Drops the slot's connection if it is still `broken` (a concurrent read may have
@@ -162,19 +161,24 @@ async fn alive(conn: &AsyncPgConnection) -> bool {
         .is_ok()
 }
 
-/// The session settings of every Keel connection: a runaway statement is cancelled by the
-/// server, and the connection is recognisable in `pg_stat_activity`.
-pub(crate) async fn session_settings(
-    conn: &mut AsyncPgConnection,
+/// Opens a Keel connection: `observer` times its statements, a runaway statement is
+/// cancelled by the server (`statement_timeout`), and it is recognisable in
+/// `pg_stat_activity` (`application_name`). Pooled and shared connections alike.
+pub(crate) async fn connect(
+    url: &str,
     statement_timeout_ms: u64,
-) -> diesel::QueryResult<()> {
+    observer: crate::observe::Observer,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    conn.set_instrumentation(observer);
     diesel::sql_query(
         "SELECT set_config('statement_timeout', $1, false), set_config('application_name', 'keel', false)",
     )
     .bind::<Text, _>(format!("{statement_timeout_ms}ms"))
-    .execute(conn)
+    .execute(&mut conn)
     .await
-    .map(drop)
+    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
 }
 
 /// A small number per thread, handed out in the order threads first read: the actix
