@@ -74,8 +74,6 @@ load() {
     log "$name: $(cat "$WORK/$name.json")"
 }
 uuid_of() { psql "$KEEL__DATABASE__URL" -qAt -c "SELECT md5('keel-bench-$1-$2')::uuid"; }
-field() { sed -E "s/.*\"$2\":([0-9.]+).*/\\1/" "$WORK/$1.json"; }
-statuses() { sed -E 's/.*"statuses":\{([^}]*)\}.*/\1/; s/"//g; s/,/, /g; s/:/: /g' "$WORK/$1.json"; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVE/status"; }
 statements() {
     curl -fsS "http://127.0.0.1:$OPERATIONS_PORT/metrics" |
@@ -156,7 +154,6 @@ rss_end=$(rss_kib)
 
 requests=$(field closed requests)
 per() { awk -v a="$1" -v b="$2" -v n="$requests" 'BEGIN { printf "%.2f", (b - a) / n }'; }
-ms() { printf '%s / %s / %s' "$(field "$1" p50_ms)" "$(field "$1" p99_ms)" "$(field "$1" p999_ms)"; }
 growth=$(awk -v a="$rss_warm" -v b="$rss_end" 'BEGIN { printf "%+.0f%%", (b - a) * 100 / a }')
 {
     echo "Measured $(date -u +%Y-%m-%d) at commit $COMMIT with \`just bench-1m\` on $(nproc) cores"

@@ -107,9 +107,6 @@ load() {
         --connections "$BENCH_CONNECTIONS" >"$WORK/$1.json" || die "keel-load failed ($1)"
     log "$1: $(cat "$WORK/$1.json")"
 }
-field() { sed -E "s/.*\"$2\":([0-9.]+).*/\\1/" "$WORK/$1.json"; }
-statuses() { sed -E 's/.*"statuses":\{([^}]*)\}.*/\1/; s/"//g; s/,/, /g; s/:/: /g' "$WORK/$1.json"; }
-ms() { printf '%s / %s / %s' "$(field "$1" p50_ms)" "$(field "$1" p99_ms)" "$(field "$1" p999_ms)"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
 status_of() { curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $2" "http://127.0.0.1:$1/api/v1/me"; }
@@ -143,8 +140,8 @@ printf 'GET /api/v1/me\tAuthorization: Bearer %s\n' "$BENCH_SESSION" >"$WORK/lim
 "$LOAD" --addr "127.0.0.1:$BALANCER_PORT" --requests "$WORK/limited.tsv" --count $((3 * RATE_LIMIT)) \
     --connections 8 >"$WORK/limited.json" || die "keel-load failed (limited)"
 log "limited: $(cat "$WORK/limited.json")"
-served=$(sed -E 's/.*"200":([0-9]+).*/\1/; t; s/.*/0/' "$WORK/limited.json")
-refused=$(sed -E 's/.*"429":([0-9]+).*/\1/; t; s/.*/0/' "$WORK/limited.json")
+served=$(answered limited 200)
+refused=$(answered limited 429)
 ((served <= RATE_LIMIT)) || die "one token got $served answers through two replicas, more than its $RATE_LIMIT"
 
 # 4. SIGKILL a replica mid-run, start it again 5 s later
@@ -179,7 +176,7 @@ jobs=$(psql "$KEEL__DATABASE__URL" -qAt -c "SELECT count(*) FROM queue_jobs WHER
 # reached the receiver.
 accepted=0
 for run in warmup mix killed; do
-    accepted=$((accepted + $(sed -E 's/.*"202":([0-9]+).*/\1/; t; s/.*/0/' "$WORK/$run.json")))
+    accepted=$((accepted + $(answered "$run" 202)))
 done
 read -r effects undelivered <<<"$(psql "$KEEL__DATABASE__URL" -qAt -F ' ' -c "SELECT
     (SELECT count(*) FROM accounts_tokens WHERE kind = 'invitation' AND created_at > '$run_started')

@@ -4,7 +4,8 @@
 # it is made anew) and defines prepare_fixture, to call after common.sh (which migrates
 # it): writes the fixture when missing (fixture.sql, ~40 s), makes its sessions valid for
 # the run and its webhook endpoints point at RECEIVER_PORT, and writes the request list
-# (requests.sql) to $WORK/requests.tsv.
+# (requests.sql) to $WORK/requests.tsv. Also the readers of keel-load's JSON reports, which
+# both scripts save as $WORK/NAME.json.
 
 FIXTURE_VERSION=1
 BASE_URL="${KEEL__DATABASE__URL:-postgres://postgres@127.0.0.1:5432/keel}"
@@ -33,3 +34,12 @@ prepare_fixture() {
     psql "$KEEL__DATABASE__URL" -qAt -f deploy/bench/million/requests.sql >"$WORK/requests.tsv"
     [[ "$(wc -l <"$WORK/requests.tsv")" -eq 100000 ]] || die "the request list has not 100,000 lines"
 }
+
+# field NAME KEY: a number of report NAME (requests, rps, p99_ms...).
+field() { sed -E "s/.*\"$2\":([0-9.]+).*/\\1/" "$WORK/$1.json"; }
+# answered NAME STATUS: how many requests of report NAME were answered STATUS (0 if none).
+answered() { sed -E "s/.*\"$2\":([0-9]+).*/\\1/; t; s/.*/0/" "$WORK/$1.json"; }
+# statuses NAME: the answers of report NAME by status, as "200: 990, 202: 10".
+statuses() { sed -E 's/.*"statuses":\{([^}]*)\}.*/\1/; s/"//g; s/,/, /g; s/:/: /g' "$WORK/$1.json"; }
+# ms NAME: "p50 / p99 / p99.9" of report NAME, in milliseconds.
+ms() { printf '%s / %s / %s' "$(field "$1" p50_ms)" "$(field "$1" p99_ms)" "$(field "$1" p999_ms)"; }
