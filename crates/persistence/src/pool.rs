@@ -2,11 +2,11 @@
 
 use crate::error::{DbError, DbResult};
 use crate::reads::{SharedReads, connect};
+use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_config::DatabaseSettings;
